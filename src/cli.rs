@@ -1,0 +1,71 @@
+//! The command line. Exit codes: 0 ok, 2 bad input or policy (the message
+//! says where), 1 internal error.
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dunning",
+    version,
+    about = "Nightly, rules-driven debt collection",
+    long_about = "Reads the receivables ledger, finds who is late and by how much, places \
+every debtor in a segment, applies the policy's escalation rules and writes the files \
+other systems act on.\n\nExit codes: 0 ok, 2 bad input, policy or state (the message says \
+where), 1 internal error."
+)]
+pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Only warnings and errors in the log.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one night: decide every account and write the night's files.
+    #[command(
+        after_help = "Example:\n  dunning run --policy rules/retail-fr \\\n    --ledger fixtures/basic/night1/ledger.csv --debtors fixtures/basic/debtors.csv \\\n    --events fixtures/basic/night1/events.csv --as-of 2026-01-10 \\\n    --state /var/lib/dunning/state --out /var/lib/dunning/out/2026-01-10"
+    )]
+    Run(RunCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunCmd {
+    /// Policy folder (holds policy.yaml).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Ledger items, .csv or .parquet.
+    #[arg(long)]
+    pub ledger: PathBuf,
+    /// Debtors, .csv or .parquet.
+    #[arg(long)]
+    pub debtors: PathBuf,
+    /// Events recorded by collectors, .csv or .parquet.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// The night's date, YYYY-MM-DD. Nothing in a run reads the clock.
+    #[arg(long, value_parser = parse_day)]
+    pub as_of: NaiveDate,
+    /// State folder: one snapshot per committed night.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Output folder; written beside and renamed into place when complete.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn parse_day(s: &str) -> Result<NaiveDate, String> {
+    crate::dates::parse_date(s).ok_or_else(|| format!("`{s}` is not a date; expected YYYY-MM-DD"))
+}

@@ -1,0 +1,309 @@
+//! Decide: each account's new level and actions, in the policy's fixed
+//! order: cure, then hold, then one step up the ladder (respecting the
+//! minimum gap between escalations), else stay. Every decision names the
+//! rule that made it and why, and can carry a full trace.
+
+use crate::accounts::Account;
+use crate::guard::{self, Guarded};
+use crate::history::{Prior, Standing};
+use crate::ingest::Debtor;
+use crate::money::{self, Money};
+use crate::policy::{Action, Policy};
+use crate::script::{self, Facts, ScriptError};
+use crate::segment::{self, Tried};
+use chrono::NaiveDate;
+use rayon::prelude::*;
+use rhai::{ImmutableString, Scope};
+use std::collections::HashMap;
+
+/// Why the level is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    Cure,
+    Hold,
+    Escalate,
+    Stay,
+    /// The next level's condition holds but the minimum gap has not passed.
+    Gap,
+    Top,
+    NoSegment,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Cure => "cure",
+            Outcome::Hold => "hold",
+            Outcome::Escalate => "escalate",
+            Outcome::Stay => "stay",
+            Outcome::Gap => "gap",
+            Outcome::Top => "top",
+            Outcome::NoSegment => "no_segment",
+        }
+    }
+}
+
+/// One ladder level's condition tried, for the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelTried {
+    pub level: u32,
+    pub condition: String,
+    pub value: bool,
+    /// Days since the last escalation and the minimum required.
+    pub gap: Option<(i64, i64)>,
+}
+
+/// Everything that was looked at, for `explain` and `run --trace`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub segments: Vec<Tried>,
+    pub levels: Vec<LevelTried>,
+    pub guards: Vec<Guarded>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub account: Account,
+    pub segment: String,
+    pub level_before: u32,
+    pub level_after: u32,
+    pub actions: Vec<Action>,
+    pub held_by: String,
+    pub outcome: Outcome,
+    /// The policy rule that decided, e.g. `ladders.default.levels[2] second_notice`.
+    pub rule: String,
+    /// A short reason, free of personal data.
+    pub reason: String,
+    pub last_escalated_on: Option<NaiveDate>,
+    pub trace: Option<Trace>,
+}
+
+/// What the night passes in for every account.
+pub struct Context<'a> {
+    pub policy: &'a Policy,
+    pub as_of: NaiveDate,
+    pub debtors: &'a HashMap<String, Debtor>,
+    pub standings: &'a HashMap<String, Standing>,
+    pub priors: &'a HashMap<(String, String), Prior>,
+    pub trace: bool,
+}
+
+/// Decides every account, in parallel, keeping the input order.
+pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decision>, ScriptError> {
+    let no_flags = vec![false; ctx.policy.flags.len()];
+    let flag_names = ctx.policy.flag_names();
+    accounts
+        .into_par_iter()
+        .map_init(Scope::new, |scope, account| {
+            decide(ctx, account, scope, &flag_names, &no_flags)
+        })
+        .collect()
+}
+
+fn decide(
+    ctx: &Context<'_>,
+    account: Account,
+    scope: &mut Scope<'_>,
+    flag_names: &[String],
+    no_flags: &[bool],
+) -> Result<Decision, ScriptError> {
+    let policy = ctx.policy;
+    let key = (account.debtor_id.clone(), account.currency.clone());
+    let prior = ctx.priors.get(&key).copied().unwrap_or_default();
+    let standing = ctx.standings.get(&account.debtor_id);
+    let hold = standing.and_then(|s| s.hold.as_ref());
+    let hold_name = hold.map_or("", |h| policy.holds[h.rule].name.as_str());
+    let days_since = prior
+        .last_escalated_on
+        .map_or(-1, |d| (ctx.as_of - d).num_days());
+    let facts = Facts {
+        account: &account,
+        debtor: ctx.debtors.get(&account.debtor_id),
+        level: prior.level,
+        days_since_escalation: days_since,
+        hold: hold_name,
+        flags: standing.map_or(no_flags, |s| s.flags.as_slice()),
+    };
+    script::fill_scope(scope, &facts, flag_names);
+    let debtor_id_owned = account.debtor_id.clone();
+    let debtor_id = debtor_id_owned.as_str();
+    let mut trace = ctx.trace.then(Trace::default);
+
+    let seg = segment::choose(
+        policy,
+        scope,
+        debtor_id,
+        trace.as_mut().map(|t| &mut t.segments),
+    )?;
+    let segment_name = seg.map_or("", |i| policy.segments[i].name.as_str());
+    scope.push_constant("segment", ImmutableString::from(segment_name));
+
+    let mut d = Decision {
+        segment: segment_name.to_owned(),
+        level_before: prior.level,
+        level_after: prior.level,
+        actions: Vec::new(),
+        held_by: String::new(),
+        outcome: Outcome::Stay,
+        rule: String::new(),
+        reason: String::new(),
+        last_escalated_on: prior.last_escalated_on,
+        trace: None,
+        account,
+    };
+
+    // 1. Cure wins over everything, holds included.
+    if d.account.overdue < policy.cure_below {
+        d.level_after = 0;
+        d.last_escalated_on = None;
+        d.outcome = Outcome::Cure;
+        d.rule = "cure_below".into();
+        d.reason = format!(
+            "overdue {} < cure_below {}",
+            Money(d.account.overdue),
+            Money(policy.cure_below)
+        );
+        d.trace = trace;
+        return Ok(d);
+    }
+
+    // 2. A hold freezes the level.
+    if let Some(h) = hold {
+        let rule = &policy.holds[h.rule];
+        d.held_by = rule.name.clone();
+        d.outcome = Outcome::Hold;
+        d.rule = format!("holds.{}", rule.name);
+        d.reason = match h.until {
+            Some(u) if rule.until => format!(
+                "{} event of {} (events row {}) until {u}",
+                rule.starts.as_str(),
+                h.since,
+                h.row
+            ),
+            _ => format!(
+                "{} event of {} (events row {})",
+                rule.starts.as_str(),
+                h.since,
+                h.row
+            ),
+        };
+        d.trace = trace;
+        return Ok(d);
+    }
+
+    // 3. One step up the ladder.
+    let Some(seg) = seg else {
+        d.outcome = Outcome::NoSegment;
+        d.rule = "segments".into();
+        d.reason = "no segment condition matched".into();
+        d.trace = trace;
+        return Ok(d);
+    };
+    let ladder = &policy.ladders[policy.segments[seg].ladder];
+    let next = prior.level + 1;
+    if ladder.level(next).is_none() {
+        d.outcome = Outcome::Top;
+        d.rule = format!("ladders.{}", ladder.name);
+        d.reason = format!("level {} is the top of the ladder", prior.level);
+        d.trace = trace;
+        return Ok(d);
+    }
+    // Candidates: the next level, and any higher level that may be jumped
+    // to; the highest whose condition holds wins.
+    let mut gap_blocked = None;
+    let mut first_false = None;
+    let candidates = ladder
+        .levels
+        .iter()
+        .filter(|l| l.number == next || (l.number > next && l.jump))
+        .rev();
+    for level in candidates {
+        let value = script::eval(&policy.engine, &level.when, scope, debtor_id)?;
+        let gap_ok = days_since < 0 || days_since >= level.min_gap;
+        if let Some(t) = trace.as_mut() {
+            t.levels.push(LevelTried {
+                level: level.number,
+                condition: level.when.source.clone(),
+                value,
+                gap: (days_since >= 0).then_some((days_since, level.min_gap)),
+            });
+        }
+        if !value {
+            first_false.get_or_insert(level);
+            continue;
+        }
+        if !gap_ok {
+            gap_blocked.get_or_insert(level);
+            continue;
+        }
+        // Escalate.
+        let rule = format!(
+            "ladders.{}.levels[{}] {}",
+            ladder.name, level.number, level.name
+        );
+        let mut notes = Vec::new();
+        for ar in &level.actions {
+            if let Some(cond) = &ar.when {
+                if !script::eval(&policy.engine, cond, scope, debtor_id)? {
+                    continue;
+                }
+            }
+            let g = guard::apply(policy, &ar.action, scope, debtor_id)?;
+            if let Some(n) = g.note() {
+                notes.push(n);
+            }
+            if let Some(a) = &g.emitted {
+                if !d.actions.contains(a) {
+                    d.actions.push(a.clone());
+                }
+            }
+            if let Some(t) = trace.as_mut() {
+                t.guards.push(g);
+            }
+        }
+        d.level_after = level.number;
+        d.last_escalated_on = Some(ctx.as_of);
+        d.outcome = Outcome::Escalate;
+        d.rule = rule;
+        d.reason = std::iter::once(level.when.source.trim().to_owned())
+            .chain(notes)
+            .collect::<Vec<_>>()
+            .join("; ");
+        d.trace = trace;
+        return Ok(d);
+    }
+    if let Some(level) = gap_blocked {
+        d.outcome = Outcome::Gap;
+        d.rule = format!(
+            "ladders.{}.levels[{}] {}",
+            ladder.name, level.number, level.name
+        );
+        d.reason = format!(
+            "{} days since the last escalation, {} needed",
+            days_since, level.min_gap
+        );
+    } else {
+        let level = first_false.expect("the next level was tried");
+        d.outcome = Outcome::Stay;
+        d.rule = format!(
+            "ladders.{}.levels[{}] {}",
+            ladder.name, level.number, level.name
+        );
+        d.reason = format!("not yet: {}", level.when.source.trim());
+    }
+    d.trace = trace;
+    Ok(d)
+}
+
+/// Accounts are listed by debtor, then currency, as `decisions.csv` is.
+pub fn sort(accounts: &mut [Account]) {
+    accounts.par_sort_unstable_by(|a, b| {
+        (a.debtor_id.as_str(), a.currency.as_str())
+            .cmp(&(b.debtor_id.as_str(), b.currency.as_str()))
+    });
+}
+
+/// The amount a decision concerns, as text.
+pub fn overdue_text(d: &Decision) -> String {
+    money::format_cents(d.account.overdue)
+}

@@ -1,0 +1,354 @@
+//! Emit: the night's files. Everything is written into a temporary folder
+//! beside `--out` and renamed into place only when complete, so a reader
+//! never sees half a night. CSV goes through a real CSV writer, and every
+//! text cell is guarded against formula injection: a cell that starts with
+//! `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so a
+//! spreadsheet shows it as text instead of running it.
+
+use crate::audit;
+use crate::decide::Decision;
+use crate::ingest::Reject;
+use crate::money::format_cents;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error("--out {dir}: exists and does not look like a dunning output folder (no manifest.json); refusing to replace it. Choose an empty or new folder")]
+    NotOurs { dir: String },
+    #[error("--out {dir}: {source}")]
+    Io {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Neutralises a spreadsheet formula.
+pub fn cell(s: &str) -> Cow<'_, str> {
+    match s.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{s}")),
+        _ => Cow::Borrowed(s),
+    }
+}
+
+/// One file written, for the manifest.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Written {
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// The folder a night is written into before it is renamed to `--out`.
+pub struct Staging {
+    out: PathBuf,
+    tmp: PathBuf,
+    written: Vec<Written>,
+    done: bool,
+}
+
+impl Staging {
+    pub fn new(out: &Path) -> Result<Staging, EmitError> {
+        let io = |source| EmitError::Io {
+            dir: out.display().to_string(),
+            source,
+        };
+        let out = absolute(out).map_err(io)?;
+        let parent = out
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        fs::create_dir_all(&parent).map_err(io)?;
+        if out.exists() && !is_replaceable(&out) {
+            return Err(EmitError::NotOurs {
+                dir: out.display().to_string(),
+            });
+        }
+        // Leftovers of a crashed run for the same folder.
+        let prefix_tmp = format!(".{name}.tmp-");
+        let prefix_old = format!(".{name}.old-");
+        if let Ok(entries) = fs::read_dir(&parent) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with(&prefix_tmp) || n.starts_with(&prefix_old) {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let tmp = parent.join(format!("{prefix_tmp}{}", std::process::id()));
+        fs::create_dir_all(&tmp).map_err(io)?;
+        Ok(Staging {
+            out,
+            tmp,
+            written: Vec::new(),
+            done: false,
+        })
+    }
+
+    fn io(&self, source: std::io::Error) -> EmitError {
+        EmitError::Io {
+            dir: self.out.display().to_string(),
+            source,
+        }
+    }
+
+    pub fn write(&mut self, file: &str, bytes: &[u8]) -> Result<(), EmitError> {
+        let path = self.tmp.join(file);
+        if let Some(p) = path.parent() {
+            fs::create_dir_all(p).map_err(|e| self.io(e))?;
+        }
+        crate::state::write_synced(&path, bytes).map_err(|e| self.io(e))?;
+        self.written.push(Written {
+            file: file.to_owned(),
+            sha256: audit::sha256_bytes(bytes),
+            bytes: bytes.len() as u64,
+        });
+        Ok(())
+    }
+
+    pub fn written(&self) -> &[Written] {
+        &self.written
+    }
+
+    /// Renames the finished folder into place.
+    pub fn finish(mut self) -> Result<PathBuf, EmitError> {
+        let parent = self
+            .out
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let old = parent.join(format!(
+            ".{}.old-{}",
+            self.out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        let result = (|| -> std::io::Result<()> {
+            fs::File::open(&self.tmp)?.sync_all()?;
+            if self.out.exists() {
+                fs::rename(&self.out, &old)?;
+            }
+            fs::rename(&self.tmp, &self.out)?;
+            fs::File::open(&parent)?.sync_all()?;
+            if old.exists() {
+                fs::remove_dir_all(&old)?;
+            }
+            Ok(())
+        })();
+        result.map_err(|e| self.io(e))?;
+        self.done = true;
+        Ok(self.out.clone())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+fn absolute(p: &Path) -> std::io::Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_owned())
+    } else {
+        Ok(std::env::current_dir()?.join(p))
+    }
+}
+
+/// An existing `--out` may be replaced when it is empty or a previous
+/// night's output.
+fn is_replaceable(out: &Path) -> bool {
+    out.join("manifest.json").is_file() || fs::read_dir(out).is_ok_and(|mut d| d.next().is_none())
+}
+
+pub const DECISION_COLUMNS: &[&str] = &[
+    "debtor_id",
+    "currency",
+    "segment",
+    "level_before",
+    "level_after",
+    "actions",
+    "held_by",
+    "overdue",
+    "open",
+    "max_dpd",
+    "outcome",
+    "rule",
+    "reason",
+];
+
+pub fn decisions_csv(decisions: &[Decision]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(decisions.len() * 96));
+    w.write_record(DECISION_COLUMNS).expect("in memory");
+    for d in decisions {
+        let actions = d
+            .actions
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(";");
+        w.write_record([
+            cell(&d.account.debtor_id).as_ref(),
+            cell(&d.account.currency).as_ref(),
+            cell(&d.segment).as_ref(),
+            &d.level_before.to_string(),
+            &d.level_after.to_string(),
+            cell(&actions).as_ref(),
+            cell(&d.held_by).as_ref(),
+            &format_cents(d.account.overdue),
+            &format_cents(d.account.open),
+            &d.account.max_dpd.to_string(),
+            d.outcome.as_str(),
+            cell(&d.rule).as_ref(),
+            cell(&d.reason).as_ref(),
+        ])
+        .expect("in memory");
+    }
+    w.into_inner().expect("in memory")
+}
+
+pub fn rejects_csv(rejects: &[Reject]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["file", "row", "column", "value", "reason"])
+        .expect("in memory");
+    for r in rejects {
+        w.write_record([
+            cell(&r.file).as_ref(),
+            &r.row.to_string(),
+            cell(&r.column).as_ref(),
+            cell(&r.value).as_ref(),
+            cell(&r.reason).as_ref(),
+        ])
+        .expect("in memory");
+    }
+    w.into_inner().expect("in memory")
+}
+
+/// Accounts and amounts (per currency: amounts in two currencies never add).
+#[derive(Debug, Default, Serialize)]
+pub struct Tally {
+    pub accounts: u64,
+    pub overdue: BTreeMap<String, String>,
+    #[serde(skip)]
+    cents: BTreeMap<String, i64>,
+}
+
+impl Tally {
+    fn add(&mut self, d: &Decision) {
+        self.accounts += 1;
+        *self.cents.entry(d.account.currency.clone()).or_default() += d.account.overdue;
+    }
+
+    fn seal(&mut self) {
+        self.overdue = self
+            .cents
+            .iter()
+            .map(|(c, v)| (c.clone(), format_cents(*v)))
+            .collect();
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub as_of: String,
+    pub policy: String,
+    pub accounts: u64,
+    pub escalations: u64,
+    pub cures: u64,
+    pub held: u64,
+    pub actions: u64,
+    pub rejected_values: u64,
+    pub by_level: BTreeMap<u32, Tally>,
+    pub by_segment: BTreeMap<String, Tally>,
+    pub by_hold: BTreeMap<String, Tally>,
+    pub by_outcome: BTreeMap<String, Tally>,
+    pub by_action: BTreeMap<String, u64>,
+    pub by_channel: BTreeMap<String, u64>,
+}
+
+pub fn summary(as_of: &str, policy: &str, decisions: &[Decision], rejects: usize) -> Summary {
+    let mut s = Summary {
+        as_of: as_of.to_owned(),
+        policy: policy.to_owned(),
+        accounts: 0,
+        escalations: 0,
+        cures: 0,
+        held: 0,
+        actions: 0,
+        rejected_values: rejects as u64,
+        by_level: BTreeMap::new(),
+        by_segment: BTreeMap::new(),
+        by_hold: BTreeMap::new(),
+        by_outcome: BTreeMap::new(),
+        by_action: BTreeMap::new(),
+        by_channel: BTreeMap::new(),
+    };
+    use crate::decide::Outcome;
+    for d in decisions {
+        s.accounts += 1;
+        match d.outcome {
+            Outcome::Escalate => s.escalations += 1,
+            Outcome::Cure if d.level_before > 0 => s.cures += 1,
+            Outcome::Hold => s.held += 1,
+            _ => {}
+        }
+        s.by_level.entry(d.level_after).or_default().add(d);
+        s.by_segment.entry(d.segment.clone()).or_default().add(d);
+        if !d.held_by.is_empty() {
+            s.by_hold.entry(d.held_by.clone()).or_default().add(d);
+        }
+        s.by_outcome
+            .entry(d.outcome.as_str().to_owned())
+            .or_default()
+            .add(d);
+        for a in &d.actions {
+            s.actions += 1;
+            *s.by_action.entry(a.to_string()).or_default() += 1;
+            *s.by_channel.entry(a.channel.clone()).or_default() += 1;
+        }
+    }
+    for t in s
+        .by_level
+        .values_mut()
+        .chain(s.by_segment.values_mut())
+        .chain(s.by_hold.values_mut())
+        .chain(s.by_outcome.values_mut())
+    {
+        t.seal();
+    }
+    s
+}
+
+/// JSON with a final newline, stable key order.
+pub fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).expect("serialisable");
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn formulas_are_neutralised() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("+33"), "'+33");
+        assert_eq!(cell("-1"), "'-1");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell("D001"), "D001");
+        assert_eq!(cell(""), "");
+    }
+}

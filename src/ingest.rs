@@ -1,0 +1,916 @@
+//! Ingest: the three input files, read with Polars (CSV or Parquet, chosen by
+//! extension), checked row by row. A bad row goes to `rejects.csv` with its
+//! file, row, column, value and reason, and is left out; a file the night
+//! cannot trust at all (missing, not UTF-8, empty, missing a column) stops
+//! the night with a message naming file, row and column.
+//!
+//! Row numbers count as a spreadsheet does: in a CSV file the header is
+//! row 1 and the first data row is row 2; in Parquet the first row is row 1.
+
+use crate::dates;
+use crate::money::{self, Cents};
+use crate::policy::display_path;
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rust_decimal::Decimal;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A structural problem: the file as a whole cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{file}: cannot read: {source}")]
+    Unreadable {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: unsupported file type; use .csv or .parquet")]
+    Extension { file: String },
+    #[error("{file}: row {row}, column {column}: not valid UTF-8 (re-export the file as UTF-8)")]
+    NotUtf8 {
+        file: String,
+        row: usize,
+        column: usize,
+    },
+    #[error("{file}: the file is empty; expected a header row with {expected}")]
+    Empty { file: String, expected: String },
+    #[error("{file}: row 1 (header): missing required column `{column}`; the header has: {found}")]
+    MissingColumn {
+        file: String,
+        column: String,
+        found: String,
+    },
+    #[error("{file}: row 1 (header), column {index}: column `{column}` appears twice")]
+    DuplicateColumn {
+        file: String,
+        column: String,
+        index: usize,
+    },
+    #[error("{file}: row {row}: {message}")]
+    Malformed {
+        file: String,
+        row: usize,
+        message: String,
+    },
+    #[error("{file}: column `{column}` has type {dtype}; expected {expected}")]
+    WrongType {
+        file: String,
+        column: String,
+        dtype: String,
+        expected: &'static str,
+    },
+    #[error("{file}: {message}")]
+    Unparseable { file: String, message: String },
+    #[error("{file}: {rejected} of {rows} rows rejected ({share}), above the policy's max_rejected_share of {max}; nothing was committed, see the reasons below:\n{examples}")]
+    TooManyRejects {
+        file: String,
+        rejected: usize,
+        rows: usize,
+        share: String,
+        max: String,
+        examples: String,
+    },
+}
+
+/// One rejected value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reject {
+    pub file: String,
+    pub row: usize,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: row {}, column {}: {}",
+            self.file, self.row, self.column, self.reason
+        )
+    }
+}
+
+/// What collectors record about a debtor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    PromiseToPay,
+    PaymentPlan,
+    Dispute,
+    DisputeResolved,
+    Insolvency,
+    InsolvencyClosed,
+    DoNotContact,
+    ContactOutcome,
+    Deceased,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 9] = [
+        EventKind::PromiseToPay,
+        EventKind::PaymentPlan,
+        EventKind::Dispute,
+        EventKind::DisputeResolved,
+        EventKind::Insolvency,
+        EventKind::InsolvencyClosed,
+        EventKind::DoNotContact,
+        EventKind::ContactOutcome,
+        EventKind::Deceased,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PromiseToPay => "promise_to_pay",
+            EventKind::PaymentPlan => "payment_plan",
+            EventKind::Dispute => "dispute",
+            EventKind::DisputeResolved => "dispute_resolved",
+            EventKind::Insolvency => "insolvency",
+            EventKind::InsolvencyClosed => "insolvency_closed",
+            EventKind::DoNotContact => "do_not_contact",
+            EventKind::ContactOutcome => "contact_outcome",
+            EventKind::Deceased => "deceased",
+        }
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Debtor {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub language: String,
+    pub country: String,
+    pub email: String,
+    pub phone: String,
+    pub address_line1: String,
+    pub address_line2: String,
+    pub postal_code: String,
+    pub city: String,
+    pub timezone: String,
+    pub score: Option<Decimal>,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub debtor_id: String,
+    pub date: NaiveDate,
+    pub kind: EventKind,
+    pub until: Option<NaiveDate>,
+    pub amount: Option<Cents>,
+    /// Where the event came from, to name it in a trace.
+    pub row: usize,
+}
+
+/// How many rows a file had and how many were rejected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileCount {
+    pub file: String,
+    pub rows: usize,
+    pub rejected: usize,
+}
+
+/// Everything the night reads, checked.
+pub struct Inputs {
+    /// Valid ledger items: `item_id, debtor_id, currency` (str),
+    /// `amount, open_amount` (i64 cents), `issued_on, due_on` (i32 days),
+    /// `reference, product` (str).
+    pub items: DataFrame,
+    /// Valid debtors, by id.
+    pub debtors: HashMap<String, Debtor>,
+    /// Valid events, in file order.
+    pub events: Vec<Event>,
+    pub rejects: Vec<Reject>,
+    pub counts: Vec<FileCount>,
+}
+
+pub const LEDGER_COLUMNS: &[&str] = &[
+    "item_id",
+    "debtor_id",
+    "currency",
+    "amount",
+    "open_amount",
+    "issued_on",
+    "due_on",
+];
+pub const LEDGER_OPTIONAL: &[&str] = &["product", "reference"];
+pub const DEBTOR_COLUMNS: &[&str] = &[
+    "debtor_id",
+    "name",
+    "kind",
+    "language",
+    "country",
+    "email",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+];
+pub const DEBTOR_OPTIONAL: &[&str] = &["timezone", "score", "consent_email", "consent_sms"];
+pub const EVENT_COLUMNS: &[&str] = &["debtor_id", "date", "kind", "until", "amount", "note"];
+
+/// A file read with every column as text.
+struct Table {
+    file: String,
+    df: DataFrame,
+    /// Row number of data row 0.
+    first_row: usize,
+}
+
+impl Table {
+    fn height(&self) -> usize {
+        self.df.height()
+    }
+
+    fn col(&self, name: &str) -> Option<&StringChunked> {
+        self.df.column(name).ok().and_then(|c| c.str().ok())
+    }
+
+    fn row(&self, i: usize) -> usize {
+        self.first_row + i
+    }
+}
+
+/// Reads ledger, debtors and events and checks every row.
+pub fn read(ledger: &Path, debtors: &Path, events: Option<&Path>) -> Result<Inputs, IngestError> {
+    let mut rejects = Vec::new();
+    let mut counts = Vec::new();
+
+    let table = read_table(debtors, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)?;
+    let (debtor_map, n) = check_debtors(&table, &mut rejects);
+    counts.push(FileCount {
+        file: table.file.clone(),
+        rows: table.height(),
+        rejected: n,
+    });
+
+    let table = read_table(ledger, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
+    let (items, n) = check_ledger(&table, &debtor_map, &mut rejects)?;
+    counts.push(FileCount {
+        file: table.file.clone(),
+        rows: table.height(),
+        rejected: n,
+    });
+
+    let mut event_list = Vec::new();
+    if let Some(events) = events {
+        let table = read_table(events, EVENT_COLUMNS, &[])?;
+        let (list, n) = check_events(&table, &debtor_map, &mut rejects);
+        event_list = list;
+        counts.push(FileCount {
+            file: table.file.clone(),
+            rows: table.height(),
+            rejected: n,
+        });
+    }
+    rejects.sort();
+    Ok(Inputs {
+        items,
+        debtors: debtor_map,
+        events: event_list,
+        rejects,
+        counts,
+    })
+}
+
+/// Stops the night when any file has more rejected rows than the policy
+/// tolerates: a feed that broke upstream should not be half-dunned.
+pub fn enforce_reject_share(inputs: &Inputs, max: Decimal) -> Result<(), IngestError> {
+    for c in &inputs.counts {
+        if c.rows == 0 || c.rejected == 0 {
+            continue;
+        }
+        let share = Decimal::from(c.rejected) / Decimal::from(c.rows);
+        if share > max {
+            let examples: Vec<String> = inputs
+                .rejects
+                .iter()
+                .filter(|r| r.file == c.file)
+                .take(10)
+                .map(|r| format!("  {r}"))
+                .collect();
+            return Err(IngestError::TooManyRejects {
+                file: c.file.clone(),
+                rejected: c.rejected,
+                rows: c.rows,
+                share: format!("{:.2}%", share * Decimal::ONE_HUNDRED),
+                max: format!("{:.2}%", max * Decimal::ONE_HUNDRED),
+                examples: examples.join("\n"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_table(path: &Path, required: &[&str], optional: &[&str]) -> Result<Table, IngestError> {
+    let file = display_path(path);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    let table = match ext.as_deref() {
+        Some("csv") => read_csv(path, &file, required)?,
+        Some("parquet") | Some("pq") => read_parquet(path, &file)?,
+        _ => return Err(IngestError::Extension { file }),
+    };
+    let names: Vec<String> = table
+        .df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for column in required {
+        if !names.iter().any(|n| n == column) {
+            return Err(IngestError::MissingColumn {
+                file,
+                column: (*column).to_owned(),
+                found: names.join(", "),
+            });
+        }
+    }
+    // Keep the known columns only, all as text.
+    let mut cols = Vec::new();
+    for name in required.iter().chain(optional) {
+        if let Ok(c) = table.df.column(name) {
+            cols.push(c.clone());
+        }
+    }
+    let df = DataFrame::new(table.df.height(), cols).map_err(|e| IngestError::Unparseable {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Table { df, ..table })
+}
+
+fn read_csv(path: &Path, file: &str, required: &[&str]) -> Result<Table, IngestError> {
+    let bytes = std::fs::read(path).map_err(|source| IngestError::Unreadable {
+        file: file.to_owned(),
+        source,
+    })?;
+    // A UTF-8 byte order mark is what Excel writes; accept it.
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    if let Err(e) = std::str::from_utf8(body) {
+        let (row, column) = locate_offset(body, e.valid_up_to());
+        return Err(IngestError::NotUtf8 {
+            file: file.to_owned(),
+            row,
+            column,
+        });
+    }
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(IngestError::Empty {
+            file: file.to_owned(),
+            expected: required.join(", "),
+        });
+    }
+    check_header(body, file)?;
+    let body = body.to_vec();
+    drop(bytes);
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_raise_if_empty(true)
+        .into_reader_with_file_handle(Cursor::new(&body))
+        .finish()
+        .map_err(|e| locate_csv_error(&body, file, e))?;
+    Ok(Table {
+        file: file.to_owned(),
+        df,
+        first_row: 2,
+    })
+}
+
+/// The header is read with the csv crate so that a duplicated column is
+/// named, instead of Polars quietly renaming it.
+fn check_header(body: &[u8], file: &str) -> Result<(), IngestError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body);
+    let mut header = csv::StringRecord::new();
+    match rdr.read_record(&mut header) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(IngestError::Empty {
+                file: file.to_owned(),
+                expected: String::new(),
+            })
+        }
+        Err(e) => {
+            return Err(IngestError::Malformed {
+                file: file.to_owned(),
+                row: 1,
+                message: e.to_string(),
+            })
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, name) in header.iter().enumerate() {
+        if !seen.insert(name) {
+            return Err(IngestError::DuplicateColumn {
+                file: file.to_owned(),
+                column: name.to_owned(),
+                index: i + 1,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Polars says what went wrong but not where; the csv crate finds the row.
+fn locate_csv_error(body: &[u8], file: &str, err: PolarsError) -> IngestError {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(body);
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(e) => {
+                let row = e.position().map_or(0, |p| p.record() as usize + 1);
+                let message = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!("has {len} fields, the header has {expected_len}"),
+                    _ => e.to_string(),
+                };
+                return IngestError::Malformed {
+                    file: file.to_owned(),
+                    row,
+                    message,
+                };
+            }
+        }
+    }
+    IngestError::Unparseable {
+        file: file.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+/// Row (counting the header as row 1) and 1-based field of a byte offset.
+fn locate_offset(body: &[u8], offset: usize) -> (usize, usize) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut rec = csv::ByteRecord::new();
+    let mut row = 0;
+    while let Ok(true) = rdr.read_byte_record(&mut rec) {
+        row += 1;
+        let start = rec.position().map_or(0, |p| p.byte() as usize);
+        let end = rdr.position().byte() as usize;
+        if offset >= start && offset < end {
+            let mut field_start = start;
+            for (i, _) in rec.iter().enumerate() {
+                let field_end = start + rec.range(i).map_or(0, |r| r.end);
+                if offset <= field_end + 2 {
+                    return (row, i + 1);
+                }
+                field_start = field_end;
+            }
+            let _ = field_start;
+            return (row, rec.len().max(1));
+        }
+    }
+    (row.max(1), 1)
+}
+
+fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
+    let f = std::fs::File::open(path).map_err(|source| IngestError::Unreadable {
+        file: file.to_owned(),
+        source,
+    })?;
+    let df = ParquetReader::new(f)
+        .finish()
+        .map_err(|e| IngestError::Unparseable {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })?;
+    if df.height() == 0 && df.width() == 0 {
+        return Err(IngestError::Empty {
+            file: file.to_owned(),
+            expected: String::new(),
+        });
+    }
+    // Every column becomes text and goes through the same checks as CSV.
+    // Binary floats are refused outright: an amount stored as a float has
+    // already lost its exactness upstream.
+    let mut cols = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        let dtype = c.dtype();
+        let ok = matches!(
+            dtype,
+            DataType::String
+                | DataType::Date
+                | DataType::Decimal(_, _)
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+                | DataType::Boolean
+                | DataType::Null
+        );
+        if !ok {
+            return Err(IngestError::WrongType {
+                file: file.to_owned(),
+                column: c.name().to_string(),
+                dtype: dtype.to_string(),
+                expected: "text, a date, a decimal or an integer (never a float)",
+            });
+        }
+        let s = c
+            .cast(&DataType::String)
+            .map_err(|e| IngestError::Unparseable {
+                file: file.to_owned(),
+                message: format!("column `{}`: {e}", c.name()),
+            })?;
+        cols.push(s);
+    }
+    let df = DataFrame::new(df.height(), cols).map_err(|e| IngestError::Unparseable {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(Table {
+        file: file.to_owned(),
+        df,
+        first_row: 1,
+    })
+}
+
+/// Collects the problems of one row, so that a row with two bad values
+/// shows both but counts once.
+struct RowCheck<'a> {
+    file: &'a str,
+    row: usize,
+    bad: bool,
+    out: &'a mut Vec<Reject>,
+}
+
+impl RowCheck<'_> {
+    fn reject(&mut self, column: &str, value: &str, reason: impl Into<String>) {
+        self.bad = true;
+        self.out.push(Reject {
+            file: self.file.to_owned(),
+            row: self.row,
+            column: column.to_owned(),
+            value: clip(value),
+            reason: reason.into(),
+        });
+    }
+
+    fn required<'v>(&mut self, column: &str, v: Option<&'v str>) -> &'v str {
+        let v = v.unwrap_or("");
+        if v.is_empty() {
+            self.reject(column, v, "required value is empty");
+        }
+        v
+    }
+
+    fn date(&mut self, column: &str, v: Option<&str>) -> Option<NaiveDate> {
+        let v = self.required(column, v);
+        if v.is_empty() {
+            return None;
+        }
+        let d = dates::parse_date(v);
+        if d.is_none() {
+            self.reject(column, v, "not a date (expected YYYY-MM-DD)");
+        }
+        d
+    }
+
+    fn amount(&mut self, column: &str, v: Option<&str>) -> Option<Cents> {
+        let v = v.unwrap_or("");
+        match money::parse_amount(v) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.reject(column, v, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// Rejected values are shown, but a 10 MB field is not copied whole.
+fn clip(v: &str) -> String {
+    const MAX: usize = 200;
+    if v.len() <= MAX {
+        return v.to_owned();
+    }
+    let mut end = MAX;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &v[..end])
+}
+
+fn is_currency(s: &str) -> bool {
+    s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+fn check_debtors(t: &Table, rejects: &mut Vec<Reject>) -> (HashMap<String, Debtor>, usize) {
+    let n = t.height();
+    let get = |name: &str| t.col(name);
+    let id = get("debtor_id").expect("required");
+    let mut occurrences: HashMap<&str, u32> = HashMap::with_capacity(n);
+    for v in id.iter().flatten() {
+        *occurrences.entry(v).or_default() += 1;
+    }
+    let text = |name: &str, i: usize| -> String {
+        get(name).and_then(|c| c.get(i)).unwrap_or("").to_owned()
+    };
+    let mut map = HashMap::with_capacity(n);
+    let mut bad_rows = 0;
+    for i in 0..n {
+        let mut rc = RowCheck {
+            file: &t.file,
+            row: t.row(i),
+            bad: false,
+            out: rejects,
+        };
+        let did = rc.required("debtor_id", id.get(i));
+        if occurrences.get(did).copied().unwrap_or(0) > 1 {
+            rc.reject(
+                "debtor_id",
+                did,
+                "debtor_id appears more than once in the debtors file",
+            );
+        }
+        let kind = get("kind").and_then(|c| c.get(i)).unwrap_or("");
+        if kind != "person" && kind != "business" {
+            rc.reject("kind", kind, "kind must be `person` or `business`");
+        }
+        let mut consent = |column: &str| -> bool {
+            let v = get(column).and_then(|c| c.get(i)).unwrap_or("");
+            match v.to_ascii_lowercase().as_str() {
+                "" | "true" | "yes" | "1" | "y" => true,
+                "false" | "no" | "0" | "n" => false,
+                _ => {
+                    rc.reject(column, v, "expected true or false (empty means true)");
+                    true
+                }
+            }
+        };
+        let consent_email = consent("consent_email");
+        let consent_sms = consent("consent_sms");
+        let score_text = get("score").and_then(|c| c.get(i)).unwrap_or("");
+        let score = if score_text.is_empty() {
+            None
+        } else {
+            match Decimal::from_str(score_text) {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    rc.reject("score", score_text, "not a decimal number");
+                    None
+                }
+            }
+        };
+        if rc.bad {
+            bad_rows += 1;
+            continue;
+        }
+        map.insert(
+            did.to_owned(),
+            Debtor {
+                id: did.to_owned(),
+                name: text("name", i),
+                kind: kind.to_owned(),
+                language: text("language", i),
+                country: text("country", i),
+                email: text("email", i).trim().to_owned(),
+                phone: text("phone", i).trim().to_owned(),
+                address_line1: text("address_line1", i),
+                address_line2: text("address_line2", i),
+                postal_code: text("postal_code", i),
+                city: text("city", i),
+                timezone: text("timezone", i),
+                score,
+                consent_email,
+                consent_sms,
+            },
+        );
+    }
+    (map, bad_rows)
+}
+
+fn check_ledger(
+    t: &Table,
+    debtors: &HashMap<String, Debtor>,
+    rejects: &mut Vec<Reject>,
+) -> Result<(DataFrame, usize), IngestError> {
+    let n = t.height();
+    let col = |name: &str| t.col(name).expect("required column");
+    let (item_id, debtor_id, currency) = (col("item_id"), col("debtor_id"), col("currency"));
+    let (amount, open_amount) = (col("amount"), col("open_amount"));
+    let (issued_on, due_on) = (col("issued_on"), col("due_on"));
+
+    let mut occurrences: HashMap<&str, u32> = HashMap::with_capacity(n);
+    for v in item_id.iter().flatten() {
+        *occurrences.entry(v).or_default() += 1;
+    }
+
+    let mut mask = Vec::with_capacity(n);
+    let mut amounts = Vec::with_capacity(n);
+    let mut opens = Vec::with_capacity(n);
+    let mut issued = Vec::with_capacity(n);
+    let mut due = Vec::with_capacity(n);
+    let mut bad_rows = 0;
+    let rows = item_id
+        .iter()
+        .zip(debtor_id.iter())
+        .zip(currency.iter())
+        .zip(amount.iter())
+        .zip(open_amount.iter())
+        .zip(issued_on.iter())
+        .zip(due_on.iter());
+    for (i, ((((((iid, did), cur), amt), open), iss), du)) in rows.enumerate() {
+        let mut rc = RowCheck {
+            file: &t.file,
+            row: t.row(i),
+            bad: false,
+            out: rejects,
+        };
+        let iid = rc.required("item_id", iid);
+        if let Some(&k) = occurrences.get(iid) {
+            if k > 1 {
+                rc.reject(
+                    "item_id",
+                    iid,
+                    format!("duplicate item_id: appears {k} times in the ledger, every copy is rejected"),
+                );
+            }
+        }
+        let did = rc.required("debtor_id", did);
+        if !did.is_empty() && !debtors.contains_key(did) {
+            rc.reject(
+                "debtor_id",
+                did,
+                "debtor not in the debtors file (or rejected there)",
+            );
+        }
+        let cur = cur.unwrap_or("");
+        if !is_currency(cur) {
+            rc.reject(
+                "currency",
+                cur,
+                "currency must be 3 capital letters (ISO 4217)",
+            );
+        }
+        let a = rc.amount("amount", amt);
+        let o = rc.amount("open_amount", open);
+        if let (Some(a), Some(o)) = (a, o) {
+            if o > a {
+                rc.reject(
+                    "open_amount",
+                    open.unwrap_or(""),
+                    format!("open_amount exceeds amount {}", money::format_cents(a)),
+                );
+            }
+        }
+        let iss = rc.date("issued_on", iss);
+        let du = rc.date("due_on", du);
+        if rc.bad {
+            bad_rows += 1;
+        }
+        mask.push(!rc.bad);
+        amounts.push(a.unwrap_or(0));
+        opens.push(o.unwrap_or(0));
+        issued.push(iss.map_or(0, dates::to_days));
+        due.push(du.map_or(0, dates::to_days));
+    }
+    let mut cols: Vec<Column> = vec![
+        item_id.clone().into_column(),
+        debtor_id.clone().into_column(),
+        currency.clone().into_column(),
+        Column::new("amount".into(), amounts),
+        Column::new("open_amount".into(), opens),
+        Column::new("issued_on".into(), issued),
+        Column::new("due_on".into(), due),
+    ];
+    for name in LEDGER_OPTIONAL {
+        let c = match t.col(name) {
+            Some(c) => c.clone().into_column(),
+            None => Column::full_null((*name).into(), n, &DataType::String),
+        };
+        cols.push(c);
+    }
+    let internal = |e: PolarsError| IngestError::Unparseable {
+        file: t.file.clone(),
+        message: e.to_string(),
+    };
+    let df = DataFrame::new(n, cols).map_err(internal)?;
+    let mask = BooleanChunked::from_slice("valid".into(), &mask);
+    let df = df.filter(&mask).map_err(internal)?;
+    Ok((df, bad_rows))
+}
+
+fn check_events(
+    t: &Table,
+    debtors: &HashMap<String, Debtor>,
+    rejects: &mut Vec<Reject>,
+) -> (Vec<Event>, usize) {
+    let col = |name: &str| t.col(name).expect("required column");
+    let (debtor_id, date, kind, until, amount) = (
+        col("debtor_id"),
+        col("date"),
+        col("kind"),
+        col("until"),
+        col("amount"),
+    );
+    let mut out = Vec::new();
+    let mut bad_rows = 0;
+    for i in 0..t.height() {
+        let mut rc = RowCheck {
+            file: &t.file,
+            row: t.row(i),
+            bad: false,
+            out: rejects,
+        };
+        let did = rc.required("debtor_id", debtor_id.get(i));
+        if !did.is_empty() && !debtors.contains_key(did) {
+            rc.reject(
+                "debtor_id",
+                did,
+                "debtor not in the debtors file (or rejected there)",
+            );
+        }
+        let d = rc.date("date", date.get(i));
+        let k = kind.get(i).unwrap_or("");
+        let k = match EventKind::from_str(k) {
+            Ok(k) => Some(k),
+            Err(()) => {
+                rc.reject(
+                    "kind",
+                    k,
+                    format!(
+                        "unknown event kind (known: {})",
+                        EventKind::ALL.map(|k| k.as_str()).join(", ")
+                    ),
+                );
+                None
+            }
+        };
+        let u = until.get(i).unwrap_or("");
+        let u = if u.is_empty() {
+            None
+        } else {
+            let parsed = dates::parse_date(u);
+            if parsed.is_none() {
+                rc.reject("until", u, "not a date (expected YYYY-MM-DD or empty)");
+            }
+            parsed
+        };
+        let a = amount.get(i).unwrap_or("");
+        let a = if a.is_empty() {
+            None
+        } else {
+            rc.amount("amount", Some(a))
+        };
+        if rc.bad {
+            bad_rows += 1;
+            continue;
+        }
+        if let (Some(date), Some(kind)) = (d, k) {
+            out.push(Event {
+                debtor_id: did.to_owned(),
+                date,
+                kind,
+                until: u,
+                amount: a,
+                row: t.row(i),
+            });
+        }
+    }
+    (out, bad_rows)
+}
+
+/// A name for the file as the outputs show it.
+pub fn file_label(p: &Path) -> String {
+    display_path(p)
+}
+
+/// For tests and tools: the path as a `PathBuf`.
+pub fn path(s: &str) -> PathBuf {
+    PathBuf::from(s)
+}

@@ -1,0 +1,55 @@
+//! dunning: a nightly, rules-driven batch engine for debt collection.
+//!
+//! The modules follow the flow of a night (see DESIGN.md):
+//! `ingest -> accounts -> history -> segment -> decide -> guard -> emit ->
+//! state`, wired together by `night`. `policy` and `script` load and sandbox
+//! the risk team's rules; `money` and `dates` keep amounts exact and days
+//! free of clocks; `audit` hashes what a night read and wrote.
+
+pub mod accounts;
+pub mod audit;
+pub mod cli;
+pub mod dates;
+pub mod decide;
+pub mod emit;
+pub mod guard;
+pub mod history;
+pub mod ingest;
+pub mod money;
+pub mod night;
+pub mod policy;
+pub mod script;
+pub mod segment;
+pub mod state;
+
+/// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
+/// process aborts here, as a power cut would. Crash-safety tests use it to
+/// prove a night is all or nothing.
+pub fn failpoint(name: &str) {
+    if std::env::var_os("DUNNING_FAILPOINT").is_some_and(|v| v == name) {
+        eprintln!("dunning: failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Exit code for an error: 2 when the input, the policy or the state needs
+/// a person's attention, 1 for a fault of the engine itself.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.is::<ingest::IngestError>()
+            || cause.is::<policy::PolicyError>()
+            || cause.is::<script::ScriptError>()
+            || cause.is::<night::Refused>()
+            || cause.is::<emit::EmitError>()
+        {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<state::StateError>() {
+            return match e {
+                state::StateError::Io { .. } => 1,
+                _ => 2,
+            };
+        }
+    }
+    1
+}

@@ -1,0 +1,358 @@
+//! The night: every stage of the flow, in order, each timed and logged with
+//! its counts. Nothing here decides anything; it wires the stages and keeps
+//! the run's promises: the output appears whole or not at all, and the state
+//! advances only after the output is in place.
+
+use crate::accounts::{self, Account};
+use crate::audit;
+use crate::decide::{self, Context};
+use crate::emit::{self, Staging};
+use crate::history;
+use crate::ingest;
+use crate::policy::{display_path, Policy};
+use crate::state::{self, NightRecord, State};
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tracing::info;
+
+/// A night the state does not allow.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    pub policy: PathBuf,
+    pub ledger: PathBuf,
+    pub debtors: PathBuf,
+    pub events: Option<PathBuf>,
+    pub as_of: NaiveDate,
+    pub state: PathBuf,
+    pub out: PathBuf,
+}
+
+/// What the scheduler's log gets at the end.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub accounts: u64,
+    pub escalations: u64,
+    pub cures: u64,
+    pub held: u64,
+    pub actions: u64,
+    pub rejected_values: usize,
+    pub rerun: bool,
+    pub out: PathBuf,
+}
+
+#[derive(Serialize)]
+struct InputEntry {
+    role: &'static str,
+    file: String,
+    sha256: String,
+    bytes: u64,
+    rows: usize,
+    rejected_rows: usize,
+}
+
+#[derive(Serialize)]
+struct PolicyEntry<'a> {
+    name: &'a str,
+    version: Option<&'a str>,
+    sha256: &'a str,
+    files: Vec<FileEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct FileEntry<'a> {
+    path: &'a str,
+    sha256: &'a str,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    engine: &'static str,
+    version: &'static str,
+    as_of: String,
+    policy: PolicyEntry<'a>,
+    inputs: Vec<InputEntry>,
+    previous_night: Option<String>,
+    outputs: &'a [emit::Written],
+    counts: Counts,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    accounts: u64,
+    escalations: u64,
+    cures: u64,
+    held: u64,
+    actions: u64,
+    rejected_values: usize,
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| display_path(p))
+}
+
+fn stage<T>(name: &'static str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let t = Instant::now();
+    let out = f();
+    tracing::debug!(
+        stage = name,
+        ms = t.elapsed().as_millis() as u64,
+        "stage finished"
+    );
+    out
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let as_of = args.as_of;
+
+    let t = Instant::now();
+    let policy = Policy::load(&args.policy)?;
+    info!(stage = "policy", policy = %policy.name, sha256 = %&policy.sha256[..12], segments = policy.segments.len(), ms = t.elapsed().as_millis() as u64, "policy loaded");
+
+    let state = State::open(&args.state)?;
+    let nights = state.nights()?;
+    let rerun = nights.contains(&as_of);
+    if !rerun {
+        if let Some(last) = nights.last().filter(|l| **l > as_of) {
+            return Err(Refused(format!(
+                "--as-of {as_of} is before the last committed night {last} in {}; a night can only be re-run exactly, never inserted into the past",
+                args.state.display()
+            ))
+            .into());
+        }
+    }
+    let previous = nights.iter().rev().find(|n| **n < as_of).copied();
+
+    // What the night reads, hashed before anything else.
+    let mut inputs = vec![("ledger", &args.ledger), ("debtors", &args.debtors)];
+    if let Some(e) = &args.events {
+        inputs.push(("events", e));
+    }
+    let mut hashes = Vec::new();
+    for (role, path) in &inputs {
+        let (sha, bytes) =
+            audit::sha256_file(path).map_err(|source| ingest::IngestError::Unreadable {
+                file: display_path(path),
+                source,
+            })?;
+        hashes.push((*role, file_name(path), sha, bytes));
+    }
+    let input_pairs: Vec<(String, String)> = hashes
+        .iter()
+        .map(|(role, _, sha, _)| ((*role).to_owned(), sha.clone()))
+        .collect();
+    let committed = if rerun {
+        let record = state.record(as_of)?;
+        if record.policy_sha256 != policy.sha256 || record.inputs != input_pairs {
+            return Err(Refused(format!(
+                "night {as_of} is already committed in {} with other inputs or another policy; a committed night can only be re-run with the very same files (to redo it, restore the state from before it)",
+                args.state.display()
+            ))
+            .into());
+        }
+        info!(night = %as_of, "re-running a committed night: output is rebuilt, the state is left as it is");
+        Some(record)
+    } else {
+        None
+    };
+
+    let t = Instant::now();
+    let data = ingest::read(&args.ledger, &args.debtors, args.events.as_deref())?;
+    for c in &data.counts {
+        info!(stage = "ingest", file = %file_name(Path::new(&c.file)), rows = c.rows, rejected = c.rejected, "file read");
+    }
+    info!(
+        stage = "ingest",
+        items = data.items.height(),
+        debtors = data.debtors.len(),
+        events = data.events.len(),
+        rejected_values = data.rejects.len(),
+        ms = t.elapsed().as_millis() as u64,
+        "inputs checked"
+    );
+    ingest::enforce_reject_share(&data, policy.max_rejected_share)?;
+
+    let t = Instant::now();
+    let mut accts = stage("accounts", || {
+        accounts::summarize(&data.items, as_of, policy.grace_days).context("computing accounts")
+    })?;
+    let priors = match previous {
+        Some(n) => state.load(n)?,
+        None => Default::default(),
+    };
+    // Accounts that stood above level 0 last night are decided tonight even
+    // with nothing open, so that they can be cured.
+    {
+        let known: std::collections::HashSet<(&str, &str)> = accts
+            .iter()
+            .map(|a| (a.debtor_id.as_str(), a.currency.as_str()))
+            .collect();
+        let mut missing: Vec<Account> = priors
+            .iter()
+            .filter(|(k, p)| p.level > 0 && !known.contains(&(k.0.as_str(), k.1.as_str())))
+            .map(|(k, _)| Account::empty(&k.0, &k.1))
+            .collect();
+        accts.append(&mut missing);
+    }
+    decide::sort(&mut accts);
+    info!(
+        stage = "accounts",
+        accounts = accts.len(),
+        previous_night = previous.map(|d| d.to_string()).unwrap_or_default(),
+        ms = t.elapsed().as_millis() as u64,
+        "accounts built"
+    );
+
+    let t = Instant::now();
+    let standings = history::standings(&policy, &data.events, as_of);
+    let held = standings.values().filter(|s| s.hold.is_some()).count();
+    info!(
+        stage = "history",
+        debtors_with_events = standings.len(),
+        debtors_on_hold = held,
+        ms = t.elapsed().as_millis() as u64,
+        "holds and flags"
+    );
+
+    let t = Instant::now();
+    let ctx = Context {
+        policy: &policy,
+        as_of,
+        debtors: &data.debtors,
+        standings: &standings,
+        priors: &priors,
+        trace: false,
+    };
+    let decisions = decide::decide_all(&ctx, accts)?;
+    let summary = emit::summary(
+        &as_of.to_string(),
+        &policy.name,
+        &decisions,
+        data.rejects.len(),
+    );
+    info!(
+        stage = "decide",
+        accounts = summary.accounts,
+        escalations = summary.escalations,
+        cures = summary.cures,
+        held = summary.held,
+        actions = summary.actions,
+        ms = t.elapsed().as_millis() as u64,
+        "decisions made"
+    );
+
+    let t = Instant::now();
+    let snapshot = state::snapshot_csv(decisions.iter().map(|d| {
+        (
+            d.account.debtor_id.as_str(),
+            d.account.currency.as_str(),
+            d.level_after,
+            d.last_escalated_on,
+        )
+    }));
+    let snapshot_sha = audit::sha256_bytes(&snapshot);
+    if let Some(record) = &committed {
+        anyhow::ensure!(
+            record.accounts_sha256 == snapshot_sha,
+            "internal error: re-running night {as_of} gave another state than the committed one; please report this"
+        );
+    }
+    let mut staging = Staging::new(&args.out)?;
+    staging.write("decisions.csv", &emit::decisions_csv(&decisions))?;
+    staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
+    staging.write("summary.json", &emit::json(&summary))?;
+    let counts_by_file: std::collections::HashMap<&str, &ingest::FileCount> =
+        data.counts.iter().map(|c| (c.file.as_str(), c)).collect();
+    let manifest = Manifest {
+        engine: "dunning",
+        version: env!("CARGO_PKG_VERSION"),
+        as_of: as_of.to_string(),
+        policy: PolicyEntry {
+            name: &policy.name,
+            version: policy.version.as_deref(),
+            sha256: &policy.sha256,
+            files: policy
+                .files
+                .iter()
+                .map(|f| FileEntry {
+                    path: &f.path,
+                    sha256: &f.sha256,
+                })
+                .collect(),
+        },
+        inputs: hashes
+            .iter()
+            .zip(&inputs)
+            .map(|((role, file, sha, bytes), (_, path))| {
+                let c = counts_by_file.get(display_path(path).as_str());
+                InputEntry {
+                    role,
+                    file: file.clone(),
+                    sha256: sha.clone(),
+                    bytes: *bytes,
+                    rows: c.map_or(0, |c| c.rows),
+                    rejected_rows: c.map_or(0, |c| c.rejected),
+                }
+            })
+            .collect(),
+        previous_night: previous.map(|d| d.to_string()),
+        outputs: staging.written(),
+        counts: Counts {
+            accounts: summary.accounts,
+            escalations: summary.escalations,
+            cures: summary.cures,
+            held: summary.held,
+            actions: summary.actions,
+            rejected_values: data.rejects.len(),
+        },
+    };
+    let manifest = emit::json(&manifest);
+    staging.write("manifest.json", &manifest)?;
+    crate::failpoint("before-rename");
+    let out = staging.finish()?;
+    info!(stage = "emit", out = %out.display(), ms = t.elapsed().as_millis() as u64, "output in place");
+
+    crate::failpoint("before-commit");
+    if committed.is_none() {
+        let record = NightRecord {
+            as_of: as_of.to_string(),
+            policy_sha256: policy.sha256.clone(),
+            inputs: input_pairs,
+            accounts_sha256: snapshot_sha,
+        };
+        state.commit(as_of, &snapshot, &record)?;
+        info!(stage = "commit", night = %as_of, "state committed");
+    }
+
+    let report = Report {
+        accounts: summary.accounts,
+        escalations: summary.escalations,
+        cures: summary.cures,
+        held: summary.held,
+        actions: summary.actions,
+        rejected_values: data.rejects.len(),
+        rerun,
+        out,
+    };
+    info!(
+        accounts = report.accounts,
+        escalations = report.escalations,
+        cures = report.cures,
+        held = report.held,
+        actions = report.actions,
+        rejected_values = report.rejected_values,
+        rerun = report.rerun,
+        ms = started.elapsed().as_millis() as u64,
+        "night done"
+    );
+    Ok(report)
+}

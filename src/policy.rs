@@ -1,0 +1,780 @@
+//! The policy a risk team writes: `rules/<name>/policy.yaml` plus optional
+//! Rhai helper files. Loading validates everything up front and reports every
+//! problem at once, each with its file and, where it has one, line and
+//! column, so a broken policy is caught before the night, not during it.
+
+use crate::ingest::EventKind;
+use crate::money::{self, Cents};
+use crate::script::{self, Condition};
+use rhai::{Engine, AST};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Channels the engine knows how to act on.
+pub const CHANNELS: &[&str] = &[
+    "email", "letter", "sms", "call", "agency", "legal", "writeoff",
+];
+
+/// One thing wrong with a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A policy that cannot be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+pub struct PolicyError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the policy has {} problem(s):", self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The YAML as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyDoc {
+    name: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    grace_days: u32,
+    cure_below: Number,
+    #[serde(default = "default_max_rejected_share")]
+    max_rejected_share: Number,
+    #[serde(default)]
+    helpers: Vec<String>,
+    segments: Vec<SegmentDoc>,
+    ladders: BTreeMap<String, LadderDoc>,
+    #[serde(default)]
+    holds: Vec<EventRuleDoc>,
+    #[serde(default)]
+    flags: Vec<EventRuleDoc>,
+    #[serde(default)]
+    channels: BTreeMap<String, ChannelDoc>,
+}
+
+fn default_max_rejected_share() -> Number {
+    Number::Text("0".into())
+}
+
+/// A number written either bare (`0.05`) or quoted (`"10.00"`); read through
+/// its text so it never passes through a binary float.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Int(i64),
+    Text(String),
+    Float(serde_yaml_ng::Number),
+}
+
+impl Number {
+    fn to_decimal(&self) -> Option<Decimal> {
+        match self {
+            Number::Int(i) => Some(Decimal::from(*i)),
+            Number::Text(s) => Decimal::from_str(s.trim()).ok(),
+            Number::Float(n) => Decimal::from_str(&n.to_string()).ok(),
+        }
+    }
+}
+
+/// A condition: Rhai source, or a bare YAML boolean.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WhenDoc {
+    Bool(bool),
+    Text(String),
+}
+
+impl WhenDoc {
+    fn source(&self) -> String {
+        match self {
+            WhenDoc::Bool(b) => b.to_string(),
+            WhenDoc::Text(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentDoc {
+    name: String,
+    when: WhenDoc,
+    #[serde(default)]
+    ladder: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LadderDoc {
+    min_days_between_escalations: u32,
+    levels: Vec<LevelDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LevelDoc {
+    level: u32,
+    name: String,
+    when: WhenDoc,
+    #[serde(default)]
+    actions: Vec<ActionDoc>,
+    #[serde(default)]
+    min_days_between_escalations: Option<u32>,
+    #[serde(default)]
+    jump: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ActionDoc {
+    Plain(String),
+    Conditional(ConditionalActionDoc),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionalActionDoc {
+    action: String,
+    when: WhenDoc,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventRuleDoc {
+    name: String,
+    starts: String,
+    #[serde(default)]
+    ends: Option<String>,
+    #[serde(default)]
+    until: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelDoc {
+    #[serde(default)]
+    allowed_when: Option<WhenDoc>,
+    #[serde(default)]
+    otherwise: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// The compiled policy the night runs.
+
+/// An action as `channel:template`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Action {
+    pub channel: String,
+    pub template: String,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.channel, self.template)
+    }
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        let (channel, template) = s.split_once(':')?;
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        (ok(channel) && ok(template)).then(|| Action {
+            channel: channel.to_owned(),
+            template: template.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct ActionRule {
+    pub action: Action,
+    pub when: Option<Condition>,
+}
+
+#[derive(Debug)]
+pub struct Level {
+    pub number: u32,
+    pub name: String,
+    pub when: Condition,
+    pub actions: Vec<ActionRule>,
+    /// Days that must pass since the last escalation before this level.
+    pub min_gap: i64,
+    /// May be reached from any lower level in one night.
+    pub jump: bool,
+}
+
+#[derive(Debug)]
+pub struct Ladder {
+    pub name: String,
+    /// Sorted by number, numbered 1..=n.
+    pub levels: Vec<Level>,
+}
+
+impl Ladder {
+    pub fn level(&self, number: u32) -> Option<&Level> {
+        number
+            .checked_sub(1)
+            .and_then(|i| self.levels.get(i as usize))
+    }
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    pub name: String,
+    pub when: Condition,
+    pub ladder: usize,
+}
+
+/// A hold or a flag: a state a debtor enters with one event kind and may
+/// leave with another, or that lasts until the event's `until` date.
+#[derive(Debug, Clone)]
+pub struct EventRule {
+    pub name: String,
+    pub starts: EventKind,
+    pub ends: Option<EventKind>,
+    pub until: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    Drop,
+    Channel(String),
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    pub allowed_when: Option<Condition>,
+    pub otherwise: Fallback,
+}
+
+/// A file of the policy and its SHA-256, for the manifest.
+#[derive(Debug, Clone)]
+pub struct PolicyFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+pub struct Policy {
+    pub name: String,
+    pub version: Option<String>,
+    pub dir: PathBuf,
+    pub grace_days: i64,
+    pub cure_below: Cents,
+    pub max_rejected_share: Decimal,
+    pub segments: Vec<Segment>,
+    pub ladders: Vec<Ladder>,
+    pub holds: Vec<EventRule>,
+    pub flags: Vec<EventRule>,
+    pub channels: BTreeMap<String, Channel>,
+    pub engine: Engine,
+    /// Every file of the policy folder, sorted by path.
+    pub files: Vec<PolicyFile>,
+    /// SHA-256 over the sorted (path, hash) list.
+    pub sha256: String,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Policy {
+    pub fn flag_names(&self) -> Vec<String> {
+        self.flags.iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// Loads and validates `dir/policy.yaml`.
+    pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
+        let path = dir.join("policy.yaml");
+        let file = display_path(&path);
+        let one = |message: String| PolicyError {
+            problems: vec![Problem {
+                file: file.clone(),
+                line: None,
+                column: None,
+                message,
+            }],
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| one(format!("cannot read: {e}")))?;
+        let doc: PolicyDoc = serde_yaml_ng::from_str(&text).map_err(|e| {
+            let loc = e.location();
+            PolicyError {
+                problems: vec![Problem {
+                    file: file.clone(),
+                    line: loc.as_ref().map(|l| l.line()),
+                    column: loc.as_ref().map(|l| l.column()),
+                    message: e.to_string(),
+                }],
+            }
+        })?;
+        let files = crate::audit::hash_tree(dir)
+            .map_err(|e| one(format!("cannot read the policy folder: {e}")))?;
+        let sha256 =
+            crate::audit::hash_list(files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())));
+        Builder {
+            dir: dir.to_owned(),
+            file,
+            text,
+            problems: Vec::new(),
+            engine: script::engine(),
+        }
+        .build(doc, files, sha256)
+    }
+}
+
+/// Paths in messages are shown as given, with `/` separators.
+pub fn display_path(p: &Path) -> String {
+    p.to_string_lossy().replace('\\', "/")
+}
+
+struct Builder {
+    dir: PathBuf,
+    file: String,
+    text: String,
+    problems: Vec<Problem>,
+    engine: Engine,
+}
+
+impl Builder {
+    fn problem(&mut self, message: String) {
+        let line = None;
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            column: None,
+            message,
+        });
+    }
+
+    /// Finds where a condition's text stands in policy.yaml, so a Rhai error
+    /// can point at the file's own line and column. When the text stands more
+    /// than once the first place is taken; when it was folded by YAML it is
+    /// not found and the message names the rule instead.
+    fn locate(&self, source: &str, line: usize, pos: usize) -> (Option<usize>, Option<usize>) {
+        let first_line = source.lines().next().unwrap_or("");
+        if first_line.is_empty() {
+            return (None, None);
+        }
+        let Some(offset) = self.text.find(first_line) else {
+            return (None, None);
+        };
+        let before = &self.text[..offset];
+        let file_line = before.matches('\n').count() + 1;
+        let col0 = offset - before.rfind('\n').map_or(0, |i| i + 1);
+        if line <= 1 {
+            (Some(file_line), Some(col0 + pos.max(1)))
+        } else {
+            (Some(file_line + line - 1), Some(pos.max(1)))
+        }
+    }
+
+    fn compile(
+        &mut self,
+        rule: String,
+        when: &WhenDoc,
+        scope: &rhai::Scope,
+        helpers: &AST,
+    ) -> Option<Condition> {
+        let source = when.source();
+        match self.engine.compile_with_scope(scope, &source) {
+            Ok(ast) => {
+                let ast = helpers.merge(&ast);
+                Some(Condition { rule, source, ast })
+            }
+            Err(e) => {
+                let (line, column) = match (e.1.line(), e.1.position()) {
+                    (Some(l), Some(p)) => self.locate(&source, l, p),
+                    _ => (None, None),
+                };
+                self.problems.push(Problem {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                    message: format!("{rule}: {} in `{source}`", e.0),
+                });
+                None
+            }
+        }
+    }
+
+    fn event_rule(&mut self, section: &str, i: usize, doc: &EventRuleDoc) -> Option<EventRule> {
+        let kind = |s: &str| EventKind::from_str(s).ok();
+        let starts = kind(&doc.starts);
+        if starts.is_none() {
+            self.problem(format!(
+                "{section}[{i}] {}: unknown event kind `{}` (known: {})",
+                doc.name,
+                doc.starts,
+                EventKind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let ends = match &doc.ends {
+            None => Some(None),
+            Some(e) => match kind(e) {
+                Some(k) => Some(Some(k)),
+                None => {
+                    self.problem(format!(
+                        "{section}[{i}] {}: unknown event kind `{e}`",
+                        doc.name
+                    ));
+                    None
+                }
+            },
+        };
+        if !is_identifier(&doc.name) {
+            self.problem(format!(
+                "{section}[{i}]: name `{}` must be lower-case letters, digits and '_'",
+                doc.name
+            ));
+        }
+        Some(EventRule {
+            name: doc.name.clone(),
+            starts: starts?,
+            ends: ends?,
+            until: doc.until,
+        })
+    }
+
+    fn build(
+        mut self,
+        doc: PolicyDoc,
+        files: Vec<PolicyFile>,
+        sha256: String,
+    ) -> Result<Policy, PolicyError> {
+        let decimal = |n: &Number| n.to_decimal();
+        let cure_below = match decimal(&doc.cure_below).and_then(money::decimal_to_cents) {
+            Some(c) if c >= 0 => c,
+            _ => {
+                self.problem("cure_below: must be a non-negative amount with at most 2 decimals, e.g. \"10.00\"".into());
+                0
+            }
+        };
+        let max_rejected_share = match decimal(&doc.max_rejected_share) {
+            Some(d) if d >= Decimal::ZERO && d <= Decimal::ONE => d,
+            _ => {
+                self.problem("max_rejected_share: must be a number from 0 to 1, e.g. 0.05".into());
+                Decimal::ZERO
+            }
+        };
+
+        // Helpers: functions only, shared by every condition.
+        let mut helpers = AST::empty();
+        for h in &doc.helpers {
+            let path = self.dir.join(h);
+            if h.contains("..") || Path::new(h).is_absolute() {
+                self.problem(format!(
+                    "helpers: `{h}` must be a file inside the policy folder"
+                ));
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(src) => match self.engine.compile(&src) {
+                    Ok(ast) => helpers = helpers.merge(&ast.clone_functions_only()),
+                    Err(e) => self.problems.push(Problem {
+                        file: display_path(&path),
+                        line: e.1.line(),
+                        column: e.1.position(),
+                        message: e.0.to_string(),
+                    }),
+                },
+                Err(e) => self.problem(format!("helpers: cannot read `{h}`: {e}")),
+            }
+        }
+
+        let holds: Vec<EventRule> = doc
+            .holds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| self.event_rule("holds", i, h))
+            .collect();
+        let flags: Vec<EventRule> = doc
+            .flags
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| self.event_rule("flags", i, h))
+            .collect();
+        let reserved: BTreeSet<&str> = script::VARIABLES
+            .iter()
+            .map(|v| v.0)
+            .chain([script::SEGMENT_VARIABLE.0])
+            .collect();
+        let mut seen = BTreeSet::new();
+        for f in &flags {
+            if reserved.contains(f.name.as_str()) {
+                self.problem(format!("flags: `{}` is already a variable name", f.name));
+            }
+            if !seen.insert(f.name.clone()) {
+                self.problem(format!("flags: `{}` is defined twice", f.name));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for h in &holds {
+            if !seen.insert(h.name.clone()) {
+                self.problem(format!("holds: `{}` is defined twice", h.name));
+            }
+        }
+        let flag_names: Vec<String> = flags.iter().map(|f| f.name.clone()).collect();
+        let seg_scope = script::declaration_scope(false, &flag_names);
+        let rule_scope = script::declaration_scope(true, &flag_names);
+
+        // Channels: every known channel exists, with or without a guard.
+        let mut channels = BTreeMap::new();
+        for name in CHANNELS {
+            channels.insert(
+                (*name).to_owned(),
+                Channel {
+                    allowed_when: None,
+                    otherwise: Fallback::Drop,
+                },
+            );
+        }
+        for (name, ch) in &doc.channels {
+            if !CHANNELS.contains(&name.as_str()) {
+                self.problem(format!(
+                    "channels: unknown channel `{name}` (known: {})",
+                    CHANNELS.join(", ")
+                ));
+                continue;
+            }
+            let allowed_when = ch.allowed_when.as_ref().and_then(|w| {
+                self.compile(
+                    format!("channels.{name}.allowed_when"),
+                    w,
+                    &rule_scope,
+                    &helpers,
+                )
+            });
+            let otherwise = match ch.otherwise.as_deref() {
+                None | Some("drop") => Fallback::Drop,
+                Some(other) if CHANNELS.contains(&other) && other != name => {
+                    Fallback::Channel(other.to_owned())
+                }
+                Some(other) => {
+                    self.problem(format!(
+                        "channels.{name}.otherwise: `{other}` is neither `drop` nor another known channel"
+                    ));
+                    Fallback::Drop
+                }
+            };
+            channels.insert(
+                name.clone(),
+                Channel {
+                    allowed_when,
+                    otherwise,
+                },
+            );
+        }
+        // A fallback chain must end: email -> letter -> email would loop.
+        for start in channels.keys() {
+            let mut seen = BTreeSet::new();
+            let mut at = start.clone();
+            while let Some(Fallback::Channel(next)) = channels.get(&at).map(|c| &c.otherwise) {
+                if !seen.insert(at.clone()) {
+                    self.problem(format!(
+                        "channels: fallbacks from `{start}` go round in a circle"
+                    ));
+                    break;
+                }
+                at = next.clone();
+            }
+        }
+
+        // Ladders.
+        let mut ladders = Vec::new();
+        for (lname, l) in &doc.ladders {
+            let mut levels = Vec::new();
+            for (i, lv) in l.levels.iter().enumerate() {
+                let expected = i as u32 + 1;
+                if lv.level != expected {
+                    self.problem(format!(
+                        "ladders.{lname}.levels[{i}] {}: level {} is out of order; levels are numbered 1, 2, 3... in order (expected {expected})",
+                        lv.name, lv.level
+                    ));
+                }
+                let rule = format!("ladders.{lname} level {} {}", lv.level, lv.name);
+                let when = self.compile(format!("{rule} when"), &lv.when, &rule_scope, &helpers);
+                let mut actions = Vec::new();
+                for (j, a) in lv.actions.iter().enumerate() {
+                    let (text, w) = match a {
+                        ActionDoc::Plain(t) => (t, None),
+                        ActionDoc::Conditional(c) => (&c.action, Some(&c.when)),
+                    };
+                    let Some(action) = Action::parse(text) else {
+                        self.problem(format!(
+                            "{rule}: actions[{j}] `{text}` is not `channel:template`"
+                        ));
+                        continue;
+                    };
+                    if !CHANNELS.contains(&action.channel.as_str()) {
+                        self.problem(format!(
+                            "{rule}: actions[{j}] `{text}`: unknown channel `{}` (known: {})",
+                            action.channel,
+                            CHANNELS.join(", ")
+                        ));
+                        continue;
+                    }
+                    let when = match w {
+                        None => None,
+                        Some(w) => match self.compile(
+                            format!("{rule} actions[{j}] {text}"),
+                            w,
+                            &rule_scope,
+                            &helpers,
+                        ) {
+                            Some(c) => Some(c),
+                            None => continue,
+                        },
+                    };
+                    actions.push(ActionRule { action, when });
+                }
+                if let Some(when) = when {
+                    levels.push(Level {
+                        number: lv.level,
+                        name: lv.name.clone(),
+                        when,
+                        actions,
+                        min_gap: i64::from(
+                            lv.min_days_between_escalations
+                                .unwrap_or(l.min_days_between_escalations),
+                        ),
+                        jump: lv.jump,
+                    });
+                }
+            }
+            if l.levels.is_empty() {
+                self.problem(format!("ladders.{lname}: has no levels"));
+            }
+            ladders.push(Ladder {
+                name: lname.clone(),
+                levels,
+            });
+        }
+
+        // Segments.
+        let mut segments = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut catch_all: Option<String> = None;
+        if doc.segments.is_empty() {
+            self.problem(
+                "segments: at least one segment is needed; the last is usually `when: true`".into(),
+            );
+        }
+        for (i, s) in doc.segments.iter().enumerate() {
+            if !names.insert(s.name.clone()) {
+                self.problem(format!("segments[{i}]: `{}` is defined twice", s.name));
+            }
+            if let Some(prev) = &catch_all {
+                self.problem(format!(
+                    "segments[{i}] {}: can never match, segment `{prev}` before it matches every account",
+                    s.name
+                ));
+            }
+            if s.when.source().trim() == "true" {
+                catch_all.get_or_insert(s.name.clone());
+            }
+            let lname = s.ladder.clone().unwrap_or_else(|| "default".to_owned());
+            let ladder = ladders.iter().position(|l| l.name == lname);
+            if ladder.is_none() {
+                self.problem(format!(
+                    "segments[{i}] {}: no ladder named `{lname}` (ladders: {})",
+                    s.name,
+                    ladders
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let when = self.compile(
+                format!("segments[{i}] {}", s.name),
+                &s.when,
+                &seg_scope,
+                &helpers,
+            );
+            if let (Some(when), Some(ladder)) = (when, ladder) {
+                segments.push(Segment {
+                    name: s.name.clone(),
+                    when,
+                    ladder,
+                });
+            }
+        }
+        if !doc.segments.is_empty() && catch_all.is_none() {
+            // Not an error: an account that matches no segment is reported
+            // as such, but the author most likely forgot the catch-all.
+            tracing::warn!(policy = %doc.name, "no segment has `when: true`; unmatched accounts get segment \"\" and no ladder");
+        }
+
+        if !self.problems.is_empty() {
+            return Err(PolicyError {
+                problems: self.problems,
+            });
+        }
+        Ok(Policy {
+            name: doc.name,
+            version: doc.version,
+            dir: self.dir,
+            grace_days: i64::from(doc.grace_days),
+            cure_below,
+            max_rejected_share,
+            segments,
+            ladders,
+            holds,
+            flags,
+            channels,
+            engine: self.engine,
+            files,
+            sha256,
+        })
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_lowercase() || c == b'_')
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}

@@ -1,0 +1,36 @@
+//! Segment: the first segment whose condition holds picks the account's
+//! strategy (its ladder).
+
+use crate::policy::Policy;
+use crate::script::{self, ScriptError};
+use rhai::Scope;
+
+/// One segment condition tried, for the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    pub segment: String,
+    pub matched: bool,
+}
+
+/// Index of the first matching segment, and what was tried on the way.
+pub fn choose(
+    policy: &Policy,
+    scope: &mut Scope<'_>,
+    debtor_id: &str,
+    tried: Option<&mut Vec<Tried>>,
+) -> Result<Option<usize>, ScriptError> {
+    let mut tried = tried;
+    for (i, seg) in policy.segments.iter().enumerate() {
+        let matched = script::eval(&policy.engine, &seg.when, scope, debtor_id)?;
+        if let Some(t) = tried.as_deref_mut() {
+            t.push(Tried {
+                segment: seg.name.clone(),
+                matched,
+            });
+        }
+        if matched {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,225 @@
+//! State: what one night leaves for the next. Each committed night is a
+//! folder `nights/<as-of>/` holding `accounts.csv` (level and last
+//! escalation per account above level 0) and `night.json` (the hashes of
+//! what it read). A night is committed by renaming its folder into place, so
+//! the state never holds half a night. One run at a time holds `lock`; the
+//! operating system releases it when the process dies, so a crashed run
+//! never leaves a stale lock behind.
+
+use crate::dates;
+use crate::history::Prior;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state {dir}: another dunning run holds the lock ({holder}); wait for it to finish")]
+    Busy { dir: String, holder: String },
+    #[error("state {dir}: {message}")]
+    Refused { dir: String, message: String },
+    #[error("state {dir}: {path}: {message}")]
+    Corrupt {
+        dir: String,
+        path: String,
+        message: String,
+    },
+    #[error("state {dir}: {source}")]
+    Io {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a committed night read, to recognise a re-run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NightRecord {
+    pub as_of: String,
+    pub policy_sha256: String,
+    pub inputs: Vec<(String, String)>,
+    pub accounts_sha256: String,
+}
+
+/// An open, locked state folder.
+pub struct State {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl State {
+    /// Opens (creating if need be) and locks the state folder.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        let label = dir.display().to_string();
+        let io = |source| StateError::Io {
+            dir: label.clone(),
+            source,
+        };
+        fs::create_dir_all(dir.join("nights")).map_err(io)?;
+        let mut lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(dir.join("lock")).unwrap_or_default();
+                return Err(StateError::Busy {
+                    dir: label,
+                    holder: format!("pid {}", holder.trim()),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        lock.set_len(0).map_err(io)?;
+        write!(lock, "{}", std::process::id()).map_err(io)?;
+        // Folders of nights that crashed before their commit are debris.
+        if let Ok(entries) = fs::read_dir(dir.join("nights")) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(State {
+            dir: dir.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    fn label(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn io(&self, source: std::io::Error) -> StateError {
+        StateError::Io {
+            dir: self.label(),
+            source,
+        }
+    }
+
+    /// Committed nights, oldest first.
+    pub fn nights(&self) -> Result<Vec<NaiveDate>, StateError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(self.dir.join("nights")).map_err(|e| self.io(e))? {
+            let e = e.map_err(|e| self.io(e))?;
+            if let Some(d) = dates::parse_date(&e.file_name().to_string_lossy()) {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn night_dir(&self, night: NaiveDate) -> PathBuf {
+        self.dir.join("nights").join(night.to_string())
+    }
+
+    pub fn record(&self, night: NaiveDate) -> Result<NightRecord, StateError> {
+        let path = self.night_dir(night).join("night.json");
+        let text = fs::read_to_string(&path).map_err(|e| self.io(e))?;
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            dir: self.label(),
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The account levels a committed night left.
+    pub fn load(&self, night: NaiveDate) -> Result<HashMap<(String, String), Prior>, StateError> {
+        let path = self.night_dir(night).join("accounts.csv");
+        let corrupt = |message: String| StateError::Corrupt {
+            dir: self.label(),
+            path: path.display().to_string(),
+            message,
+        };
+        let mut rdr = csv::Reader::from_path(&path).map_err(|e| corrupt(e.to_string()))?;
+        let mut out = HashMap::new();
+        for (i, rec) in rdr.deserialize::<SnapshotRow>().enumerate() {
+            let row = rec.map_err(|e| corrupt(format!("row {}: {e}", i + 2)))?;
+            let last = if row.last_escalated_on.is_empty() {
+                None
+            } else {
+                Some(
+                    dates::parse_date(&row.last_escalated_on)
+                        .ok_or_else(|| corrupt(format!("row {}: bad date", i + 2)))?,
+                )
+            };
+            out.insert(
+                (row.debtor_id, row.currency),
+                Prior {
+                    level: row.level,
+                    last_escalated_on: last,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The committed accounts.csv of a night, as bytes.
+    pub fn snapshot_bytes(&self, night: NaiveDate) -> Result<Vec<u8>, StateError> {
+        fs::read(self.night_dir(night).join("accounts.csv")).map_err(|e| self.io(e))
+    }
+
+    /// Commits a night: written beside, then renamed into place.
+    pub fn commit(
+        &self,
+        night: NaiveDate,
+        accounts_csv: &[u8],
+        record: &NightRecord,
+    ) -> Result<(), StateError> {
+        let nights = self.dir.join("nights");
+        let tmp = nights.join(format!(".tmp-{night}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let write = || -> std::io::Result<()> {
+            fs::create_dir_all(&tmp)?;
+            write_synced(&tmp.join("accounts.csv"), accounts_csv)?;
+            let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+            write_synced(&tmp.join("night.json"), &json)?;
+            fs::rename(&tmp, self.night_dir(night))?;
+            File::open(&nights)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_dir_all(&tmp);
+            self.io(e)
+        })
+    }
+}
+
+pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotRow {
+    debtor_id: String,
+    currency: String,
+    level: u32,
+    last_escalated_on: String,
+}
+
+/// The snapshot a night leaves: accounts above level 0, sorted.
+pub fn snapshot_csv<'a>(
+    rows: impl Iterator<Item = (&'a str, &'a str, u32, Option<NaiveDate>)>,
+) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["debtor_id", "currency", "level", "last_escalated_on"])
+        .expect("in memory");
+    for (debtor_id, currency, level, last) in rows {
+        if level == 0 {
+            continue;
+        }
+        let last = last.map(|d| d.to_string()).unwrap_or_default();
+        w.write_record([debtor_id, currency, &level.to_string(), &last])
+            .expect("in memory");
+    }
+    w.into_inner().expect("in memory")
+}

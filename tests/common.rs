@@ -1,0 +1,127 @@
+//! Helpers shared by the integration tests: they run the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dunning"))
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn policy() -> PathBuf {
+    root().join("rules/retail-fr")
+}
+
+/// One night of a fixture scenario.
+#[derive(Debug, Clone)]
+pub struct Night {
+    pub date: String,
+    pub dir: PathBuf,
+    pub ledger: PathBuf,
+    pub debtors: PathBuf,
+    pub events: Option<PathBuf>,
+}
+
+/// The nights of `fixtures/<scenario>`, in date order. A night's folder
+/// holds its ledger; debtors and events come from the night's folder when it
+/// has its own, else from the scenario's.
+pub fn nights(scenario: &Path) -> Vec<Night> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(scenario.join("nights"))
+        .expect("nights folder")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let pick = |dir: &Path, name: &str| -> Option<PathBuf> {
+        [dir.join(name), scenario.join(name)]
+            .into_iter()
+            .find(|p| p.exists())
+    };
+    dirs.into_iter()
+        .map(|dir| Night {
+            date: dir.file_name().unwrap().to_string_lossy().into_owned(),
+            ledger: dir.join("ledger.csv"),
+            debtors: pick(&dir, "debtors.csv").expect("debtors.csv"),
+            events: pick(&dir, "events.csv"),
+            dir,
+        })
+        .collect()
+}
+
+pub fn run_night(
+    night: &Night,
+    policy: &Path,
+    state: &Path,
+    out: &Path,
+    extra_env: &[(&str, &str)],
+) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.arg("run")
+        .arg("--policy")
+        .arg(policy)
+        .arg("--ledger")
+        .arg(&night.ledger)
+        .arg("--debtors")
+        .arg(&night.debtors)
+        .arg("--as-of")
+        .arg(&night.date)
+        .arg("--state")
+        .arg(state)
+        .arg("--out")
+        .arg(out);
+    if let Some(e) = &night.events {
+        cmd.arg("--events").arg(e);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run dunning")
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run dunning")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every file under `dir`, relative path and bytes, sorted.
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Copies a tree (for state snapshots in tests).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
