@@ -7,7 +7,7 @@ use crate::accounts::Account;
 use crate::guard::{self, Guarded};
 use crate::history::{Prior, Standing};
 use crate::ingest::Debtor;
-use crate::money::{self, Money};
+use crate::money::Money;
 use crate::policy::{Action, Policy};
 use crate::script::{self, Facts, ScriptError};
 use crate::segment::{self, Tried};
@@ -301,9 +301,4 @@ pub fn sort(accounts: &mut [Account]) {
         (a.debtor_id.as_str(), a.currency.as_str())
             .cmp(&(b.debtor_id.as_str(), b.currency.as_str()))
     });
-}
-
-/// The amount a decision concerns, as text.
-pub fn overdue_text(d: &Decision) -> String {
-    money::format_cents(d.account.overdue)
 }

@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 /// A structural problem: the file as a whole cannot be used.
@@ -180,7 +180,10 @@ pub struct Event {
 /// How many rows a file had and how many were rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileCount {
+    /// The path as given.
     pub file: String,
+    /// The file name, as rejects.csv names it.
+    pub name: String,
     pub rows: usize,
     pub rejected: usize,
 }
@@ -227,7 +230,11 @@ pub const EVENT_COLUMNS: &[&str] = &["debtor_id", "date", "kind", "until", "amou
 
 /// A file read with every column as text.
 struct Table {
+    /// The path as given, for error messages.
     file: String,
+    /// The file name alone, for rejects.csv: outputs must not depend on
+    /// the folder the inputs were read from.
+    name: String,
     df: DataFrame,
     /// Row number of data row 0.
     first_row: usize,
@@ -256,6 +263,7 @@ pub fn read(ledger: &Path, debtors: &Path, events: Option<&Path>) -> Result<Inpu
     let (debtor_map, n) = check_debtors(&table, &mut rejects);
     counts.push(FileCount {
         file: table.file.clone(),
+        name: table.name.clone(),
         rows: table.height(),
         rejected: n,
     });
@@ -264,6 +272,7 @@ pub fn read(ledger: &Path, debtors: &Path, events: Option<&Path>) -> Result<Inpu
     let (items, n) = check_ledger(&table, &debtor_map, &mut rejects)?;
     counts.push(FileCount {
         file: table.file.clone(),
+        name: table.name.clone(),
         rows: table.height(),
         rejected: n,
     });
@@ -275,6 +284,7 @@ pub fn read(ledger: &Path, debtors: &Path, events: Option<&Path>) -> Result<Inpu
         event_list = list;
         counts.push(FileCount {
             file: table.file.clone(),
+            name: table.name.clone(),
             rows: table.height(),
             rejected: n,
         });
@@ -301,7 +311,7 @@ pub fn enforce_reject_share(inputs: &Inputs, max: Decimal) -> Result<(), IngestE
             let examples: Vec<String> = inputs
                 .rejects
                 .iter()
-                .filter(|r| r.file == c.file)
+                .filter(|r| r.file == c.name)
                 .take(10)
                 .map(|r| format!("  {r}"))
                 .collect();
@@ -355,7 +365,10 @@ fn read_table(path: &Path, required: &[&str], optional: &[&str]) -> Result<Table
         file: file.clone(),
         message: e.to_string(),
     })?;
-    Ok(Table { df, ..table })
+    let name = path
+        .file_name()
+        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    Ok(Table { df, name, ..table })
 }
 
 fn read_csv(path: &Path, file: &str, required: &[&str]) -> Result<Table, IngestError> {
@@ -391,6 +404,7 @@ fn read_csv(path: &Path, file: &str, required: &[&str]) -> Result<Table, IngestE
         .map_err(|e| locate_csv_error(&body, file, e))?;
     Ok(Table {
         file: file.to_owned(),
+        name: String::new(),
         df,
         first_row: 2,
     })
@@ -465,32 +479,34 @@ fn locate_csv_error(body: &[u8], file: &str, err: PolarsError) -> IngestError {
     }
 }
 
-/// Row (counting the header as row 1) and 1-based field of a byte offset.
+/// Row (counting the header as row 1) and 1-based field of a byte offset:
+/// the csv crate finds where each record starts, then the fields before the
+/// offset are counted, minding quotes.
 fn locate_offset(body: &[u8], offset: usize) -> (usize, usize) {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(body);
     let mut rec = csv::ByteRecord::new();
-    let mut row = 0;
+    let (mut row, mut start) = (0, 0);
     while let Ok(true) = rdr.read_byte_record(&mut rec) {
+        let record_start = rec.position().map_or(0, |p| p.byte() as usize);
+        if record_start > offset {
+            break;
+        }
         row += 1;
-        let start = rec.position().map_or(0, |p| p.byte() as usize);
-        let end = rdr.position().byte() as usize;
-        if offset >= start && offset < end {
-            let mut field_start = start;
-            for (i, _) in rec.iter().enumerate() {
-                let field_end = start + rec.range(i).map_or(0, |r| r.end);
-                if offset <= field_end + 2 {
-                    return (row, i + 1);
-                }
-                field_start = field_end;
-            }
-            let _ = field_start;
-            return (row, rec.len().max(1));
+        start = record_start;
+    }
+    let mut column = 1;
+    let mut quoted = false;
+    for &b in &body[start..offset.min(body.len())] {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => column += 1,
+            _ => {}
         }
     }
-    (row.max(1), 1)
+    (row.max(1), column)
 }
 
 fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
@@ -554,6 +570,7 @@ fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
     })?;
     Ok(Table {
         file: file.to_owned(),
+        name: String::new(),
         df,
         first_row: 1,
     })
@@ -644,7 +661,7 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>) -> (HashMap<String, Debto
     let mut bad_rows = 0;
     for i in 0..n {
         let mut rc = RowCheck {
-            file: &t.file,
+            file: &t.name,
             row: t.row(i),
             bad: false,
             out: rejects,
@@ -746,7 +763,7 @@ fn check_ledger(
         .zip(due_on.iter());
     for (i, ((((((iid, did), cur), amt), open), iss), du)) in rows.enumerate() {
         let mut rc = RowCheck {
-            file: &t.file,
+            file: &t.name,
             row: t.row(i),
             bad: false,
             out: rejects,
@@ -842,7 +859,7 @@ fn check_events(
     let mut bad_rows = 0;
     for i in 0..t.height() {
         let mut rc = RowCheck {
-            file: &t.file,
+            file: &t.name,
             row: t.row(i),
             bad: false,
             out: rejects,
@@ -903,14 +920,4 @@ fn check_events(
         }
     }
     (out, bad_rows)
-}
-
-/// A name for the file as the outputs show it.
-pub fn file_label(p: &Path) -> String {
-    display_path(p)
-}
-
-/// For tests and tools: the path as a `PathBuf`.
-pub fn path(s: &str) -> PathBuf {
-    PathBuf::from(s)
 }
