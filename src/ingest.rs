@@ -200,6 +200,8 @@ pub struct Inputs {
     pub events: Vec<Event>,
     pub rejects: Vec<Reject>,
     pub counts: Vec<FileCount>,
+    /// Valid events about debtors the debtors file does not have.
+    pub unknown_debtor_events: usize,
 }
 
 pub const LEDGER_COLUMNS: &[&str] = &[
@@ -226,7 +228,8 @@ pub const DEBTOR_COLUMNS: &[&str] = &[
     "city",
 ];
 pub const DEBTOR_OPTIONAL: &[&str] = &["timezone", "score", "consent_email", "consent_sms"];
-pub const EVENT_COLUMNS: &[&str] = &["debtor_id", "date", "kind", "until", "amount", "note"];
+pub const EVENT_COLUMNS: &[&str] = &["debtor_id", "date", "kind"];
+pub const EVENT_OPTIONAL: &[&str] = &["until", "amount", "note"];
 
 /// A file read with every column as text.
 struct Table {
@@ -278,9 +281,15 @@ pub fn read(ledger: &Path, debtors: &Path, events: Option<&Path>) -> Result<Inpu
     });
 
     let mut event_list = Vec::new();
+    let mut unknown_debtor_events = 0;
     if let Some(events) = events {
-        let table = read_table(events, EVENT_COLUMNS, &[])?;
-        let (list, n) = check_events(&table, &debtor_map, &mut rejects);
+        let table = read_table(events, EVENT_COLUMNS, EVENT_OPTIONAL)?;
+        let (list, n) = check_events(
+            &table,
+            &debtor_map,
+            &mut rejects,
+            &mut unknown_debtor_events,
+        );
         event_list = list;
         counts.push(FileCount {
             file: table.file.clone(),
@@ -291,6 +300,7 @@ pub fn read(ledger: &Path, debtors: &Path, events: Option<&Path>) -> Result<Inpu
     }
     rejects.sort();
     Ok(Inputs {
+        unknown_debtor_events,
         items,
         debtors: debtor_map,
         events: event_list,
@@ -846,15 +856,11 @@ fn check_events(
     t: &Table,
     debtors: &HashMap<String, Debtor>,
     rejects: &mut Vec<Reject>,
+    unknown: &mut usize,
 ) -> (Vec<Event>, usize) {
     let col = |name: &str| t.col(name).expect("required column");
-    let (debtor_id, date, kind, until, amount) = (
-        col("debtor_id"),
-        col("date"),
-        col("kind"),
-        col("until"),
-        col("amount"),
-    );
+    let (debtor_id, date, kind) = (col("debtor_id"), col("date"), col("kind"));
+    let (until, amount) = (t.col("until"), t.col("amount"));
     let mut out = Vec::new();
     let mut bad_rows = 0;
     for i in 0..t.height() {
@@ -888,7 +894,7 @@ fn check_events(
                 None
             }
         };
-        let u = until.get(i).unwrap_or("");
+        let u = until.and_then(|c| c.get(i)).unwrap_or("");
         let u = if u.is_empty() {
             None
         } else {
@@ -898,7 +904,7 @@ fn check_events(
             }
             parsed
         };
-        let a = amount.get(i).unwrap_or("");
+        let a = amount.and_then(|c| c.get(i)).unwrap_or("");
         let a = if a.is_empty() {
             None
         } else {
@@ -906,6 +912,13 @@ fn check_events(
         };
         if rc.bad {
             bad_rows += 1;
+            continue;
+        }
+        // An event about a debtor the debtors file does not know cannot
+        // touch any account (its ledger rows are rejected), so it is only
+        // counted, not rejected.
+        if !debtors.contains_key(did) {
+            *unknown += 1;
             continue;
         }
         if let (Some(date), Some(kind)) = (d, k) {

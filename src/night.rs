@@ -179,6 +179,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         ms = t.elapsed().as_millis() as u64,
         "inputs checked"
     );
+    if data.unknown_debtor_events > 0 {
+        tracing::warn!(
+            stage = "ingest",
+            events = data.unknown_debtor_events,
+            "events about debtors not in the debtors file were ignored"
+        );
+    }
     ingest::enforce_reject_share(&data, policy.max_rejected_share)?;
 
     let t = Instant::now();

@@ -528,3 +528,52 @@ fn logs_never_carry_personal_data() {
     }
     assert!(log.contains("night done"), "the log was captured");
 }
+
+#[test]
+fn a_broken_policy_reports_every_problem_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let pol = t.path().join("policy");
+    std::fs::create_dir_all(&pol).unwrap();
+    let text = std::fs::read_to_string(policy().join("policy.yaml"))
+        .unwrap()
+        .replace("when: kind == \"business\"", "when: kind == ")
+        .replace("level: 3\n", "level: 4\n")
+        .replace("- call:collect", "- fax:collect")
+        .replace("starts: deceased", "starts: died")
+        .replace("otherwise: letter", "otherwise: pigeon");
+    std::fs::write(pol.join("policy.yaml"), &text).unwrap();
+    let n = first_nights(1).remove(0);
+    let o = run_night(
+        &n,
+        &pol,
+        &t.path().join("state"),
+        &t.path().join("out"),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    for want in [
+        "segments[0] business",
+        "level 4 is out of order",
+        "unknown channel `fax`",
+        "unknown event kind `died`",
+        "`pigeon` is neither `drop` nor another known channel",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(err.contains("the policy has 5 problem(s)"), "{err}");
+}
+
+#[test]
+fn rules_readme_documents_every_variable() {
+    let doc = std::fs::read_to_string(root().join("rules/README.md")).unwrap();
+    for (name, ty, _) in dunning::script::VARIABLES
+        .iter()
+        .chain([&dunning::script::SEGMENT_VARIABLE])
+    {
+        assert!(
+            doc.contains(&format!("| `{name}` | {ty} |")),
+            "rules/README.md lacks `{name}`"
+        );
+    }
+}
