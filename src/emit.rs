@@ -274,8 +274,8 @@ pub struct Summary {
     pub by_segment: BTreeMap<String, Tally>,
     pub by_hold: BTreeMap<String, Tally>,
     pub by_outcome: BTreeMap<String, Tally>,
-    pub by_action: BTreeMap<String, u64>,
-    pub by_channel: BTreeMap<String, u64>,
+    pub by_action: BTreeMap<String, Tally>,
+    pub by_channel: BTreeMap<String, Tally>,
 }
 
 pub fn summary(as_of: &str, policy: &str, decisions: &[Decision], rejects: usize) -> Summary {
@@ -315,8 +315,8 @@ pub fn summary(as_of: &str, policy: &str, decisions: &[Decision], rejects: usize
             .add(d);
         for a in &d.actions {
             s.actions += 1;
-            *s.by_action.entry(a.to_string()).or_default() += 1;
-            *s.by_channel.entry(a.channel.clone()).or_default() += 1;
+            s.by_action.entry(a.to_string()).or_default().add(d);
+            s.by_channel.entry(a.channel.clone()).or_default().add(d);
         }
     }
     for t in s
@@ -325,6 +325,8 @@ pub fn summary(as_of: &str, policy: &str, decisions: &[Decision], rejects: usize
         .chain(s.by_segment.values_mut())
         .chain(s.by_hold.values_mut())
         .chain(s.by_outcome.values_mut())
+        .chain(s.by_action.values_mut())
+        .chain(s.by_channel.values_mut())
     {
         t.seal();
     }

@@ -403,15 +403,13 @@ fn read_csv(path: &Path, file: &str, required: &[&str]) -> Result<Table, IngestE
         });
     }
     check_header(body, file)?;
-    let body = body.to_vec();
-    drop(bytes);
     let df = CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
         .with_raise_if_empty(true)
-        .into_reader_with_file_handle(Cursor::new(&body))
+        .into_reader_with_file_handle(Cursor::new(body))
         .finish()
-        .map_err(|e| locate_csv_error(&body, file, e))?;
+        .map_err(|e| locate_csv_error(body, file, e))?;
     Ok(Table {
         file: file.to_owned(),
         name: String::new(),

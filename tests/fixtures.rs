@@ -1,6 +1,7 @@
 //! Golden nights: every scenario under `fixtures/` is run night after night
 //! on one state folder, and each night's `decisions.csv` (and `rejects.csv`
-//! where the fixture has one) must match `expected/` byte for byte.
+//! and `summary.json` where the fixture has them; the last night of each has
+//! its summary) must match `expected/` byte for byte.
 //!
 //! To accept new output after a deliberate change, run with
 //! `DUNNING_BLESS=1` and review the diff of `fixtures/` before committing.
@@ -16,15 +17,18 @@ fn scenario(name: &str) {
     let mut failures = Vec::new();
     let nights = nights(&dir);
     assert!(nights.len() >= 2, "{name}: a scenario spans several nights");
+    let last = nights.last().unwrap().date.clone();
     for night in &nights {
         let out = tmp.path().join(format!("out-{}", night.date));
         let o = run_night(night, &policy(), &state, &out, &[]);
         assert!(o.status.success(), "{name} {}: {}", night.date, stderr(&o));
-        for file in ["decisions.csv", "rejects.csv"] {
+        for file in ["decisions.csv", "rejects.csv", "summary.json"] {
             let expected = night.dir.join("expected").join(file);
             let actual = std::fs::read(out.join(file)).unwrap();
             if bless {
-                if file == "decisions.csv" || expected.exists() {
+                let wanted =
+                    file == "decisions.csv" || (file == "summary.json" && night.date == last);
+                if wanted || expected.exists() {
                     std::fs::create_dir_all(expected.parent().unwrap()).unwrap();
                     std::fs::write(&expected, &actual).unwrap();
                 }
