@@ -75,6 +75,9 @@ pub struct Decision {
     /// A short reason, free of personal data.
     pub reason: String,
     pub last_escalated_on: Option<NaiveDate>,
+    /// The call-centre priority, when a call is planned and the policy
+    /// ranks calls.
+    pub call_priority: Option<i64>,
     pub trace: Option<Trace>,
 }
 
@@ -148,6 +151,7 @@ fn decide(
         rule: String::new(),
         reason: String::new(),
         last_escalated_on: prior.last_escalated_on,
+        call_priority: None,
         trace: None,
         account,
     };
@@ -259,6 +263,16 @@ fn decide(
             }
             if let Some(t) = trace.as_mut() {
                 t.guards.push(g);
+            }
+        }
+        if d.actions.iter().any(|a| a.channel == "call") {
+            if let Some(rule) = policy
+                .messages
+                .calls
+                .as_ref()
+                .and_then(|c| c.priority.as_ref())
+            {
+                d.call_priority = Some(script::eval_int(&policy.engine, rule, scope, debtor_id)?);
             }
         }
         d.level_after = level.number;

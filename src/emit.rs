@@ -3,7 +3,10 @@
 //! never sees half a night. CSV goes through a real CSV writer, and every
 //! text cell is guarded against formula injection: a cell that starts with
 //! `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so a
-//! spreadsheet shows it as text instead of running it.
+//! spreadsheet shows it as text instead of running it. A plain number
+//! (an optional sign, digits, at most one `.`), such as an E.164 phone
+//! `+33612345678`, is left as it is: no spreadsheet can run it, and a
+//! dialler must read it unchanged.
 
 use crate::audit;
 use crate::decide::Decision;
@@ -30,9 +33,17 @@ pub enum EmitError {
 /// Neutralises a spreadsheet formula.
 pub fn cell(s: &str) -> Cow<'_, str> {
     match s.as_bytes().first() {
+        Some(b'+' | b'-') if is_plain_number(&s[1..]) => Cow::Borrowed(s),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{s}")),
         _ => Cow::Borrowed(s),
     }
+}
+
+fn is_plain_number(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.bytes().filter(|b| *b == b'.').count() <= 1
+        && s.as_bytes()[0].is_ascii_digit()
 }
 
 /// One file written, for the manifest.
@@ -347,8 +358,11 @@ mod tests {
     #[test]
     fn formulas_are_neutralised() {
         assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(cell("+33"), "'+33");
-        assert_eq!(cell("-1"), "'-1");
+        assert_eq!(cell("+33612345678"), "+33612345678");
+        assert_eq!(cell("-1.50"), "-1.50");
+        assert_eq!(cell("+1+1"), "'+1+1");
+        assert_eq!(cell("-A1"), "'-A1");
+        assert_eq!(cell("=1"), "'=1");
         assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(cell("D001"), "D001");
         assert_eq!(cell(""), "");

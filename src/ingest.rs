@@ -164,6 +164,10 @@ pub struct Debtor {
     pub score: Option<Decimal>,
     pub consent_email: bool,
     pub consent_sms: bool,
+    /// The e-mail address is one a mail server would accept.
+    pub email_ok: bool,
+    /// The phone number in E.164, when it could be normalised.
+    pub phone_e164: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -258,12 +262,17 @@ impl Table {
 }
 
 /// Reads ledger, debtors and events and checks every row.
-pub fn read(ledger: &Path, debtors: &Path, events: Option<&Path>) -> Result<Inputs, IngestError> {
+pub fn read(
+    ledger: &Path,
+    debtors: &Path,
+    events: Option<&Path>,
+    default_country: &str,
+) -> Result<Inputs, IngestError> {
     let mut rejects = Vec::new();
     let mut counts = Vec::new();
 
     let table = read_table(debtors, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)?;
-    let (debtor_map, n) = check_debtors(&table, &mut rejects);
+    let (debtor_map, n) = check_debtors(&table, &mut rejects, default_country);
     counts.push(FileCount {
         file: table.file.clone(),
         name: table.name.clone(),
@@ -605,6 +614,17 @@ impl RowCheck<'_> {
         });
     }
 
+    /// Records a problem with a value without rejecting the row.
+    fn note(&mut self, column: &str, value: &str, reason: &str) {
+        self.out.push(Reject {
+            file: self.file.to_owned(),
+            row: self.row,
+            column: column.to_owned(),
+            value: clip(value),
+            reason: reason.to_owned(),
+        });
+    }
+
     fn required<'v>(&mut self, column: &str, v: Option<&'v str>) -> &'v str {
         let v = v.unwrap_or("");
         if v.is_empty() {
@@ -654,7 +674,11 @@ fn is_currency(s: &str) -> bool {
     s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
 }
 
-fn check_debtors(t: &Table, rejects: &mut Vec<Reject>) -> (HashMap<String, Debtor>, usize) {
+fn check_debtors(
+    t: &Table,
+    rejects: &mut Vec<Reject>,
+    default_country: &str,
+) -> (HashMap<String, Debtor>, usize) {
     let n = t.height();
     let get = |name: &str| t.col(name);
     let id = get("debtor_id").expect("required");
@@ -715,6 +739,23 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>) -> (HashMap<String, Debto
             bad_rows += 1;
             continue;
         }
+        // A malformed address or number does not reject the debtor: it is
+        // noted, and the debtor counts as having none, so the channel rules
+        // fall back (an e-mail becomes a letter) instead of failing later.
+        let email = text("email", i).trim().to_owned();
+        let email_ok = !email.is_empty() && email.parse::<lettre::Address>().is_ok();
+        if !email.is_empty() && !email_ok {
+            rc.note(
+                "email",
+                &email,
+                "not a valid e-mail address; the debtor is treated as having none (row kept)",
+            );
+        }
+        let phone = text("phone", i).trim().to_owned();
+        let phone_e164 = crate::phone::to_e164(&phone, &text("country", i), default_country);
+        if !phone.is_empty() && phone_e164.is_none() {
+            rc.note("phone", &phone, "not a phone number that can be written in E.164; the debtor is treated as having none (row kept)");
+        }
         map.insert(
             did.to_owned(),
             Debtor {
@@ -723,8 +764,8 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>) -> (HashMap<String, Debto
                 kind: kind.to_owned(),
                 language: text("language", i),
                 country: text("country", i),
-                email: text("email", i).trim().to_owned(),
-                phone: text("phone", i).trim().to_owned(),
+                email,
+                phone,
                 address_line1: text("address_line1", i),
                 address_line2: text("address_line2", i),
                 postal_code: text("postal_code", i),
@@ -733,6 +774,8 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>) -> (HashMap<String, Debto
                 score,
                 consent_email,
                 consent_sms,
+                email_ok,
+                phone_e164,
             },
         );
     }

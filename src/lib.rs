@@ -7,6 +7,7 @@
 //! free of clocks; `audit` hashes what a night read and wrote.
 
 pub mod accounts;
+pub mod actions;
 pub mod audit;
 pub mod cli;
 pub mod dates;
@@ -15,9 +16,12 @@ pub mod emit;
 pub mod guard;
 pub mod history;
 pub mod ingest;
+pub mod locale;
 pub mod money;
 pub mod night;
+pub mod phone;
 pub mod policy;
+pub mod render;
 pub mod script;
 pub mod segment;
 pub mod state;
@@ -41,6 +45,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<script::ScriptError>()
             || cause.is::<night::Refused>()
             || cause.is::<emit::EmitError>()
+            || cause.is::<actions::ActionError>()
+            || cause.is::<render::RenderError>()
         {
             return 2;
         }

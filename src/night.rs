@@ -166,7 +166,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     };
 
     let t = Instant::now();
-    let data = ingest::read(&args.ledger, &args.debtors, args.events.as_deref())?;
+    let data = ingest::read(
+        &args.ledger,
+        &args.debtors,
+        args.events.as_deref(),
+        &policy.messages.default_country,
+    )?;
     for c in &data.counts {
         info!(stage = "ingest", file = %file_name(Path::new(&c.file)), rows = c.rows, rejected = c.rejected, "file read");
     }
@@ -277,6 +282,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     staging.write("decisions.csv", &emit::decisions_csv(&decisions))?;
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
     staging.write("summary.json", &emit::json(&summary))?;
+    let sent = crate::actions::write(&policy, &decisions, &data, as_of, &mut staging)?;
+    info!(
+        stage = "actions",
+        emails = sent.emails,
+        sms = sent.sms,
+        calls = sent.calls,
+        "messages rendered"
+    );
     let counts_by_file: std::collections::HashMap<&str, &ingest::FileCount> =
         data.counts.iter().map(|c| (c.file.as_str(), c)).collect();
     let manifest = Manifest {

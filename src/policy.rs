@@ -83,6 +83,52 @@ struct PolicyDoc {
     flags: Vec<EventRuleDoc>,
     #[serde(default)]
     channels: BTreeMap<String, ChannelDoc>,
+    /// Country for national phone numbers and default time zones.
+    #[serde(default = "default_country")]
+    default_country: String,
+    #[serde(default)]
+    languages: Vec<String>,
+    #[serde(default)]
+    default_language: Option<String>,
+    #[serde(default)]
+    contact: BTreeMap<String, String>,
+    #[serde(default)]
+    payment_reference: Option<String>,
+    #[serde(default)]
+    email: Option<EmailDoc>,
+    #[serde(default)]
+    sms: Option<SmsDoc>,
+    #[serde(default)]
+    calls: Option<CallsDoc>,
+}
+
+fn default_country() -> String {
+    "FR".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailDoc {
+    from: String,
+    #[serde(default)]
+    reply_to: Option<String>,
+    message_id_domain: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsDoc {
+    max_segments: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallsDoc {
+    hours: String,
+    #[serde(default)]
+    priority: Option<WhenDoc>,
+    #[serde(default)]
+    default_timezone: Option<String>,
 }
 
 fn default_max_rejected_share() -> Number {
@@ -303,6 +349,8 @@ pub struct Policy {
     pub flags: Vec<EventRule>,
     pub channels: BTreeMap<String, Channel>,
     pub engine: Engine,
+    /// Templates, languages and sender settings for the messages.
+    pub messages: crate::render::Messages,
     /// Every file of the policy folder, sorted by path.
     pub files: Vec<PolicyFile>,
     /// SHA-256 over the sorted (path, hash) list.
@@ -749,12 +797,21 @@ impl Builder {
             tracing::warn!(policy = %doc.name, "no segment has `when: true`; unmatched accounts get segment \"\" and no ladder");
         }
 
+        let used: BTreeSet<Action> = ladders
+            .iter()
+            .flat_map(|l| l.levels.iter())
+            .flat_map(|l| l.actions.iter())
+            .map(|a| a.action.clone())
+            .collect();
+        let messages = self.messages(&doc, &used, &rule_scope, &helpers);
+
         if !self.problems.is_empty() {
             return Err(PolicyError {
                 problems: self.problems,
             });
         }
         Ok(Policy {
+            messages,
             name: doc.name,
             version: doc.version,
             dir: self.dir,
@@ -770,6 +827,151 @@ impl Builder {
             files,
             sha256,
         })
+    }
+}
+
+impl Builder {
+    /// Languages, templates and sender settings. Every template an action
+    /// of the ladder needs must exist in every declared language.
+    fn messages(
+        &mut self,
+        doc: &PolicyDoc,
+        used: &BTreeSet<Action>,
+        scope: &rhai::Scope,
+        helpers: &AST,
+    ) -> crate::render::Messages {
+        use crate::render::{CallSettings, EmailSettings, Messages, Templates};
+        let (templates, problems) = Templates::load(&self.dir.join("templates"));
+        self.problems.extend(problems);
+        let languages = doc.languages.clone();
+        let default_language = doc
+            .default_language
+            .clone()
+            .or_else(|| languages.first().cloned())
+            .unwrap_or_else(|| "en".into());
+        if !languages.is_empty() && !languages.contains(&default_language) {
+            self.problem(format!(
+                "default_language: `{default_language}` is not one of languages ({})",
+                languages.join(", ")
+            ));
+        }
+        let needs = |channel: &str| used.iter().any(|a| a.channel == channel);
+        for channel in ["email", "sms", "call"] {
+            if needs(channel) && languages.is_empty() {
+                self.problem(format!(
+                    "languages: the ladder sends `{channel}` actions, so the policy must declare its languages, e.g. `languages: [fr, en]`"
+                ));
+                break;
+            }
+        }
+        for a in used {
+            for lang in &languages {
+                for name in crate::render::template_files(&a.channel, &a.template) {
+                    let path = format!("{lang}/{name}");
+                    if !templates.has(&path) {
+                        self.problem(format!(
+                            "{a}: template templates/{path} is missing for language `{lang}`"
+                        ));
+                    }
+                }
+            }
+        }
+        let email = match &doc.email {
+            Some(e) => {
+                let from = e.from.parse::<lettre::message::Mailbox>();
+                let reply_to = e
+                    .reply_to
+                    .as_deref()
+                    .map(|r| r.parse::<lettre::message::Mailbox>());
+                match (from, reply_to.transpose()) {
+                    (Ok(from), Ok(reply_to)) => Some(EmailSettings {
+                        from,
+                        reply_to,
+                        domain: e.message_id_domain.clone(),
+                    }),
+                    _ => {
+                        self.problem("email: `from` and `reply_to` must be addresses such as `Banque <recouvrement@banque.fr>`".into());
+                        None
+                    }
+                }
+            }
+            None => {
+                if needs("email") {
+                    self.problem("email: the ladder sends e-mails, so the policy needs an `email:` section with `from` and `message_id_domain`".into());
+                }
+                None
+            }
+        };
+        if doc.sms.is_none() && needs("sms") {
+            self.problem("sms: the ladder sends SMS, so the policy needs an `sms:` section with `max_segments`".into());
+        }
+        let max_segments = doc.sms.as_ref().map_or(1, |s| s.max_segments);
+        let default_tz = doc
+            .calls
+            .as_ref()
+            .and_then(|c| c.default_timezone.clone())
+            .or_else(|| crate::phone::default_timezone(&doc.default_country).map(str::to_owned))
+            .unwrap_or_else(|| "UTC".into());
+        let default_tz = match default_tz.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                self.problem(format!(
+                    "calls.default_timezone: `{default_tz}` is not an IANA time zone"
+                ));
+                chrono_tz::UTC
+            }
+        };
+        if crate::phone::calling_code(&doc.default_country).is_none() {
+            self.problem(format!(
+                "default_country: `{}` is not a country the engine knows a calling code for",
+                doc.default_country
+            ));
+        }
+        let calls = match &doc.calls {
+            Some(c) => {
+                let hours = crate::render::parse_hours(&c.hours);
+                if hours.is_none() {
+                    self.problem(format!(
+                        "calls.hours: `{}` is not a window such as \"09:00-20:00\"",
+                        c.hours
+                    ));
+                }
+                let priority = c
+                    .priority
+                    .as_ref()
+                    .and_then(|w| self.compile("calls.priority".into(), w, scope, helpers));
+                hours.map(|(start, end)| CallSettings {
+                    start,
+                    end,
+                    priority,
+                })
+            }
+            None => {
+                if needs("call") {
+                    self.problem("calls: the ladder plans calls, so the policy needs a `calls:` section with `hours`".into());
+                }
+                None
+            }
+        };
+        let payment_reference = doc
+            .payment_reference
+            .clone()
+            .unwrap_or_else(|| "{{ debtor.id }}-{{ account.currency }}".into());
+        if let Err(e) = templates.check_inline(&payment_reference) {
+            self.problem(format!("payment_reference: {e}"));
+        }
+        Messages {
+            languages,
+            default_language,
+            default_country: doc.default_country.clone(),
+            default_tz,
+            contact: doc.contact.clone(),
+            payment_reference,
+            email,
+            max_segments,
+            calls,
+            templates,
+        }
     }
 }
 

@@ -215,8 +215,8 @@ pub fn fill_scope(scope: &mut Scope<'_>, facts: &Facts<'_>, flag_names: &[String
     let score = d.and_then(|d| d.score);
     scope.push_constant("has_score", score.is_some());
     scope.push_constant("score", score.unwrap_or_default());
-    scope.push_constant("has_email", d.is_some_and(|d| !d.email.is_empty()));
-    scope.push_constant("has_phone", d.is_some_and(|d| !d.phone.is_empty()));
+    scope.push_constant("has_email", d.is_some_and(|d| d.email_ok));
+    scope.push_constant("has_phone", d.is_some_and(|d| d.phone_e164.is_some()));
     scope.push_constant("consent_email", d.is_none_or(|d| d.consent_email));
     scope.push_constant("consent_sms", d.is_none_or(|d| d.consent_sms));
     scope.push_constant("overdue", money::to_decimal(a.overdue));
@@ -235,6 +235,27 @@ pub fn fill_scope(scope: &mut Scope<'_>, facts: &Facts<'_>, flag_names: &[String
     for (name, on) in flag_names.iter().zip(facts.flags) {
         scope.push_constant(name.as_str().to_owned(), *on);
     }
+}
+
+/// Evaluates a rule that must give a whole number (e.g. a call priority).
+pub fn eval_int(
+    engine: &Engine,
+    cond: &Condition,
+    scope: &mut Scope<'_>,
+    debtor_id: &str,
+) -> Result<i64, ScriptError> {
+    let value: Dynamic = engine
+        .eval_ast_with_scope(scope, &cond.ast)
+        .map_err(|e| ScriptError {
+            rule: cond.rule.clone(),
+            debtor_id: debtor_id.to_owned(),
+            message: e.to_string(),
+        })?;
+    value.as_int().map_err(|ty| ScriptError {
+        rule: cond.rule.clone(),
+        debtor_id: debtor_id.to_owned(),
+        message: format!("the rule gave a {ty}, not a whole number"),
+    })
 }
 
 /// Evaluates a condition that must give `true` or `false`.

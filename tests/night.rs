@@ -32,15 +32,37 @@ fn the_same_night_twice_gives_identical_files() {
     let out_a = run_all(&ns, &a.path().join("state"), &a.path().join("out"));
     let out_b = run_all(&ns, &b.path().join("state"), &b.path().join("elsewhere"));
     let (ta, tb) = (tree(&out_a), tree(&out_b));
-    assert_eq!(
-        ta.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        [
-            "decisions.csv",
-            "manifest.json",
-            "rejects.csv",
-            "summary.json"
-        ]
-    );
+    let names: Vec<&str> = ta.iter().map(|f| f.0.as_str()).collect();
+    for want in [
+        "calls.csv",
+        "decisions.csv",
+        "emails/index.csv",
+        "manifest.json",
+        "rejects.csv",
+        "sms.csv",
+        "summary.json",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    // Every other file is in the manifest with its SHA-256.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&ta.iter().find(|f| f.0 == "manifest.json").unwrap().1).unwrap();
+    let outputs = manifest["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), ta.len() - 1);
+    for (name, bytes) in &ta {
+        if name == "manifest.json" {
+            continue;
+        }
+        let entry = outputs
+            .iter()
+            .find(|o| o["file"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} not in manifest"));
+        assert_eq!(
+            entry["sha256"],
+            dunning::audit::sha256_bytes(bytes).as_str(),
+            "{name}"
+        );
+    }
     assert_eq!(ta, tb);
     // The committed states are identical too.
     assert_eq!(
@@ -243,7 +265,7 @@ ledger.csv,103,debtor_id,D9,debtor not in the debtors file (or rejected there)\n
 ledger.csv,104,currency,eur,currency must be 3 capital letters (ISO 4217)\n\
 ledger.csv,104,due_on,2026-13-01,not a date (expected YYYY-MM-DD)\n\
 ledger.csv,104,open_amount,20.00,open_amount exceeds amount 10.00\n\
-ledger.csv,105,amount,'-5.00,negative amount\n\
+ledger.csv,105,amount,-5.00,negative amount\n\
 ledger.csv,105,item_id,I5,\"duplicate item_id: appears 2 times in the ledger, every copy is rejected\"\n"
     );
     let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
@@ -359,7 +381,7 @@ I2,D2,EUR,50.00,50.00,2025-12-01,2026-01-01,plain\r\n";
 fn a_policy_with_a_typo_is_refused_with_the_rule_and_position() {
     let t = tempfile::tempdir().unwrap();
     let pol = t.path().join("policy");
-    std::fs::create_dir_all(&pol).unwrap();
+    copy_tree(&policy(), &pol);
     let text = std::fs::read_to_string(policy().join("policy.yaml"))
         .unwrap()
         .replace("when: overdue >= 5000.00", "when: overdu >= 5000.00")
@@ -401,7 +423,7 @@ fn a_policy_with_a_typo_is_refused_with_the_rule_and_position() {
 fn a_runaway_condition_fails_the_night_with_its_rule() {
     let t = tempfile::tempdir().unwrap();
     let pol = t.path().join("policy");
-    std::fs::create_dir_all(&pol).unwrap();
+    copy_tree(&policy(), &pol);
     let text = std::fs::read_to_string(policy().join("policy.yaml"))
         .unwrap()
         .replace(
@@ -533,7 +555,7 @@ fn logs_never_carry_personal_data() {
 fn a_broken_policy_reports_every_problem_at_once() {
     let t = tempfile::tempdir().unwrap();
     let pol = t.path().join("policy");
-    std::fs::create_dir_all(&pol).unwrap();
+    copy_tree(&policy(), &pol);
     let text = std::fs::read_to_string(policy().join("policy.yaml"))
         .unwrap()
         .replace("when: kind == \"business\"", "when: kind == ")

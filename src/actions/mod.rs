@@ -1,0 +1,283 @@
+//! Actions: the files other systems act on, one module per channel. Every
+//! emitted `email:*`, `sms:*` and `call:*` action of tonight's decisions is
+//! rendered from the policy's templates in the debtor's language, in
+//! parallel, then written in decision order so that the bytes never depend
+//! on thread timing.
+
+pub mod call;
+pub mod email;
+pub mod sms;
+
+use crate::decide::Decision;
+use crate::emit::{cell, EmitError, Staging};
+use crate::ingest::{Debtor, Inputs};
+use crate::policy::Policy;
+use crate::render::{self, Item, RenderError};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+
+/// A rendering problem that stops the night: a template error, or an SMS
+/// over the policy's segment limit.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("template {template} ({language}) renders to {segments} SMS segments for debtor {debtor_id}; the policy allows {max} (sms.max_segments): shorten the template")]
+    TooLong {
+        template: String,
+        language: String,
+        debtor_id: String,
+        segments: u32,
+        max: u32,
+    },
+    #[error("e-mail for debtor {debtor_id}: {message}")]
+    Email { debtor_id: String, message: String },
+}
+
+/// One account's rendered messages.
+#[derive(Default)]
+struct Rendered {
+    emails: Vec<email::Email>,
+    sms: Vec<sms::Sms>,
+    calls: Vec<call::Call>,
+}
+
+const CHANNELS: &[&str] = &["email", "sms", "call"];
+
+/// The overdue items of the accounts that get a message, oldest first.
+fn overdue_items(
+    inputs: &Inputs,
+    wanted: &HashSet<(&str, &str)>,
+    as_of: NaiveDate,
+    grace_days: i64,
+) -> PolarsResult<HashMap<(String, String), Vec<Item>>> {
+    let df = &inputs.items;
+    let s = |n: &str| -> PolarsResult<&StringChunked> { df.column(n)?.str() };
+    let (ids, debtors, curs) = (s("item_id")?, s("debtor_id")?, s("currency")?);
+    let (refs, products) = (s("reference")?, s("product")?);
+    let amount = df.column("amount")?.i64()?;
+    let open = df.column("open_amount")?.i64()?;
+    let due = df.column("due_on")?.i32()?;
+    let mut out: HashMap<(String, String), Vec<Item>> = HashMap::new();
+    for i in 0..df.height() {
+        let (Some(d), Some(c)) = (debtors.get(i), curs.get(i)) else {
+            continue;
+        };
+        if !wanted.contains(&(d, c)) {
+            continue;
+        }
+        let open_amount = open.get(i).unwrap_or(0);
+        let due_on = crate::dates::from_days(due.get(i).unwrap_or(0));
+        if open_amount <= 0 || (as_of - due_on).num_days() <= grace_days {
+            continue;
+        }
+        out.entry((d.to_owned(), c.to_owned()))
+            .or_default()
+            .push(Item {
+                due_on,
+                item_id: ids.get(i).unwrap_or("").to_owned(),
+                reference: refs.get(i).unwrap_or("").to_owned(),
+                product: products.get(i).unwrap_or("").to_owned(),
+                amount: amount.get(i).unwrap_or(0),
+                open_amount,
+            });
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
+/// Counts for the log and the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Written {
+    pub emails: usize,
+    pub sms: usize,
+    pub calls: usize,
+}
+
+/// Renders and writes `emails/`, `sms.csv` and `calls.csv`.
+pub fn write(
+    policy: &Policy,
+    decisions: &[Decision],
+    inputs: &Inputs,
+    as_of: NaiveDate,
+    staging: &mut Staging,
+) -> anyhow::Result<Written> {
+    let with_messages: Vec<&Decision> = decisions
+        .iter()
+        .filter(|d| {
+            d.actions
+                .iter()
+                .any(|a| CHANNELS.contains(&a.channel.as_str()))
+        })
+        .collect();
+    let wanted: HashSet<(&str, &str)> = with_messages
+        .iter()
+        .map(|d| (d.account.debtor_id.as_str(), d.account.currency.as_str()))
+        .collect();
+    let items = overdue_items(inputs, &wanted, as_of, policy.grace_days)?;
+    let no_items = Vec::new();
+    let messages = &policy.messages;
+
+    let rendered: Vec<Rendered> = with_messages
+        .par_iter()
+        .map(|d| -> Result<Rendered, ActionError> {
+            let mut r = Rendered::default();
+            let Some(debtor) = inputs.debtors.get(&d.account.debtor_id) else {
+                return Ok(r);
+            };
+            let lang = messages.language(debtor);
+            let key = (d.account.debtor_id.clone(), d.account.currency.clone());
+            let its = items.get(&key).unwrap_or(&no_items);
+            let level_name = policy
+                .ladders
+                .iter()
+                .find_map(|l| l.level(d.level_after).map(|lv| lv.name.as_str()))
+                .unwrap_or("");
+            for a in &d.actions {
+                if !CHANNELS.contains(&a.channel.as_str()) {
+                    continue;
+                }
+                let ctx = render::context(
+                    messages,
+                    d,
+                    level_name,
+                    debtor,
+                    its,
+                    &lang,
+                    as_of,
+                    &a.channel,
+                    &a.template,
+                )?;
+                match a.channel.as_str() {
+                    "email" => r.emails.push(email::build(
+                        messages,
+                        d,
+                        debtor,
+                        &lang,
+                        &a.template,
+                        &ctx,
+                        as_of,
+                    )?),
+                    "sms" => r
+                        .sms
+                        .push(sms::build(messages, d, debtor, &lang, &a.template, &ctx)?),
+                    "call" => r.calls.push(call::build(
+                        messages,
+                        d,
+                        debtor,
+                        &lang,
+                        &a.template,
+                        &ctx,
+                        as_of,
+                    )?),
+                    _ => {}
+                }
+            }
+            Ok(r)
+        })
+        .collect::<Result<_, _>>()?;
+
+    let mut counts = Written::default();
+    let mut email_index = csv::Writer::from_writer(Vec::new());
+    email_index.write_record(email::INDEX_COLUMNS)?;
+    let mut sms_csv = csv::Writer::from_writer(Vec::new());
+    sms_csv.write_record(sms::COLUMNS)?;
+    let mut calls: Vec<call::Call> = Vec::new();
+    for r in rendered {
+        for e in r.emails {
+            staging.write(&format!("emails/{}", e.file), &e.bytes)?;
+            email_index.write_record(e.index_row().iter().map(|c| cell(c).into_owned()))?;
+            counts.emails += 1;
+        }
+        for s in r.sms {
+            sms_csv.write_record(s.row().iter().map(|c| cell(c).into_owned()))?;
+            counts.sms += 1;
+        }
+        calls.extend(r.calls);
+    }
+    // The call-centre queue is worked from the top: by priority, then as
+    // decisions are sorted.
+    calls.sort_by_key(|c| c.priority);
+    let mut calls_csv = csv::Writer::from_writer(Vec::new());
+    calls_csv.write_record(call::COLUMNS)?;
+    for c in &calls {
+        calls_csv.write_record(c.row().iter().map(|x| cell(x).into_owned()))?;
+    }
+    counts.calls = calls.len();
+    staging.write(
+        "emails/index.csv",
+        &email_index.into_inner().map_err(|e| EmitError::Io {
+            dir: "emails".into(),
+            source: e.into_error(),
+        })?,
+    )?;
+    staging.write(
+        "sms.csv",
+        &sms_csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
+    )?;
+    staging.write(
+        "calls.csv",
+        &calls_csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
+    )?;
+    Ok(counts)
+}
+
+/// A file name for a debtor's document that cannot leave its folder:
+/// only ASCII letters, digits, `_` and `-` survive, and an id that had to
+/// be changed gets a short hash so that two ids never share a file.
+pub fn safe_name(debtor_id: &str, currency: &str, template: &str) -> String {
+    let clean: String = debtor_id
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let clean = if clean.is_empty() {
+        "_".to_owned()
+    } else {
+        clean
+    };
+    let changed = clean != debtor_id;
+    let mut name = format!("{clean}-{currency}-{template}");
+    if changed {
+        name.push('-');
+        name.push_str(&crate::audit::sha256_bytes(debtor_id.as_bytes())[..10]);
+    }
+    name
+}
+
+/// Only the debtor lookup is needed by the channel modules.
+pub(crate) fn debtor_name(d: &Debtor) -> String {
+    // Display names go into headers and CSV cells: no control characters.
+    d.name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn names_never_escape_the_folder() {
+        assert_eq!(safe_name("D001", "EUR", "reminder"), "D001-EUR-reminder");
+        let n = safe_name("../../etc/passwd", "EUR", "reminder");
+        assert!(!n.contains('/') && !n.contains(".."), "{n}");
+        assert!(n.starts_with("______etc_passwd-EUR-reminder-"), "{n}");
+        assert_ne!(safe_name("a/b", "EUR", "x"), safe_name("a_b", "EUR", "x"));
+        assert_ne!(safe_name("a/b", "EUR", "x"), safe_name("a\\b", "EUR", "x"));
+    }
+}
