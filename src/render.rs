@@ -232,7 +232,7 @@ pub struct Item {
 #[derive(Serialize)]
 struct DebtorView<'a> {
     id: &'a str,
-    name: &'a str,
+    name: String,
     kind: &'a str,
     email: &'a str,
     phone: &'a str,
@@ -309,7 +309,7 @@ pub fn context(
         template,
         debtor: DebtorView {
             id: &debtor.id,
-            name: &debtor.name,
+            name: crate::actions::debtor_name(debtor),
             kind: &debtor.kind,
             email: &debtor.email,
             phone: debtor.phone_e164.as_deref().unwrap_or(""),
