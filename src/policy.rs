@@ -841,7 +841,7 @@ impl Builder {
         helpers: &AST,
     ) -> crate::render::Messages {
         use crate::render::{CallSettings, EmailSettings, Messages, Templates};
-        let (templates, problems) = Templates::load(&self.dir.join("templates"));
+        let (mut templates, problems) = Templates::load(&self.dir.join("templates"));
         self.problems.extend(problems);
         let languages = doc.languages.clone();
         let default_language = doc
@@ -957,7 +957,7 @@ impl Builder {
             .payment_reference
             .clone()
             .unwrap_or_else(|| "{{ debtor.id }}-{{ account.currency }}".into());
-        if let Err(e) = templates.check_inline(&payment_reference) {
+        if let Err(e) = templates.add_inline(crate::render::PAYMENT_REFERENCE, &payment_reference) {
             self.problem(format!("payment_reference: {e}"));
         }
         Messages {
@@ -966,7 +966,6 @@ impl Builder {
             default_country: doc.default_country.clone(),
             default_tz,
             contact: doc.contact.clone(),
-            payment_reference,
             email,
             max_segments,
             calls,

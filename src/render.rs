@@ -18,6 +18,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The name of the policy's inline `payment_reference` template.
+pub const PAYMENT_REFERENCE: &str = "(policy.yaml payment_reference)";
+
 /// Instructions one template may run before it is stopped.
 const FUEL: u64 = 2_000_000;
 
@@ -57,7 +60,6 @@ pub struct Messages {
     pub default_country: String,
     pub default_tz: chrono_tz::Tz,
     pub contact: BTreeMap<String, String>,
-    pub payment_reference: String,
     pub email: Option<EmailSettings>,
     pub max_segments: u32,
     pub calls: Option<CallSettings>,
@@ -152,10 +154,10 @@ impl Templates {
         self.env.get_template(name).is_ok()
     }
 
-    pub fn check_inline(&self, source: &str) -> Result<(), String> {
-        let env = Self::environment();
-        env.template_from_str(source)
-            .map(|_| ())
+    /// Adds a template written inline in policy.yaml (compiled once).
+    pub fn add_inline(&mut self, name: &'static str, source: &str) -> Result<(), String> {
+        self.env
+            .add_template_owned(name, source.to_owned())
             .map_err(|e| e.to_string())
     }
 
@@ -172,19 +174,6 @@ impl Templates {
             .get_template(name)
             .and_then(|t| t.render(ctx))
             .map_err(fail)
-    }
-
-    pub fn render_inline(
-        &self,
-        source: &str,
-        ctx: &Value,
-        debtor_id: &str,
-    ) -> Result<String, RenderError> {
-        self.env.render_str(source, ctx).map_err(|e| RenderError {
-            template: "payment_reference".into(),
-            debtor_id: debtor_id.to_owned(),
-            message: e.to_string(),
-        })
     }
 }
 
@@ -336,8 +325,8 @@ pub fn context(
         company: &messages.contact,
         payment_reference: String::new(),
     };
-    let reference = messages.templates.render_inline(
-        &messages.payment_reference,
+    let reference = messages.templates.render(
+        PAYMENT_REFERENCE,
         &Value::from(minijinja::value::Serde(&ctx)),
         &debtor.id,
     )?;
