@@ -117,3 +117,40 @@ pub fn build(
         script,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::local;
+    use chrono::NaiveTime;
+
+    fn t(s: &str) -> NaiveTime {
+        NaiveTime::parse_from_str(s, "%H:%M").unwrap()
+    }
+
+    #[test]
+    fn windows_are_in_the_debtors_own_zone() {
+        let day = crate::dates::parse_date("2026-07-01").unwrap();
+        assert_eq!(
+            local(chrono_tz::Europe::Paris, day, t("09:00")),
+            "2026-07-01T09:00:00+02:00"
+        );
+        assert_eq!(
+            local(chrono_tz::Asia::Shanghai, day, t("20:00")),
+            "2026-07-01T20:00:00+08:00"
+        );
+        let winter = crate::dates::parse_date("2026-01-15").unwrap();
+        assert_eq!(
+            local(chrono_tz::America::New_York, winter, t("08:00")),
+            "2026-01-15T08:00:00-05:00"
+        );
+    }
+
+    #[test]
+    fn a_start_inside_a_spring_forward_gap_moves_past_it() {
+        let day = crate::dates::parse_date("2026-03-29").unwrap();
+        assert_eq!(
+            local(chrono_tz::Europe::Paris, day, t("02:30")),
+            "2026-03-29T03:30:00+02:00"
+        );
+    }
+}
