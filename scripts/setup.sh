@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# Installs what the project needs beyond the Rust toolchain: Python 3 (the
-# independent reference implementation used by the tests) and the rustfmt
-# and clippy components. Safe to run again.
+# Installs what the project needs beyond the Rust toolchain, from Debian's
+# packages: Python 3 (the independent reference implementation the tests
+# compare against), the fonts letters embed (DejaVu for Latin scripts, Noto
+# CJK for Chinese) and poppler-utils (pdftotext/pdfinfo, which the tests use
+# to read the letters back); plus the rustfmt and clippy components.
+# Safe to run again: it installs only what is missing.
 set -euo pipefail
-if ! command -v python3 >/dev/null; then
+missing=()
+command -v python3 >/dev/null || missing+=(python3)
+command -v pdftotext >/dev/null || missing+=(poppler-utils)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing+=(fonts-noto-cjk)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq python3
+    echo "setup: installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "setup: python3 is needed by the tests; install it" >&2
+    echo "setup: please install: ${missing[*]}" >&2
     exit 1
   fi
 fi

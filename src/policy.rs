@@ -100,6 +100,26 @@ struct PolicyDoc {
     sms: Option<SmsDoc>,
     #[serde(default)]
     calls: Option<CallsDoc>,
+    #[serde(default)]
+    letters: Option<LettersDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LettersDoc {
+    #[serde(default)]
+    registered: Vec<String>,
+    /// Language (or `default`) to `{regular, bold}` font files, each a path
+    /// (relative to the policy folder, or absolute), `#n` for a face of a
+    /// collection.
+    fonts: BTreeMap<String, FontPairDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FontPairDoc {
+    regular: String,
+    bold: String,
 }
 
 fn default_country() -> String {
@@ -797,12 +817,26 @@ impl Builder {
             tracing::warn!(policy = %doc.name, "no segment has `when: true`; unmatched accounts get segment \"\" and no ladder");
         }
 
-        let used: BTreeSet<Action> = ladders
+        // Every action the ladder names, and what its channel falls back to.
+        let mut used: BTreeSet<Action> = BTreeSet::new();
+        for a in ladders
             .iter()
             .flat_map(|l| l.levels.iter())
             .flat_map(|l| l.actions.iter())
-            .map(|a| a.action.clone())
-            .collect();
+        {
+            let mut action = a.action.clone();
+            for _ in 0..=channels.len() {
+                let next = match channels.get(&action.channel).map(|c| &c.otherwise) {
+                    Some(Fallback::Channel(n)) => Some(n.clone()),
+                    _ => None,
+                };
+                used.insert(action.clone());
+                match next {
+                    Some(n) => action.channel = n,
+                    None => break,
+                }
+            }
+        }
         let messages = self.messages(&doc, &used, &rule_scope, &helpers);
 
         if !self.problems.is_empty() {
@@ -953,6 +987,52 @@ impl Builder {
                 None
             }
         };
+        let letters = match &doc.letters {
+            Some(l) => {
+                let mut fonts = BTreeMap::new();
+                for (lang, pair) in &l.fonts {
+                    let load = |spec: &str| crate::actions::letter::FontFile::load(spec, &self.dir);
+                    match (load(&pair.regular), load(&pair.bold)) {
+                        (Ok(regular), Ok(bold)) => {
+                            // A language's own letters must be printable in its font.
+                            let sample = match lang.as_str() {
+                                "zh" => "您好，逾期总额",
+                                "fr" => "Échéance réglée à Noël",
+                                _ => "Amount due",
+                            };
+                            if !regular.covers(sample) {
+                                self.problem(format!(
+                                    "letters.fonts.{lang}: the regular font has no glyphs for `{sample}`; install a font for this language (README: set-up) or name another"
+                                ));
+                            }
+                            fonts.insert(lang.clone(), crate::actions::letter::FontPair { regular, bold });
+                        }
+                        (Err(e), _) | (_, Err(e)) => self.problem(format!(
+                            "letters.fonts.{lang}: {e}; install it (scripts/setup.sh installs DejaVu and Noto CJK) or name another font"
+                        )),
+                    }
+                }
+                if needs("letter") {
+                    for lang in &languages {
+                        if !fonts.contains_key(lang) && !fonts.contains_key("default") {
+                            self.problem(format!(
+                                "letters.fonts: no font for language `{lang}` and no `default`"
+                            ));
+                        }
+                    }
+                }
+                Some(crate::actions::letter::LetterSettings {
+                    registered: l.registered.clone(),
+                    fonts,
+                })
+            }
+            None => {
+                if needs("letter") {
+                    self.problem("letters: the ladder (or a channel fallback) sends letters, so the policy needs a `letters:` section with fonts".into());
+                }
+                None
+            }
+        };
         let payment_reference = doc
             .payment_reference
             .clone()
@@ -969,6 +1049,7 @@ impl Builder {
             email,
             max_segments,
             calls,
+            letters,
             templates,
         }
     }

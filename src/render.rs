@@ -33,6 +33,7 @@ pub fn template_files(channel: &str, template: &str) -> Vec<String> {
             format!("email/{template}.html"),
         ],
         "sms" => vec![format!("sms/{template}.txt")],
+        "letter" => vec![format!("letter/{template}.txt")],
         "call" => vec![format!("call/{template}.txt")],
         _ => Vec::new(),
     }
@@ -63,6 +64,7 @@ pub struct Messages {
     pub email: Option<EmailSettings>,
     pub max_segments: u32,
     pub calls: Option<CallSettings>,
+    pub letters: Option<crate::actions::letter::LetterSettings>,
     pub templates: Templates,
 }
 

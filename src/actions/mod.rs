@@ -1,15 +1,16 @@
 //! Actions: the files other systems act on, one module per channel. Every
-//! emitted `email:*`, `sms:*` and `call:*` action of tonight's decisions is
+//! emitted `email:*`, `letter:*`, `sms:*` and `call:*` action of tonight's decisions is
 //! rendered from the policy's templates in the debtor's language, in
 //! parallel, then written in decision order so that the bytes never depend
 //! on thread timing.
 
 pub mod call;
 pub mod email;
+pub mod letter;
 pub mod sms;
 
 use crate::decide::Decision;
-use crate::emit::{cell, EmitError, Staging};
+use crate::emit::{cell, Staging};
 use crate::ingest::{Debtor, Inputs};
 use crate::policy::Policy;
 use crate::render::{self, Item, RenderError};
@@ -34,17 +35,20 @@ pub enum ActionError {
     },
     #[error("e-mail for debtor {debtor_id}: {message}")]
     Email { debtor_id: String, message: String },
+    #[error("letter for debtor {debtor_id}: {message}")]
+    Letter { debtor_id: String, message: String },
 }
 
 /// One account's rendered messages.
 #[derive(Default)]
 struct Rendered {
     emails: Vec<email::Email>,
+    letters: Vec<letter::Letter>,
     sms: Vec<sms::Sms>,
     calls: Vec<call::Call>,
 }
 
-const CHANNELS: &[&str] = &["email", "sms", "call"];
+const CHANNELS: &[&str] = &["email", "letter", "sms", "call"];
 
 /// The overdue items of the accounts that get a message, oldest first.
 fn overdue_items(
@@ -94,6 +98,7 @@ fn overdue_items(
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Written {
     pub emails: usize,
+    pub letters: usize,
     pub sms: usize,
     pub calls: usize,
 }
@@ -153,6 +158,15 @@ pub fn write(
                     &a.template,
                 )?;
                 match a.channel.as_str() {
+                    "letter" => r.letters.push(letter::build(
+                        messages,
+                        d,
+                        debtor,
+                        &lang,
+                        &a.template,
+                        &ctx,
+                        as_of,
+                    )?),
                     "email" => r.emails.push(email::build(
                         messages,
                         d,
@@ -184,6 +198,8 @@ pub fn write(
     let mut counts = Written::default();
     let mut email_index = csv::Writer::from_writer(Vec::new());
     email_index.write_record(email::INDEX_COLUMNS)?;
+    let mut letter_index = csv::Writer::from_writer(Vec::new());
+    letter_index.write_record(letter::INDEX_COLUMNS)?;
     let mut sms_csv = csv::Writer::from_writer(Vec::new());
     sms_csv.write_record(sms::COLUMNS)?;
     let mut calls: Vec<call::Call> = Vec::new();
@@ -192,6 +208,11 @@ pub fn write(
             staging.write(&format!("emails/{}", e.file), &e.bytes)?;
             email_index.write_record(e.index_row().iter().map(|c| cell(c).into_owned()))?;
             counts.emails += 1;
+        }
+        for l in r.letters {
+            staging.write(&format!("letters/{}", l.file), &l.bytes)?;
+            letter_index.write_record(l.index_row().iter().map(|c| cell(c).into_owned()))?;
+            counts.letters += 1;
         }
         for s in r.sms {
             sms_csv.write_record(s.row().iter().map(|c| cell(c).into_owned()))?;
@@ -208,21 +229,11 @@ pub fn write(
         calls_csv.write_record(c.row().iter().map(|x| cell(x).into_owned()))?;
     }
     counts.calls = calls.len();
-    staging.write(
-        "emails/index.csv",
-        &email_index.into_inner().map_err(|e| EmitError::Io {
-            dir: "emails".into(),
-            source: e.into_error(),
-        })?,
-    )?;
-    staging.write(
-        "sms.csv",
-        &sms_csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
-    )?;
-    staging.write(
-        "calls.csv",
-        &calls_csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
-    )?;
+    let finish = |w: csv::Writer<Vec<u8>>| w.into_inner().map_err(|e| anyhow::anyhow!("{e}"));
+    staging.write("emails/index.csv", &finish(email_index)?)?;
+    staging.write("letters/index.csv", &finish(letter_index)?)?;
+    staging.write("sms.csv", &finish(sms_csv)?)?;
+    staging.write("calls.csv", &finish(calls_csv)?)?;
     Ok(counts)
 }
 
