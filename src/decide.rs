@@ -78,7 +78,22 @@ pub struct Decision {
     /// The call-centre priority, when a call is planned and the policy
     /// ranks calls.
     pub call_priority: Option<i64>,
+    /// What the state remembers of this account after tonight.
+    pub after: Prior,
+    /// Placed with this agency tonight.
+    pub placed_with: Option<String>,
+    /// Recalled from an agency tonight: the agency, the placement date and why.
+    pub recall: Option<Recall>,
+    /// A write-off is proposed tonight.
+    pub writeoff: bool,
     pub trace: Option<Trace>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recall {
+    pub agency: String,
+    pub placed_on: Option<NaiveDate>,
+    pub reason: String,
 }
 
 /// What the night passes in for every account.
@@ -91,19 +106,98 @@ pub struct Context<'a> {
     pub trace: bool,
 }
 
-/// Decides every account, in parallel, keeping the input order.
+/// Decides every account, in parallel, keeping the input order. When rules
+/// fail, the error reported is the first in account order, so the message
+/// does not depend on thread timing.
 pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decision>, ScriptError> {
     let no_flags = vec![false; ctx.policy.flags.len()];
     let flag_names = ctx.policy.flag_names();
-    accounts
+    let results: Vec<Result<Decision, ScriptError>> = accounts
         .into_par_iter()
         .map_init(Scope::new, |scope, account| {
-            decide(ctx, account, scope, &flag_names, &no_flags)
+            let d = decide_ladder(ctx, account, scope, &flag_names, &no_flags)?;
+            remember(ctx, d, scope)
         })
-        .collect()
+        .collect();
+    results.into_iter().collect()
 }
 
-fn decide(
+/// What the state keeps after tonight's decision: placements made or
+/// recalled (a cure or a hold recalls a placed account), the escalation
+/// history (forgotten on a cure, like the last escalation date), and the
+/// write-off proposal, made once per account.
+fn remember(
+    ctx: &Context<'_>,
+    mut d: Decision,
+    scope: &mut Scope<'_>,
+) -> Result<Decision, ScriptError> {
+    let policy = ctx.policy;
+    let key = (d.account.debtor_id.clone(), d.account.currency.clone());
+    let prior = ctx.priors.get(&key).cloned().unwrap_or_default();
+    let mut after = Prior {
+        level: d.level_after,
+        last_escalated_on: d.last_escalated_on,
+        ..prior
+    };
+    let debtor_id = d.account.debtor_id.clone();
+    match d.outcome {
+        Outcome::Cure | Outcome::Hold => {
+            if let Some(agency) = after.placed_with.take() {
+                d.recall = Some(Recall {
+                    agency,
+                    placed_on: after.placed_on.take(),
+                    reason: if d.outcome == Outcome::Cure {
+                        "cure".into()
+                    } else {
+                        format!("hold:{}", d.held_by)
+                    },
+                });
+            }
+            if d.outcome == Outcome::Cure {
+                after.history.clear();
+                after.writeoff_on = None;
+            }
+        }
+        Outcome::Escalate => {
+            after.history.push(crate::history::Step {
+                level: d.level_after,
+                on: ctx.as_of,
+                actions: d
+                    .actions
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            });
+            if d.actions.iter().any(|a| a.channel == "agency") {
+                let agency = match &policy.agencies {
+                    Some(rule) => script::eval_string(&policy.engine, rule, scope, &debtor_id)?,
+                    None => "agency".to_owned(),
+                };
+                after.placed_with = Some(agency.clone());
+                after.placed_on = Some(ctx.as_of);
+                d.placed_with = Some(agency);
+            }
+        }
+        _ => {}
+    }
+    if d.outcome != Outcome::Cure
+        && d.outcome != Outcome::Hold
+        && after.writeoff_on.is_none()
+        && after.level > 0
+    {
+        if let Some(rule) = &policy.writeoff {
+            if script::eval(&policy.engine, rule, scope, &debtor_id)? {
+                after.writeoff_on = Some(ctx.as_of);
+                d.writeoff = true;
+            }
+        }
+    }
+    d.after = after;
+    Ok(d)
+}
+
+fn decide_ladder(
     ctx: &Context<'_>,
     account: Account,
     scope: &mut Scope<'_>,
@@ -112,7 +206,8 @@ fn decide(
 ) -> Result<Decision, ScriptError> {
     let policy = ctx.policy;
     let key = (account.debtor_id.clone(), account.currency.clone());
-    let prior = ctx.priors.get(&key).copied().unwrap_or_default();
+    let no_prior = Prior::default();
+    let prior = ctx.priors.get(&key).unwrap_or(&no_prior);
     let standing = ctx.standings.get(&account.debtor_id);
     let hold = standing.and_then(|s| s.hold.as_ref());
     let hold_name = hold.map_or("", |h| policy.holds[h.rule].name.as_str());
@@ -152,6 +247,10 @@ fn decide(
         reason: String::new(),
         last_escalated_on: prior.last_escalated_on,
         call_priority: None,
+        after: Prior::default(),
+        placed_with: None,
+        recall: None,
+        writeoff: false,
         trace: None,
         account,
     };

@@ -7,11 +7,54 @@ use crate::policy::{EventRule, Policy};
 use chrono::NaiveDate;
 use std::collections::HashMap;
 
-/// An account's standing after the last committed night.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// An account's standing after the last committed night: what the state
+/// remembers of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Prior {
     pub level: u32,
     pub last_escalated_on: Option<NaiveDate>,
+    /// The agency the account is placed with, and since when.
+    pub placed_with: Option<String>,
+    pub placed_on: Option<NaiveDate>,
+    /// When a write-off was proposed (proposed once per account).
+    pub writeoff_on: Option<NaiveDate>,
+    /// Every escalation since the last cure, for dossiers and placements.
+    pub history: Vec<Step>,
+}
+
+/// One escalation: the level reached, the night, the actions emitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub level: u32,
+    pub on: NaiveDate,
+    pub actions: String,
+}
+
+impl Step {
+    /// `1@2026-01-05@email:reminder|2@2026-01-12@letter:second_notice;sms:second_notice`
+    pub fn encode(steps: &[Step]) -> String {
+        steps
+            .iter()
+            .map(|s| format!("{}@{}@{}", s.level, s.on, s.actions))
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
+    pub fn decode(s: &str) -> Option<Vec<Step>> {
+        if s.is_empty() {
+            return Some(Vec::new());
+        }
+        s.split('|')
+            .map(|part| {
+                let mut it = part.splitn(3, '@');
+                Some(Step {
+                    level: it.next()?.parse().ok()?,
+                    on: crate::dates::parse_date(it.next()?)?,
+                    actions: it.next().unwrap_or("").to_owned(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// The hold that is active on a debtor, and the event that started it.

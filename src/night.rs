@@ -267,8 +267,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         (
             d.account.debtor_id.as_str(),
             d.account.currency.as_str(),
-            d.level_after,
-            d.last_escalated_on,
+            &d.after,
         )
     }));
     let snapshot_sha = audit::sha256_bytes(&snapshot);

@@ -102,6 +102,24 @@ struct PolicyDoc {
     calls: Option<CallsDoc>,
     #[serde(default)]
     letters: Option<LettersDoc>,
+    #[serde(default)]
+    agencies: Option<AgenciesDoc>,
+    #[serde(default)]
+    writeoff: Option<WriteoffDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgenciesDoc {
+    /// Rhai giving the agency's name for an account being placed.
+    choose: WhenDoc,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteoffDoc {
+    /// Rhai condition; a write-off is proposed once per account.
+    when: WhenDoc,
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,6 +389,10 @@ pub struct Policy {
     pub engine: Engine,
     /// Templates, languages and sender settings for the messages.
     pub messages: crate::render::Messages,
+    /// Which agency a placed account goes to.
+    pub agencies: Option<Condition>,
+    /// When a write-off is proposed.
+    pub writeoff: Option<Condition>,
     /// Every file of the policy folder, sorted by path.
     pub files: Vec<PolicyFile>,
     /// SHA-256 over the sorted (path, hash) list.
@@ -838,6 +860,14 @@ impl Builder {
             }
         }
         let messages = self.messages(&doc, &used, &rule_scope, &helpers);
+        let agencies = doc
+            .agencies
+            .as_ref()
+            .and_then(|a| self.compile("agencies.choose".into(), &a.choose, &rule_scope, &helpers));
+        let writeoff = doc
+            .writeoff
+            .as_ref()
+            .and_then(|w| self.compile("writeoff.when".into(), &w.when, &rule_scope, &helpers));
 
         if !self.problems.is_empty() {
             return Err(PolicyError {
@@ -846,6 +876,8 @@ impl Builder {
         }
         Ok(Policy {
             messages,
+            agencies,
+            writeoff,
             name: doc.name,
             version: doc.version,
             dir: self.dir,

@@ -258,6 +258,30 @@ pub fn eval_int(
     })
 }
 
+/// Evaluates a rule that must give a name (e.g. the agency to place with).
+pub fn eval_string(
+    engine: &Engine,
+    cond: &Condition,
+    scope: &mut Scope<'_>,
+    debtor_id: &str,
+) -> Result<String, ScriptError> {
+    let fail = |message: String| ScriptError {
+        rule: cond.rule.clone(),
+        debtor_id: debtor_id.to_owned(),
+        message,
+    };
+    let value: Dynamic = engine
+        .eval_ast_with_scope(scope, &cond.ast)
+        .map_err(|e| fail(e.to_string()))?;
+    let s = value
+        .into_string()
+        .map_err(|ty| fail(format!("the rule gave a {ty}, not a name")))?;
+    if s.is_empty() {
+        return Err(fail("the rule gave an empty name".into()));
+    }
+    Ok(s)
+}
+
 /// Evaluates a condition that must give `true` or `false`.
 pub fn eval(
     engine: &Engine,

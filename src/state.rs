@@ -7,7 +7,7 @@
 //! never leaves a stale lock behind.
 
 use crate::dates;
-use crate::history::Prior;
+use crate::history::{Prior, Step};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -143,21 +143,25 @@ impl State {
         let mut out = HashMap::new();
         for (i, rec) in rdr.deserialize::<SnapshotRow>().enumerate() {
             let row = rec.map_err(|e| corrupt(format!("row {}: {e}", i + 2)))?;
-            let last = if row.last_escalated_on.is_empty() {
-                None
-            } else {
-                Some(
-                    dates::parse_date(&row.last_escalated_on)
-                        .ok_or_else(|| corrupt(format!("row {}: bad date", i + 2)))?,
-                )
+            let date = |s: &str| -> Result<Option<NaiveDate>, StateError> {
+                if s.is_empty() {
+                    Ok(None)
+                } else {
+                    dates::parse_date(s)
+                        .map(Some)
+                        .ok_or_else(|| corrupt(format!("row {}: bad date `{s}`", i + 2)))
+                }
             };
-            out.insert(
-                (row.debtor_id, row.currency),
-                Prior {
-                    level: row.level,
-                    last_escalated_on: last,
-                },
-            );
+            let prior = Prior {
+                level: row.level,
+                last_escalated_on: date(&row.last_escalated_on)?,
+                placed_with: (!row.placed_with.is_empty()).then(|| row.placed_with.clone()),
+                placed_on: date(&row.placed_on)?,
+                writeoff_on: date(&row.writeoff_proposed_on)?,
+                history: Step::decode(&row.history)
+                    .ok_or_else(|| corrupt(format!("row {}: bad history", i + 2)))?,
+            };
+            out.insert((row.debtor_id, row.currency), prior);
         }
         Ok(out)
     }
@@ -204,22 +208,52 @@ struct SnapshotRow {
     currency: String,
     level: u32,
     last_escalated_on: String,
+    // Added with placements; a snapshot without them reads as empty.
+    #[serde(default)]
+    placed_with: String,
+    #[serde(default)]
+    placed_on: String,
+    #[serde(default)]
+    writeoff_proposed_on: String,
+    #[serde(default)]
+    history: String,
 }
 
-/// The snapshot a night leaves: accounts above level 0, sorted.
-pub fn snapshot_csv<'a>(
-    rows: impl Iterator<Item = (&'a str, &'a str, u32, Option<NaiveDate>)>,
-) -> Vec<u8> {
+/// The snapshot a night leaves: accounts above level 0, in the order given
+/// (decisions are sorted).
+pub fn snapshot_csv<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a Prior)>) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["debtor_id", "currency", "level", "last_escalated_on"])
-        .expect("in memory");
-    for (debtor_id, currency, level, last) in rows {
-        if level == 0 {
+    let opt = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    let mut written = 0;
+    for (debtor_id, currency, p) in rows {
+        if p.level == 0 {
             continue;
         }
-        let last = last.map(|d| d.to_string()).unwrap_or_default();
-        w.write_record([debtor_id, currency, &level.to_string(), &last])
-            .expect("in memory");
+        written += 1;
+        w.serialize(SnapshotRow {
+            debtor_id: debtor_id.to_owned(),
+            currency: currency.to_owned(),
+            level: p.level,
+            last_escalated_on: opt(p.last_escalated_on),
+            placed_with: p.placed_with.clone().unwrap_or_default(),
+            placed_on: opt(p.placed_on),
+            writeoff_proposed_on: opt(p.writeoff_on),
+            history: Step::encode(&p.history),
+        })
+        .expect("in memory");
+    }
+    if written == 0 {
+        w.write_record([
+            "debtor_id",
+            "currency",
+            "level",
+            "last_escalated_on",
+            "placed_with",
+            "placed_on",
+            "writeoff_proposed_on",
+            "history",
+        ])
+        .expect("in memory");
     }
     w.into_inner().expect("in memory")
 }

@@ -193,6 +193,10 @@ pub fn write(
             }
             Ok(r)
         })
+        // Every account is rendered; the error reported is the first in
+        // decision order, whatever the threads did.
+        .collect::<Vec<Result<Rendered, ActionError>>>()
+        .into_iter()
         .collect::<Result<_, _>>()?;
 
     let mut counts = Written::default();
