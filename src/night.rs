@@ -285,9 +285,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     info!(
         stage = "actions",
         emails = sent.emails,
+        letters = sent.letters,
         sms = sent.sms,
         calls = sent.calls,
-        "messages rendered"
+        placed = sent.placements.placed,
+        recalled = sent.placements.recalled,
+        legal = sent.placements.legal,
+        writeoffs = sent.placements.writeoffs,
+        "action files written"
     );
     let counts_by_file: std::collections::HashMap<&str, &ingest::FileCount> =
         data.counts.iter().map(|c| (c.file.as_str(), c)).collect();

@@ -7,6 +7,7 @@
 pub mod call;
 pub mod email;
 pub mod letter;
+pub mod placement;
 pub mod sms;
 
 use crate::decide::Decision;
@@ -101,6 +102,7 @@ pub struct Written {
     pub letters: usize,
     pub sms: usize,
     pub calls: usize,
+    pub placements: placement::Counts,
 }
 
 /// Renders and writes `emails/`, `sms.csv` and `calls.csv`.
@@ -119,8 +121,9 @@ pub fn write(
                 .any(|a| CHANNELS.contains(&a.channel.as_str()))
         })
         .collect();
-    let wanted: HashSet<(&str, &str)> = with_messages
+    let wanted: HashSet<(&str, &str)> = decisions
         .iter()
+        .filter(|d| !d.actions.is_empty() || d.writeoff)
         .map(|d| (d.account.debtor_id.as_str(), d.account.currency.as_str()))
         .collect();
     let items = overdue_items(inputs, &wanted, as_of, policy.grace_days)?;
@@ -238,6 +241,7 @@ pub fn write(
     staging.write("letters/index.csv", &finish(letter_index)?)?;
     staging.write("sms.csv", &finish(sms_csv)?)?;
     staging.write("calls.csv", &finish(calls_csv)?)?;
+    counts.placements = placement::write(decisions, &inputs.debtors, &items, as_of, staging)?;
     Ok(counts)
 }
 
