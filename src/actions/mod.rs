@@ -51,6 +51,9 @@ struct Rendered {
 
 const CHANNELS: &[&str] = &["email", "letter", "sms", "call"];
 
+/// Accounts rendered at once; bounds the documents held in memory.
+const RENDER_CHUNK: usize = 4096;
+
 /// The overdue items of the accounts that get a message, oldest first.
 fn overdue_items(
     inputs: &Inputs,
@@ -130,77 +133,70 @@ pub fn write(
     let no_items = Vec::new();
     let messages = &policy.messages;
 
-    let rendered: Vec<Rendered> = with_messages
-        .par_iter()
-        .map(|d| -> Result<Rendered, ActionError> {
-            let mut r = Rendered::default();
-            let Some(debtor) = inputs.debtors.get(&d.account.debtor_id) else {
-                return Ok(r);
-            };
-            let lang = messages.language(debtor);
-            let key = (d.account.debtor_id.clone(), d.account.currency.clone());
-            let its = items.get(&key).unwrap_or(&no_items);
-            let level_name = policy
-                .ladders
-                .iter()
-                .find_map(|l| l.level(d.level_after).map(|lv| lv.name.as_str()))
-                .unwrap_or("");
-            for a in &d.actions {
-                if !CHANNELS.contains(&a.channel.as_str()) {
-                    continue;
-                }
-                let ctx = render::context(
+    let render_one = |d: &Decision| -> Result<Rendered, ActionError> {
+        let mut r = Rendered::default();
+        let Some(debtor) = inputs.debtors.get(&d.account.debtor_id) else {
+            return Ok(r);
+        };
+        let lang = messages.language(debtor);
+        let key = (d.account.debtor_id.clone(), d.account.currency.clone());
+        let its = items.get(&key).unwrap_or(&no_items);
+        let level_name = policy
+            .ladders
+            .iter()
+            .find_map(|l| l.level(d.level_after).map(|lv| lv.name.as_str()))
+            .unwrap_or("");
+        for a in &d.actions {
+            if !CHANNELS.contains(&a.channel.as_str()) {
+                continue;
+            }
+            let ctx = render::context(
+                messages,
+                d,
+                level_name,
+                debtor,
+                its,
+                &lang,
+                as_of,
+                &a.channel,
+                &a.template,
+            )?;
+            match a.channel.as_str() {
+                "letter" => r.letters.push(letter::build(
                     messages,
                     d,
-                    level_name,
                     debtor,
-                    its,
                     &lang,
-                    as_of,
-                    &a.channel,
                     &a.template,
-                )?;
-                match a.channel.as_str() {
-                    "letter" => r.letters.push(letter::build(
-                        messages,
-                        d,
-                        debtor,
-                        &lang,
-                        &a.template,
-                        &ctx,
-                        as_of,
-                    )?),
-                    "email" => r.emails.push(email::build(
-                        messages,
-                        d,
-                        debtor,
-                        &lang,
-                        &a.template,
-                        &ctx,
-                        as_of,
-                    )?),
-                    "sms" => r
-                        .sms
-                        .push(sms::build(messages, d, debtor, &lang, &a.template, &ctx)?),
-                    "call" => r.calls.push(call::build(
-                        messages,
-                        d,
-                        debtor,
-                        &lang,
-                        &a.template,
-                        &ctx,
-                        as_of,
-                    )?),
-                    _ => {}
-                }
+                    &ctx,
+                    as_of,
+                )?),
+                "email" => r.emails.push(email::build(
+                    messages,
+                    d,
+                    debtor,
+                    &lang,
+                    &a.template,
+                    &ctx,
+                    as_of,
+                )?),
+                "sms" => r
+                    .sms
+                    .push(sms::build(messages, d, debtor, &lang, &a.template, &ctx)?),
+                "call" => r.calls.push(call::build(
+                    messages,
+                    d,
+                    debtor,
+                    &lang,
+                    &a.template,
+                    &ctx,
+                    as_of,
+                )?),
+                _ => {}
             }
-            Ok(r)
-        })
-        // Every account is rendered; the error reported is the first in
-        // decision order, whatever the threads did.
-        .collect::<Vec<Result<Rendered, ActionError>>>()
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+        }
+        Ok(r)
+    };
 
     let mut counts = Written::default();
     let mut email_index = csv::Writer::from_writer(Vec::new());
@@ -210,22 +206,30 @@ pub fn write(
     let mut sms_csv = csv::Writer::from_writer(Vec::new());
     sms_csv.write_record(sms::COLUMNS)?;
     let mut calls: Vec<call::Call> = Vec::new();
-    for r in rendered {
-        for e in r.emails {
-            staging.write(&format!("emails/{}", e.file), &e.bytes)?;
-            email_index.write_record(e.index_row().iter().map(|c| cell(c).into_owned()))?;
-            counts.emails += 1;
+    // Rendered in parallel a chunk at a time and written in decision order:
+    // memory stays bounded by one chunk of documents however large the
+    // night, and the error reported is the first in decision order.
+    for chunk in with_messages.chunks(RENDER_CHUNK) {
+        let rendered: Vec<Result<Rendered, ActionError>> =
+            chunk.par_iter().map(|d| render_one(d)).collect();
+        for r in rendered {
+            let r = r?;
+            for e in r.emails {
+                staging.write(&format!("emails/{}", e.file), &e.bytes)?;
+                email_index.write_record(e.index_row().iter().map(|c| cell(c).into_owned()))?;
+                counts.emails += 1;
+            }
+            for l in r.letters {
+                staging.write(&format!("letters/{}", l.file), &l.bytes)?;
+                letter_index.write_record(l.index_row().iter().map(|c| cell(c).into_owned()))?;
+                counts.letters += 1;
+            }
+            for s in r.sms {
+                sms_csv.write_record(s.row().iter().map(|c| cell(c).into_owned()))?;
+                counts.sms += 1;
+            }
+            calls.extend(r.calls);
         }
-        for l in r.letters {
-            staging.write(&format!("letters/{}", l.file), &l.bytes)?;
-            letter_index.write_record(l.index_row().iter().map(|c| cell(c).into_owned()))?;
-            counts.letters += 1;
-        }
-        for s in r.sms {
-            sms_csv.write_record(s.row().iter().map(|c| cell(c).into_owned()))?;
-            counts.sms += 1;
-        }
-        calls.extend(r.calls);
     }
     // The call-centre queue is worked from the top: by priority, then as
     // decisions are sorted.
