@@ -237,6 +237,43 @@ pub fn fill_scope(scope: &mut Scope<'_>, facts: &Facts<'_>, flag_names: &[String
     }
 }
 
+fn run(
+    engine: &Engine,
+    cond: &Condition,
+    scope: &mut Scope<'_>,
+    debtor_id: &str,
+) -> Result<Dynamic, ScriptError> {
+    engine
+        .eval_ast_with_scope(scope, &cond.ast)
+        .map_err(|e| failure(cond, debtor_id, e.to_string()))
+}
+
+fn failure(cond: &Condition, debtor_id: &str, message: String) -> ScriptError {
+    ScriptError {
+        rule: cond.rule.clone(),
+        debtor_id: debtor_id.to_owned(),
+        message,
+    }
+}
+
+/// Evaluates a condition that must give `true` or `false`.
+pub fn eval(
+    engine: &Engine,
+    cond: &Condition,
+    scope: &mut Scope<'_>,
+    debtor_id: &str,
+) -> Result<bool, ScriptError> {
+    run(engine, cond, scope, debtor_id)?
+        .as_bool()
+        .map_err(|ty| {
+            failure(
+                cond,
+                debtor_id,
+                format!("the condition gave a {ty}, not true or false"),
+            )
+        })
+}
+
 /// Evaluates a rule that must give a whole number (e.g. a call priority).
 pub fn eval_int(
     engine: &Engine,
@@ -244,17 +281,12 @@ pub fn eval_int(
     scope: &mut Scope<'_>,
     debtor_id: &str,
 ) -> Result<i64, ScriptError> {
-    let value: Dynamic = engine
-        .eval_ast_with_scope(scope, &cond.ast)
-        .map_err(|e| ScriptError {
-            rule: cond.rule.clone(),
-            debtor_id: debtor_id.to_owned(),
-            message: e.to_string(),
-        })?;
-    value.as_int().map_err(|ty| ScriptError {
-        rule: cond.rule.clone(),
-        debtor_id: debtor_id.to_owned(),
-        message: format!("the rule gave a {ty}, not a whole number"),
+    run(engine, cond, scope, debtor_id)?.as_int().map_err(|ty| {
+        failure(
+            cond,
+            debtor_id,
+            format!("the rule gave a {ty}, not a whole number"),
+        )
     })
 }
 
@@ -265,39 +297,15 @@ pub fn eval_string(
     scope: &mut Scope<'_>,
     debtor_id: &str,
 ) -> Result<String, ScriptError> {
-    let fail = |message: String| ScriptError {
-        rule: cond.rule.clone(),
-        debtor_id: debtor_id.to_owned(),
-        message,
-    };
-    let value: Dynamic = engine
-        .eval_ast_with_scope(scope, &cond.ast)
-        .map_err(|e| fail(e.to_string()))?;
-    let s = value
+    let s = run(engine, cond, scope, debtor_id)?
         .into_string()
-        .map_err(|ty| fail(format!("the rule gave a {ty}, not a name")))?;
+        .map_err(|ty| failure(cond, debtor_id, format!("the rule gave a {ty}, not a name")))?;
     if s.is_empty() {
-        return Err(fail("the rule gave an empty name".into()));
+        return Err(failure(
+            cond,
+            debtor_id,
+            "the rule gave an empty name".into(),
+        ));
     }
     Ok(s)
-}
-
-/// Evaluates a condition that must give `true` or `false`.
-pub fn eval(
-    engine: &Engine,
-    cond: &Condition,
-    scope: &mut Scope<'_>,
-    debtor_id: &str,
-) -> Result<bool, ScriptError> {
-    let fail = |message: String| ScriptError {
-        rule: cond.rule.clone(),
-        debtor_id: debtor_id.to_owned(),
-        message,
-    };
-    let value: Dynamic = engine
-        .eval_ast_with_scope(scope, &cond.ast)
-        .map_err(|e| fail(e.to_string()))?;
-    value
-        .as_bool()
-        .map_err(|ty| fail(format!("the condition gave a {ty}, not true or false")))
 }
