@@ -39,6 +39,26 @@ pub enum Command {
         after_help = "Example:\n  dunning run --policy rules/retail-fr \\\n    --ledger fixtures/basic/night1/ledger.csv --debtors fixtures/basic/debtors.csv \\\n    --events fixtures/basic/night1/events.csv --as-of 2026-01-10 \\\n    --state /var/lib/dunning/state --out /var/lib/dunning/out/2026-01-10"
     )]
     Run(RunCmd),
+    /// Load a policy and report every problem found, with file:line:column.
+    #[command(
+        after_help = "Example:\n  dunning check rules/retail-fr\n  dunning check rules/retail-fr --format json\n\nExit codes: 0 the policy loads, 2 it has problems."
+    )]
+    Check(CheckCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckCmd {
+    /// Policy folder (holds policy.yaml).
+    pub policy: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]

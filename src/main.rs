@@ -1,5 +1,5 @@
 use clap::Parser;
-use dunning::cli::{Cli, Command, LogFormat};
+use dunning::cli::{CheckCmd, Cli, Command, Format, LogFormat};
 use dunning::night::{self, RunArgs};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             out: r.out,
         })
         .map(|_| ()),
+        Command::Check(c) => return check(&c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,5 +37,48 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(code as u8)
         }
+    }
+}
+
+/// `dunning check`: the policy loader's verdict, every problem at once.
+fn check(c: &CheckCmd) -> ExitCode {
+    let problems = match dunning::policy::Policy::load(&c.policy) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems,
+    };
+    match c.format {
+        Format::Json => {
+            let list: Vec<serde_json::Value> = problems
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "file": p.file,
+                        "line": p.line,
+                        "column": p.column,
+                        "severity": "error",
+                        "message": p.message,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({ "ok": problems.is_empty(), "problems": list })
+            );
+        }
+        Format::Text => {
+            for p in &problems {
+                println!("{p}");
+            }
+            if problems.is_empty() {
+                println!("{}: ok", c.policy.display());
+            } else {
+                println!("{} problem(s)", problems.len());
+            }
+        }
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }

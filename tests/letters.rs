@@ -187,3 +187,27 @@ fn a_missing_font_is_a_policy_error_before_the_night() {
         "{err}"
     );
 }
+
+#[test]
+fn check_reports_a_missing_font_before_any_night() {
+    let t = tempfile::tempdir().unwrap();
+    let pol = t.path().join("policy");
+    copy_tree(&policy(), &pol);
+    let o = run(&["check", pol.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let text = std::fs::read_to_string(pol.join("policy.yaml"))
+        .unwrap()
+        .replace("DejaVuSans-Bold.ttf", "Missing-Bold.ttf");
+    std::fs::write(pol.join("policy.yaml"), text).unwrap();
+    let o = run(&["check", pol.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let msg = v["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(
+            "letters.fonts.default: font /usr/share/fonts/truetype/dejavu/Missing-Bold.ttf"
+        ),
+        "{msg}"
+    );
+}
