@@ -125,3 +125,13 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A copy of rules/retail-fr under `dir`, its policy.yaml passed through
+/// `edit`.
+pub fn edited_policy(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let pol = dir.join("policy");
+    copy_tree(&policy(), &pol);
+    let text = std::fs::read_to_string(pol.join("policy.yaml")).unwrap();
+    std::fs::write(pol.join("policy.yaml"), edit(text)).unwrap();
+    pol
+}

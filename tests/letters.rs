@@ -172,12 +172,9 @@ fn formal_demands_go_by_registered_mail() {
 #[test]
 fn a_missing_font_is_a_policy_error_before_the_night() {
     let t = tempfile::tempdir().unwrap();
-    let pol = t.path().join("policy");
-    copy_tree(&policy(), &pol);
-    let text = std::fs::read_to_string(pol.join("policy.yaml"))
-        .unwrap()
-        .replace("NotoSansCJK-Regular.ttc#2", "NoSuchFont.ttc#2");
-    std::fs::write(pol.join("policy.yaml"), text).unwrap();
+    let pol = edited_policy(t.path(), |s| {
+        s.replace("NotoSansCJK-Regular.ttc#2", "NoSuchFont.ttc#2")
+    });
     let n = nights(&root().join("fixtures/segments")).remove(0);
     let o = run_night(&n, &pol, &t.path().join("s"), &t.path().join("o"), &[]);
     assert_eq!(o.status.code(), Some(2));

@@ -164,15 +164,6 @@ fn sms_and_calls_are_normalised_and_measured() {
     );
 }
 
-/// A copy of retail-fr whose policy.yaml is edited by `edit`.
-fn edited_policy(t: &Path, edit: impl Fn(String) -> String) -> PathBuf {
-    let pol = t.join("policy");
-    copy_tree(&policy(), &pol);
-    let text = std::fs::read_to_string(pol.join("policy.yaml")).unwrap();
-    std::fs::write(pol.join("policy.yaml"), edit(text)).unwrap();
-    pol
-}
-
 #[test]
 fn an_sms_over_the_segment_limit_stops_the_night_naming_the_template() {
     let t = tempfile::tempdir().unwrap();

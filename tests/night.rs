@@ -380,13 +380,11 @@ I2,D2,EUR,50.00,50.00,2025-12-01,2026-01-01,plain\r\n";
 #[test]
 fn a_policy_with_a_typo_is_refused_with_the_rule_and_position() {
     let t = tempfile::tempdir().unwrap();
-    let pol = t.path().join("policy");
-    copy_tree(&policy(), &pol);
-    let text = std::fs::read_to_string(policy().join("policy.yaml"))
-        .unwrap()
-        .replace("when: overdue >= 5000.00", "when: overdu >= 5000.00")
-        .replace("name: call\n", "name: call\n        bogus_key: 1\n");
-    std::fs::write(pol.join("policy.yaml"), &text).unwrap();
+    let pol = edited_policy(t.path(), |s| {
+        s.replace("when: overdue >= 5000.00", "when: overdu >= 5000.00")
+            .replace("name: call\n", "name: call\n        bogus_key: 1\n")
+    });
+    let text = std::fs::read_to_string(pol.join("policy.yaml")).unwrap();
     let n = first_nights(1).remove(0);
     let o = run_night(
         &n,
@@ -422,15 +420,12 @@ fn a_policy_with_a_typo_is_refused_with_the_rule_and_position() {
 #[test]
 fn a_runaway_condition_fails_the_night_with_its_rule() {
     let t = tempfile::tempdir().unwrap();
-    let pol = t.path().join("policy");
-    copy_tree(&policy(), &pol);
-    let text = std::fs::read_to_string(policy().join("policy.yaml"))
-        .unwrap()
-        .replace(
+    let pol = edited_policy(t.path(), |s| {
+        s.replace(
             "when: overdue >= 5000.00",
             "when: \"{ let x = 0; loop { x += 1; } }\"",
-        );
-    std::fs::write(pol.join("policy.yaml"), text).unwrap();
+        )
+    });
     let n = first_nights(1).remove(0);
     let out = t.path().join("out");
     let o = run_night(&n, &pol, &t.path().join("state"), &out, &[]);
@@ -554,16 +549,13 @@ fn logs_never_carry_personal_data() {
 #[test]
 fn a_broken_policy_reports_every_problem_at_once() {
     let t = tempfile::tempdir().unwrap();
-    let pol = t.path().join("policy");
-    copy_tree(&policy(), &pol);
-    let text = std::fs::read_to_string(policy().join("policy.yaml"))
-        .unwrap()
-        .replace("when: kind == \"business\"", "when: kind == ")
-        .replace("level: 3\n", "level: 4\n")
-        .replace("- call:collect", "- fax:collect")
-        .replace("starts: deceased", "starts: died")
-        .replace("otherwise: letter", "otherwise: pigeon");
-    std::fs::write(pol.join("policy.yaml"), &text).unwrap();
+    let pol = edited_policy(t.path(), |s| {
+        s.replace("when: kind == \"business\"", "when: kind == ")
+            .replace("level: 3\n", "level: 4\n")
+            .replace("- call:collect", "- fax:collect")
+            .replace("starts: deceased", "starts: died")
+            .replace("otherwise: letter", "otherwise: pigeon")
+    });
     let n = first_nights(1).remove(0);
     let o = run_night(
         &n,

@@ -4,13 +4,11 @@
 //! made on the night's date, in the debtor's own time zone (the debtor's
 //! `timezone`, else their country's, else the policy's).
 
-use super::{debtor_name, ActionError};
-use crate::decide::Decision;
+use super::{debtor_name, ActionError, Job};
 use crate::ingest::Debtor;
 use crate::render::Messages;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
-use minijinja::Value;
 
 pub const COLUMNS: &[&str] = &[
     "debtor_id",
@@ -83,15 +81,16 @@ fn local(tz: Tz, day: NaiveDate, t: chrono::NaiveTime) -> String {
     dt.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
-pub fn build(
-    messages: &Messages,
-    d: &Decision,
-    debtor: &Debtor,
-    lang: &str,
-    template: &str,
-    ctx: &Value,
-    as_of: NaiveDate,
-) -> Result<Call, ActionError> {
+pub fn build(job: &Job<'_>) -> Result<Call, ActionError> {
+    let Job {
+        messages,
+        decision: d,
+        debtor,
+        lang,
+        template,
+        ctx,
+        as_of,
+    } = *job;
     let script = messages
         .templates
         .render(&format!("{lang}/call/{template}.txt"), ctx, &debtor.id)?

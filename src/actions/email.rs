@@ -3,14 +3,10 @@
 //! derive from the night (as-of, debtor, account, level, template), so a
 //! re-run writes the same bytes and a mail server sees the same message id.
 
-use super::{debtor_name, safe_name, ActionError};
-use crate::decide::Decision;
-use crate::ingest::Debtor;
-use crate::render::Messages;
-use chrono::NaiveDate;
+use super::{debtor_name, safe_name, ActionError, Job};
+
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
-use minijinja::Value;
 use std::time::{Duration, SystemTime};
 
 pub const INDEX_COLUMNS: &[&str] = &[
@@ -64,15 +60,16 @@ pub fn header_text(s: &str) -> String {
         .join(" ")
 }
 
-pub fn build(
-    messages: &Messages,
-    d: &Decision,
-    debtor: &Debtor,
-    lang: &str,
-    template: &str,
-    ctx: &Value,
-    as_of: NaiveDate,
-) -> Result<Email, ActionError> {
+pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
+    let Job {
+        messages,
+        decision: d,
+        debtor,
+        lang,
+        template,
+        ctx,
+        as_of,
+    } = *job;
     let t = &messages.templates;
     let id = &debtor.id;
     let subject =

@@ -14,17 +14,13 @@
 //! PDF dates and the document id derive from the night, so a re-run writes
 //! the same bytes.
 
-use super::{debtor_name, safe_name, ActionError};
-use crate::decide::Decision;
-use crate::ingest::Debtor;
-use crate::render::Messages;
-use chrono::{Datelike, NaiveDate};
+use super::{debtor_name, safe_name, ActionError, Job};
+use chrono::Datelike;
 use krilla::geom::{PathBuilder, Point, Rect};
 use krilla::metadata::{DateTime, Metadata};
 use krilla::page::PageSettings;
 use krilla::text::{Font, TextDirection};
 use krilla::Document;
-use minijinja::Value;
 use skrifa::instance::{LocationRef, Size};
 use skrifa::{FontRef, MetadataProvider};
 use std::sync::Arc;
@@ -308,16 +304,16 @@ impl Letter {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    messages: &Messages,
-    d: &Decision,
-    debtor: &Debtor,
-    lang: &str,
-    template: &str,
-    ctx: &Value,
-    as_of: NaiveDate,
-) -> Result<Letter, ActionError> {
+pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
+    let Job {
+        messages,
+        decision: d,
+        debtor,
+        lang,
+        template,
+        ctx,
+        as_of,
+    } = *job;
     let fail = |message: String| ActionError::Letter {
         debtor_id: debtor.id.clone(),
         message,

@@ -40,6 +40,18 @@ pub enum ActionError {
     Letter { debtor_id: String, message: String },
 }
 
+/// One action to render, with everything its channel needs.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    pub messages: &'a crate::render::Messages,
+    pub decision: &'a Decision,
+    pub debtor: &'a Debtor,
+    pub lang: &'a str,
+    pub template: &'a str,
+    pub ctx: &'a minijinja::Value,
+    pub as_of: NaiveDate,
+}
+
 /// One account's rendered messages.
 #[derive(Default)]
 struct Rendered {
@@ -161,37 +173,20 @@ pub fn write(
                 &a.channel,
                 &a.template,
             )?;
+            let job = Job {
+                messages,
+                decision: d,
+                debtor,
+                lang: &lang,
+                template: &a.template,
+                ctx: &ctx,
+                as_of,
+            };
             match a.channel.as_str() {
-                "letter" => r.letters.push(letter::build(
-                    messages,
-                    d,
-                    debtor,
-                    &lang,
-                    &a.template,
-                    &ctx,
-                    as_of,
-                )?),
-                "email" => r.emails.push(email::build(
-                    messages,
-                    d,
-                    debtor,
-                    &lang,
-                    &a.template,
-                    &ctx,
-                    as_of,
-                )?),
-                "sms" => r
-                    .sms
-                    .push(sms::build(messages, d, debtor, &lang, &a.template, &ctx)?),
-                "call" => r.calls.push(call::build(
-                    messages,
-                    d,
-                    debtor,
-                    &lang,
-                    &a.template,
-                    &ctx,
-                    as_of,
-                )?),
+                "letter" => r.letters.push(letter::build(&job)?),
+                "email" => r.emails.push(email::build(&job)?),
+                "sms" => r.sms.push(sms::build(&job)?),
+                "call" => r.calls.push(call::build(&job)?),
                 _ => {}
             }
         }

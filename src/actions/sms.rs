@@ -3,11 +3,7 @@
 //! is in the GSM 03.38 alphabet (extension characters such as `€` count
 //! twice), UCS-2 otherwise.
 
-use super::ActionError;
-use crate::decide::Decision;
-use crate::ingest::Debtor;
-use crate::render::Messages;
-use minijinja::Value;
+use super::{ActionError, Job};
 
 pub const COLUMNS: &[&str] = &[
     "debtor_id",
@@ -80,14 +76,16 @@ impl Sms {
     }
 }
 
-pub fn build(
-    messages: &Messages,
-    d: &Decision,
-    debtor: &Debtor,
-    lang: &str,
-    template: &str,
-    ctx: &Value,
-) -> Result<Sms, ActionError> {
+pub fn build(job: &Job<'_>) -> Result<Sms, ActionError> {
+    let Job {
+        messages,
+        decision: d,
+        debtor,
+        lang,
+        template,
+        ctx,
+        ..
+    } = *job;
     let name = format!("{lang}/sms/{template}.txt");
     let text = messages.templates.render(&name, ctx, &debtor.id)?;
     let text = text.trim().to_owned();
