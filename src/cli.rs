@@ -44,6 +44,47 @@ pub enum Command {
         after_help = "Example:\n  dunning check rules/retail-fr\n  dunning check rules/retail-fr --format json\n\nExit codes: 0 the policy loads, 2 it has problems."
     )]
     Check(CheckCmd),
+    /// Why a debtor gets what it gets: the facts, every condition tried and
+    /// its value, holds, fallbacks and the decision. Writes nothing.
+    #[command(
+        after_help = "Same inputs as `run`; the state is read, never written or locked.\n\nExample:\n  dunning explain --debtor D000123 --policy rules/retail-fr \\\n    --ledger ledger.csv --debtors debtors.csv --events events.csv \\\n    --as-of 2026-01-10 --state /var/lib/dunning/state\n\nExit codes: 0 explained, 2 bad input or no such debtor in tonight's accounts."
+    )]
+    Explain(ExplainCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainCmd {
+    /// The debtor to explain (every account of that debtor is shown).
+    #[arg(long)]
+    pub debtor: String,
+    #[command(flatten)]
+    pub inputs: NightInputs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// What a night reads.
+#[derive(Debug, clap::Args)]
+pub struct NightInputs {
+    /// Policy folder (holds policy.yaml).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Ledger items, .csv or .parquet.
+    #[arg(long)]
+    pub ledger: PathBuf,
+    /// Debtors, .csv or .parquet.
+    #[arg(long)]
+    pub debtors: PathBuf,
+    /// Events recorded by collectors, .csv or .parquet.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// The night's date, YYYY-MM-DD. Nothing in a run reads the clock.
+    #[arg(long, value_parser = parse_day)]
+    pub as_of: NaiveDate,
+    /// State folder: one snapshot per committed night.
+    #[arg(long)]
+    pub state: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,27 +104,15 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct RunCmd {
-    /// Policy folder (holds policy.yaml).
-    #[arg(long)]
-    pub policy: PathBuf,
-    /// Ledger items, .csv or .parquet.
-    #[arg(long)]
-    pub ledger: PathBuf,
-    /// Debtors, .csv or .parquet.
-    #[arg(long)]
-    pub debtors: PathBuf,
-    /// Events recorded by collectors, .csv or .parquet.
-    #[arg(long)]
-    pub events: Option<PathBuf>,
-    /// The night's date, YYYY-MM-DD. Nothing in a run reads the clock.
-    #[arg(long, value_parser = parse_day)]
-    pub as_of: NaiveDate,
-    /// State folder: one snapshot per committed night.
-    #[arg(long)]
-    pub state: PathBuf,
+    #[command(flatten)]
+    pub inputs: NightInputs,
     /// Output folder; written beside and renamed into place when complete.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write `trace.jsonl`: every account's facts, conditions tried,
+    /// holds, fallbacks and decision, one JSON object per line.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, String> {

@@ -47,6 +47,7 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LevelTried {
     pub level: u32,
+    pub name: String,
     pub condition: String,
     pub value: bool,
     /// Days since the last escalation and the minimum required.
@@ -54,14 +55,33 @@ pub struct LevelTried {
 }
 
 /// Everything that was looked at, for `explain` and `run --trace`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Trace {
+    /// Every variable the rules could read, with its value for this account.
+    pub facts: Vec<(String, serde_json::Value)>,
+    /// The hold found in the events (and which event started it), even when
+    /// a cure made it irrelevant.
+    pub hold: Option<HoldFound>,
+    /// The last escalation the state remembered before tonight.
+    pub prior_escalated_on: Option<NaiveDate>,
+    /// The policy's cure threshold, which the overdue amount is held against.
+    pub cure_below: crate::money::Cents,
     pub segments: Vec<Tried>,
     pub levels: Vec<LevelTried>,
     pub guards: Vec<Guarded>,
 }
 
+/// The event behind an active hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldFound {
+    pub name: String,
+    pub event: String,
+    pub date: NaiveDate,
+    pub until: Option<NaiveDate>,
+    pub events_row: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub account: Account,
     pub segment: String,
@@ -225,7 +245,19 @@ fn decide_ladder(
     script::fill_scope(scope, &facts, flag_names);
     let debtor_id_owned = account.debtor_id.clone();
     let debtor_id = debtor_id_owned.as_str();
-    let mut trace = ctx.trace.then(Trace::default);
+    let mut trace = ctx.trace.then(|| Trace {
+        facts: script::scope_facts(scope),
+        hold: hold.map(|h| HoldFound {
+            name: hold_name.to_owned(),
+            event: policy.holds[h.rule].starts.as_str().to_owned(),
+            date: h.since,
+            until: h.until,
+            events_row: h.row,
+        }),
+        prior_escalated_on: prior.last_escalated_on,
+        cure_below: policy.cure_below,
+        ..Trace::default()
+    });
 
     let seg = segment::choose(
         policy,
@@ -326,6 +358,7 @@ fn decide_ladder(
         if let Some(t) = trace.as_mut() {
             t.levels.push(LevelTried {
                 level: level.number,
+                name: level.name.clone(),
                 condition: level.when.source.clone(),
                 value,
                 gap: (days_since >= 0).then_some((days_since, level.min_gap)),

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod dates;
 pub mod decide;
 pub mod emit;
+pub mod explain;
 pub mod guard;
 pub mod history;
 pub mod ingest;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use dunning::cli::{CheckCmd, Cli, Command, Format, LogFormat};
+use dunning::cli::{CheckCmd, Cli, Command, ExplainCmd, Format, LogFormat, NightInputs};
 use dunning::night::{self, RunArgs};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -17,27 +17,65 @@ fn main() -> ExitCode {
     }
 
     let result = match cli.command {
-        Command::Run(r) => night::run(&RunArgs {
-            policy: r.policy,
-            ledger: r.ledger,
-            debtors: r.debtors,
-            events: r.events,
-            as_of: r.as_of,
-            state: r.state,
-            out: r.out,
-        })
-        .map(|_| ()),
+        Command::Run(r) => night::run(&run_args(r.inputs, r.out, r.trace)).map(|_| ()),
         Command::Check(c) => return check(&c),
+        Command::Explain(e) => explain(e),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = dunning::exit_code(&err);
-            tracing::error!(exit_code = code, "night failed");
+            tracing::error!(exit_code = code, "dunning failed");
             eprintln!("error: {err:#}");
             ExitCode::from(code as u8)
         }
     }
+}
+
+fn run_args(i: NightInputs, out: std::path::PathBuf, trace: bool) -> RunArgs {
+    RunArgs {
+        policy: i.policy,
+        ledger: i.ledger,
+        debtors: i.debtors,
+        events: i.events,
+        as_of: i.as_of,
+        state: i.state,
+        out,
+        trace,
+    }
+}
+
+/// `dunning explain`: one debtor's decisions with their traces.
+fn explain(e: ExplainCmd) -> anyhow::Result<()> {
+    let args = run_args(e.inputs, Default::default(), true);
+    let decisions = night::explain(&args, &e.debtor)?;
+    if decisions.is_empty() {
+        return Err(night::Refused(format!(
+            "debtor `{}` has no account tonight: no open item in the ledger and no level above 0 in the state",
+            e.debtor
+        ))
+        .into());
+    }
+    match e.format {
+        Format::Json => {
+            let list: Vec<_> = decisions.iter().map(dunning::explain::to_json).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "as_of": args.as_of.to_string(),
+                    "debtor_id": e.debtor,
+                    "accounts": list,
+                }))?
+            );
+        }
+        Format::Text => {
+            println!("as of {}", args.as_of);
+            for d in &decisions {
+                print!("{}", dunning::explain::to_text(d));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `dunning check`: the policy loader's verdict, every problem at once.

@@ -5,15 +5,17 @@
 
 use crate::accounts::{self, Account};
 use crate::audit;
-use crate::decide::{self, Context};
+use crate::decide::{self, Context, Decision};
 use crate::emit::{self, Staging};
 use crate::history;
+use crate::history::Prior;
 use crate::ingest;
 use crate::policy::{display_path, Policy};
 use crate::state::{self, NightRecord, State};
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::info;
@@ -32,6 +34,8 @@ pub struct RunArgs {
     pub as_of: NaiveDate,
     pub state: PathBuf,
     pub out: PathBuf,
+    /// Write `trace.jsonl`: every account's full trace.
+    pub trace: bool,
 }
 
 /// What the scheduler's log gets at the end.
@@ -110,6 +114,131 @@ fn stage<T>(name: &'static str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow
     out
 }
 
+/// Reads and checks the night's input files, logging what each held.
+fn read_inputs(
+    policy: &Policy,
+    ledger: &Path,
+    debtors: &Path,
+    events: Option<&Path>,
+) -> anyhow::Result<ingest::Inputs> {
+    let t = Instant::now();
+    let data = ingest::read(ledger, debtors, events, &policy.messages.default_country)?;
+    for c in &data.counts {
+        info!(stage = "ingest", file = %file_name(Path::new(&c.file)), rows = c.rows, rejected = c.rejected, "file read");
+    }
+    info!(
+        stage = "ingest",
+        items = data.items.height(),
+        debtors = data.debtors.len(),
+        events = data.events.len(),
+        rejected_values = data.rejects.len(),
+        ms = t.elapsed().as_millis() as u64,
+        "inputs checked"
+    );
+    if data.unknown_debtor_events > 0 {
+        tracing::warn!(
+            stage = "ingest",
+            events = data.unknown_debtor_events,
+            "events about debtors not in the debtors file were ignored"
+        );
+    }
+    ingest::enforce_reject_share(&data, policy.max_rejected_share)?;
+    Ok(data)
+}
+
+/// `explain`: the decisions a night with these inputs would make for one
+/// debtor's accounts, each with its full trace. Reads the state without
+/// locking it and writes nothing, so it is safe beside a running night.
+pub fn explain(args: &RunArgs, debtor_id: &str) -> anyhow::Result<Vec<Decision>> {
+    let policy = Policy::load(&args.policy)?;
+    let state = state::Reader::new(&args.state);
+    let nights = state.nights()?;
+    let previous = nights.iter().rev().find(|n| **n < args.as_of).copied();
+    let priors = priors_for(&state, previous)?;
+    let data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
+    let decisions = decide_night(&policy, &data, args.as_of, &priors, true)?;
+    Ok(decisions
+        .into_iter()
+        .filter(|d| d.account.debtor_id == debtor_id)
+        .collect())
+}
+
+/// The last committed night's account standings, or none before the first.
+fn priors_for(
+    state: &state::Reader,
+    previous: Option<NaiveDate>,
+) -> anyhow::Result<HashMap<(String, String), Prior>> {
+    Ok(match previous {
+        Some(n) => state.load(n)?,
+        None => Default::default(),
+    })
+}
+
+/// Accounts, holds and decisions for one night's checked inputs: the part
+/// of a night that `run`, `explain` and `test` share, so that what they
+/// show is what a night does.
+pub fn decide_night(
+    policy: &Policy,
+    data: &ingest::Inputs,
+    as_of: NaiveDate,
+    priors: &HashMap<(String, String), Prior>,
+    trace: bool,
+) -> anyhow::Result<Vec<Decision>> {
+    let t = Instant::now();
+    let mut accts = stage("accounts", || {
+        accounts::summarize(&data.items, as_of, policy.grace_days).context("computing accounts")
+    })?;
+    // Accounts that stood above level 0 last night are decided tonight even
+    // with nothing open, so that they can be cured.
+    {
+        let known: std::collections::HashSet<(&str, &str)> = accts
+            .iter()
+            .map(|a| (a.debtor_id.as_str(), a.currency.as_str()))
+            .collect();
+        let mut missing: Vec<Account> = priors
+            .iter()
+            .filter(|(k, p)| p.level > 0 && !known.contains(&(k.0.as_str(), k.1.as_str())))
+            .map(|(k, _)| Account::empty(&k.0, &k.1))
+            .collect();
+        accts.append(&mut missing);
+    }
+    decide::sort(&mut accts);
+    info!(
+        stage = "accounts",
+        accounts = accts.len(),
+        ms = t.elapsed().as_millis() as u64,
+        "accounts built"
+    );
+
+    let t = Instant::now();
+    let standings = history::standings(policy, &data.events, as_of);
+    let held = standings.values().filter(|s| s.hold.is_some()).count();
+    info!(
+        stage = "history",
+        debtors_with_events = standings.len(),
+        debtors_on_hold = held,
+        ms = t.elapsed().as_millis() as u64,
+        "holds and flags"
+    );
+
+    let t = Instant::now();
+    let ctx = Context {
+        policy,
+        as_of,
+        debtors: &data.debtors,
+        standings: &standings,
+        priors,
+        trace,
+    };
+    let decisions = decide::decide_all(&ctx, accts)?;
+    tracing::debug!(
+        stage = "decide",
+        ms = t.elapsed().as_millis() as u64,
+        "rules evaluated"
+    );
+    Ok(decisions)
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let as_of = args.as_of;
@@ -165,86 +294,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         None
     };
 
+    let data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
+    let priors = priors_for(&state, previous)?;
     let t = Instant::now();
-    let data = ingest::read(
-        &args.ledger,
-        &args.debtors,
-        args.events.as_deref(),
-        &policy.messages.default_country,
-    )?;
-    for c in &data.counts {
-        info!(stage = "ingest", file = %file_name(Path::new(&c.file)), rows = c.rows, rejected = c.rejected, "file read");
-    }
-    info!(
-        stage = "ingest",
-        items = data.items.height(),
-        debtors = data.debtors.len(),
-        events = data.events.len(),
-        rejected_values = data.rejects.len(),
-        ms = t.elapsed().as_millis() as u64,
-        "inputs checked"
-    );
-    if data.unknown_debtor_events > 0 {
-        tracing::warn!(
-            stage = "ingest",
-            events = data.unknown_debtor_events,
-            "events about debtors not in the debtors file were ignored"
-        );
-    }
-    ingest::enforce_reject_share(&data, policy.max_rejected_share)?;
-
-    let t = Instant::now();
-    let mut accts = stage("accounts", || {
-        accounts::summarize(&data.items, as_of, policy.grace_days).context("computing accounts")
-    })?;
-    let priors = match previous {
-        Some(n) => state.load(n)?,
-        None => Default::default(),
-    };
-    // Accounts that stood above level 0 last night are decided tonight even
-    // with nothing open, so that they can be cured.
-    {
-        let known: std::collections::HashSet<(&str, &str)> = accts
-            .iter()
-            .map(|a| (a.debtor_id.as_str(), a.currency.as_str()))
-            .collect();
-        let mut missing: Vec<Account> = priors
-            .iter()
-            .filter(|(k, p)| p.level > 0 && !known.contains(&(k.0.as_str(), k.1.as_str())))
-            .map(|(k, _)| Account::empty(&k.0, &k.1))
-            .collect();
-        accts.append(&mut missing);
-    }
-    decide::sort(&mut accts);
-    info!(
-        stage = "accounts",
-        accounts = accts.len(),
-        previous_night = previous.map(|d| d.to_string()).unwrap_or_default(),
-        ms = t.elapsed().as_millis() as u64,
-        "accounts built"
-    );
-
-    let t = Instant::now();
-    let standings = history::standings(&policy, &data.events, as_of);
-    let held = standings.values().filter(|s| s.hold.is_some()).count();
-    info!(
-        stage = "history",
-        debtors_with_events = standings.len(),
-        debtors_on_hold = held,
-        ms = t.elapsed().as_millis() as u64,
-        "holds and flags"
-    );
-
-    let t = Instant::now();
-    let ctx = Context {
-        policy: &policy,
-        as_of,
-        debtors: &data.debtors,
-        standings: &standings,
-        priors: &priors,
-        trace: false,
-    };
-    let decisions = decide::decide_all(&ctx, accts)?;
+    let decisions = decide_night(&policy, &data, as_of, &priors, args.trace)?;
     let summary = emit::summary(
         &as_of.to_string(),
         &policy.name,
@@ -281,6 +334,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     staging.write("decisions.csv", &emit::decisions_csv(&decisions))?;
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
     staging.write("summary.json", &emit::json(&summary))?;
+    if args.trace {
+        staging.write("trace.jsonl", &crate::explain::jsonl(&decisions))?;
+    }
     let sent = crate::actions::write(&policy, &decisions, &data, as_of, &mut staging)?;
     info!(
         stage = "actions",

@@ -237,6 +237,26 @@ pub fn fill_scope(scope: &mut Scope<'_>, facts: &Facts<'_>, flag_names: &[String
     }
 }
 
+/// The scope's variables as JSON, in declaration order, for a trace.
+/// Decimals are written as strings so that no digit is lost.
+pub fn scope_facts(scope: &Scope<'_>) -> Vec<(String, serde_json::Value)> {
+    scope
+        .iter()
+        .map(|(name, _, v)| {
+            let value = if let Some(b) = v.clone().try_cast::<bool>() {
+                serde_json::Value::Bool(b)
+            } else if let Some(i) = v.clone().try_cast::<INT>() {
+                serde_json::Value::from(i)
+            } else if let Some(d) = v.clone().try_cast::<rust_decimal::Decimal>() {
+                serde_json::Value::String(d.to_string())
+            } else {
+                serde_json::Value::String(v.to_string())
+            };
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
 fn run(
     engine: &Engine,
     cond: &Condition,

@@ -9,6 +9,7 @@ use rhai::Scope;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tried {
     pub segment: String,
+    pub condition: String,
     pub matched: bool,
 }
 
@@ -25,6 +26,7 @@ pub fn choose(
         if let Some(t) = tried.as_deref_mut() {
             t.push(Tried {
                 segment: seg.name.clone(),
+                condition: seg.when.source.clone(),
                 matched,
             });
         }

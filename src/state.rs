@@ -44,10 +44,25 @@ pub struct NightRecord {
     pub accounts_sha256: String,
 }
 
-/// An open, locked state folder.
+/// An open, locked state folder. It reads like a [`Reader`]; only the lock
+/// holder commits.
 pub struct State {
-    dir: PathBuf,
+    reader: Reader,
     _lock: File,
+}
+
+/// Reads a state folder without taking the lock: for `explain`, which must
+/// be safe beside a running night. A folder that does not exist yet reads as
+/// a state with no nights.
+pub struct Reader {
+    dir: PathBuf,
+}
+
+impl std::ops::Deref for State {
+    type Target = Reader;
+    fn deref(&self) -> &Reader {
+        &self.reader
+    }
 }
 
 impl State {
@@ -88,9 +103,41 @@ impl State {
             }
         }
         Ok(State {
-            dir: dir.to_owned(),
+            reader: Reader::new(dir),
             _lock: lock,
         })
+    }
+
+    /// Commits a night: written beside, then renamed into place.
+    pub fn commit(
+        &self,
+        night: NaiveDate,
+        accounts_csv: &[u8],
+        record: &NightRecord,
+    ) -> Result<(), StateError> {
+        let nights = self.dir.join("nights");
+        let tmp = nights.join(format!(".tmp-{night}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let write = || -> std::io::Result<()> {
+            fs::create_dir_all(&tmp)?;
+            write_synced(&tmp.join("accounts.csv"), accounts_csv)?;
+            let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+            write_synced(&tmp.join("night.json"), &json)?;
+            fs::rename(&tmp, self.night_dir(night))?;
+            File::open(&nights)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_dir_all(&tmp);
+            self.io(e)
+        })
+    }
+}
+
+impl Reader {
+    pub fn new(dir: &Path) -> Reader {
+        Reader {
+            dir: dir.to_owned(),
+        }
     }
 
     fn label(&self) -> String {
@@ -107,7 +154,11 @@ impl State {
     /// Committed nights, oldest first.
     pub fn nights(&self) -> Result<Vec<NaiveDate>, StateError> {
         let mut out = Vec::new();
-        for e in fs::read_dir(self.dir.join("nights")).map_err(|e| self.io(e))? {
+        let dir = match fs::read_dir(self.dir.join("nights")) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            r => r.map_err(|e| self.io(e))?,
+        };
+        for e in dir {
             let e = e.map_err(|e| self.io(e))?;
             if let Some(d) = dates::parse_date(&e.file_name().to_string_lossy()) {
                 out.push(d);
@@ -169,30 +220,6 @@ impl State {
     /// The committed accounts.csv of a night, as bytes.
     pub fn snapshot_bytes(&self, night: NaiveDate) -> Result<Vec<u8>, StateError> {
         fs::read(self.night_dir(night).join("accounts.csv")).map_err(|e| self.io(e))
-    }
-
-    /// Commits a night: written beside, then renamed into place.
-    pub fn commit(
-        &self,
-        night: NaiveDate,
-        accounts_csv: &[u8],
-        record: &NightRecord,
-    ) -> Result<(), StateError> {
-        let nights = self.dir.join("nights");
-        let tmp = nights.join(format!(".tmp-{night}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
-        let write = || -> std::io::Result<()> {
-            fs::create_dir_all(&tmp)?;
-            write_synced(&tmp.join("accounts.csv"), accounts_csv)?;
-            let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-            write_synced(&tmp.join("night.json"), &json)?;
-            fs::rename(&tmp, self.night_dir(night))?;
-            File::open(&nights)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_dir_all(&tmp);
-            self.io(e)
-        })
     }
 }
 
