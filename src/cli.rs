@@ -50,6 +50,21 @@ pub enum Command {
         after_help = "Same inputs as `run`; the state is read, never written or locked.\n\nExample:\n  dunning explain --debtor D000123 --policy rules/retail-fr \\\n    --ledger ledger.csv --debtors debtors.csv --events events.csv \\\n    --as-of 2026-01-10 --state /var/lib/dunning/state\n\nExit codes: 0 explained, 2 bad input or no such debtor in tonight's accounts."
     )]
     Explain(ExplainCmd),
+    /// Run the policy's own test cases (tests/*.yaml in the policy folder).
+    #[command(
+        after_help = "Each case gives account facts or a tiny ledger, the debtor, events and prior \
+state, an as-of date and what it expects; see rules/README.md.\n\nExample:\n  dunning test rules/retail-fr\n  dunning test rules/retail-fr --filter hold\n\nExit codes: 0 every case passed, 1 a case failed, 2 the policy or a test file is broken."
+    )]
+    Test(TestCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestCmd {
+    /// Policy folder (holds policy.yaml and tests/).
+    pub policy: PathBuf,
+    /// Only the cases whose name contains this text.
+    #[arg(long)]
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod actions;
 pub mod audit;
+pub mod cases;
 pub mod cli;
 pub mod dates;
 pub mod decide;
@@ -45,6 +46,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<policy::PolicyError>()
             || cause.is::<script::ScriptError>()
             || cause.is::<night::Refused>()
+            || cause.is::<cases::CaseError>()
             || cause.is::<emit::EmitError>()
             || cause.is::<actions::ActionError>()
             || cause.is::<render::RenderError>()

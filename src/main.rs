@@ -20,6 +20,18 @@ fn main() -> ExitCode {
         Command::Run(r) => night::run(&run_args(r.inputs, r.out, r.trace)).map(|_| ()),
         Command::Check(c) => return check(&c),
         Command::Explain(e) => explain(e),
+        Command::Test(t) => match dunning::cases::run(&t.policy, t.filter.as_deref()) {
+            Ok(outcomes) => {
+                print!("{}", dunning::cases::report(&outcomes));
+                let failed = outcomes.iter().any(|o| !o.failures.is_empty());
+                return if failed {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
