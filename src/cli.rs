@@ -56,6 +56,33 @@ pub enum Command {
 state, an as-of date and what it expects; see rules/README.md.\n\nExample:\n  dunning test rules/retail-fr\n  dunning test rules/retail-fr --filter hold\n\nExit codes: 0 every case passed, 1 a case failed, 2 the policy or a test file is broken."
     )]
     Test(TestCmd),
+    /// Compare two nights' outputs, e.g. two policy versions on one ledger.
+    #[command(
+        after_help = "Example:\n  dunning run --policy rules/v1 ... --out /tmp/a\n  dunning run --policy rules/v2 ... --out /tmp/b   (its own --state)\n  dunning diff /tmp/a /tmp/b\n  dunning diff /tmp/a /tmp/b --format csv > changes.csv\n\nExit codes (like diff): 0 identical, 1 different, 2 error."
+    )]
+    Diff(DiffCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffCmd {
+    /// The first night's output folder (holds decisions.csv).
+    pub a: PathBuf,
+    /// The second night's output folder.
+    pub b: PathBuf,
+    /// text: summary, level matrix and examples; json: the same as data;
+    /// csv: every differing account, one row each.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+    /// How many differing accounts to show as examples (text and json).
+    #[arg(long, default_value_t = 10)]
+    pub examples: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, clap::Args)]

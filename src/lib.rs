@@ -13,6 +13,7 @@ pub mod cases;
 pub mod cli;
 pub mod dates;
 pub mod decide;
+pub mod diff;
 pub mod emit;
 pub mod explain;
 pub mod guard;
@@ -47,6 +48,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<script::ScriptError>()
             || cause.is::<night::Refused>()
             || cause.is::<cases::CaseError>()
+            || cause.is::<diff::DiffError>()
             || cause.is::<emit::EmitError>()
             || cause.is::<actions::ActionError>()
             || cause.is::<render::RenderError>()

@@ -1,5 +1,7 @@
 use clap::Parser;
-use dunning::cli::{CheckCmd, Cli, Command, ExplainCmd, Format, LogFormat, NightInputs};
+use dunning::cli::{
+    CheckCmd, Cli, Command, DiffFormat, ExplainCmd, Format, LogFormat, NightInputs,
+};
 use dunning::night::{self, RunArgs};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -20,6 +22,33 @@ fn main() -> ExitCode {
         Command::Run(r) => night::run(&run_args(r.inputs, r.out, r.trace)).map(|_| ()),
         Command::Check(c) => return check(&c),
         Command::Explain(e) => explain(e),
+        Command::Diff(d) => match dunning::diff::compare(&d.a, &d.b) {
+            Ok(diff) => {
+                use std::io::Write;
+                let mut stdout = std::io::stdout().lock();
+                let written = match d.format {
+                    DiffFormat::Text => {
+                        stdout.write_all(dunning::diff::to_text(&diff, d.examples).as_bytes())
+                    }
+                    DiffFormat::Json => writeln!(
+                        stdout,
+                        "{}",
+                        serde_json::to_string_pretty(&dunning::diff::to_json(&diff, d.examples))
+                            .expect("plain data")
+                    ),
+                    DiffFormat::Csv => stdout.write_all(&dunning::diff::to_csv(&diff)),
+                };
+                if written.is_err() {
+                    return ExitCode::from(2);
+                }
+                return if diff.identical() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                };
+            }
+            Err(e) => Err(e.into()),
+        },
         Command::Test(t) => match dunning::cases::run(&t.policy, t.filter.as_deref()) {
             Ok(outcomes) => {
                 print!("{}", dunning::cases::report(&outcomes));
