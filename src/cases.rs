@@ -392,7 +392,8 @@ fn run_case(policy: &Policy, case: &Case, scratch: &Path) -> Result<Vec<Decision
             },
         );
     }
-    crate::night::decide_night(policy, &data, as_of, &priors, false).map_err(|e| format!("{e:#}"))
+    crate::night::decide_night(policy, None, &data, as_of, &priors, false)
+        .map_err(|e| format!("{e:#}"))
 }
 
 fn compare(case: &Case, decided: &[Decision]) -> Vec<String> {

@@ -127,6 +127,18 @@ pub struct NightInputs {
     /// State folder: one snapshot per committed night.
     #[arg(long)]
     pub state: PathBuf,
+    /// Champion/challenger: a second policy folder that decides a stable
+    /// share of the debtors (see --share).
+    #[arg(long, requires = "share")]
+    pub challenger: Option<PathBuf>,
+    /// The challenger's share of debtors in percent, 0 to 100 (up to two
+    /// decimals), chosen by a seeded hash of debtor_id: the same debtors
+    /// every night.
+    #[arg(long, requires = "challenger", value_parser = parse_share)]
+    pub share: Option<u32>,
+    /// Seed of the challenger's hash; change it to draw another sample.
+    #[arg(long, default_value = "dunning-challenger")]
+    pub challenger_seed: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,6 +167,21 @@ pub struct RunCmd {
     /// holds, fallbacks and decision, one JSON object per line.
     #[arg(long)]
     pub trace: bool,
+}
+
+/// A percentage to basis points: "10" -> 1000, "2.5" -> 250.
+fn parse_share(s: &str) -> Result<u32, String> {
+    let bad =
+        || format!("`{s}` is not a share; expected a percentage from 0 to 100, e.g. 10 or 2.5");
+    let d: rust_decimal::Decimal = s.trim().parse().map_err(|_| bad())?;
+    let bp = d * rust_decimal::Decimal::from(100);
+    if bp.fract() != rust_decimal::Decimal::ZERO
+        || bp < rust_decimal::Decimal::ZERO
+        || bp > rust_decimal::Decimal::from(10_000)
+    {
+        return Err(bad());
+    }
+    u32::try_from(bp.trunc().mantissa() / 10i128.pow(bp.trunc().scale())).map_err(|_| bad())
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, String> {

@@ -107,6 +107,17 @@ pub struct Decision {
     /// A write-off is proposed tonight.
     pub writeoff: bool,
     pub trace: Option<Trace>,
+    /// Which policy decided: 0 the champion, 1 the challenger.
+    pub strategy: u8,
+}
+
+/// The names `decisions.csv` and `summary.json` give the strategies.
+pub const STRATEGIES: [&str; 2] = ["champion", "challenger"];
+
+impl Decision {
+    pub fn strategy_name(&self) -> &'static str {
+        STRATEGIES[usize::from(self.strategy.min(1))]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +135,8 @@ pub struct Context<'a> {
     pub standings: &'a HashMap<String, Standing>,
     pub priors: &'a HashMap<(String, String), Prior>,
     pub trace: bool,
+    /// Recorded on every decision made with this context.
+    pub strategy: u8,
 }
 
 /// Decides every account, in parallel, keeping the input order. When rules
@@ -284,6 +297,7 @@ fn decide_ladder(
         recall: None,
         writeoff: false,
         trace: None,
+        strategy: ctx.strategy,
         account,
     };
 

@@ -231,6 +231,7 @@ pub const DECISION_COLUMNS: &[&str] = &[
     "outcome",
     "rule",
     "reason",
+    "strategy",
 ];
 
 pub fn decisions_csv(decisions: &[Decision]) -> Vec<u8> {
@@ -257,6 +258,7 @@ pub fn decisions_csv(decisions: &[Decision]) -> Vec<u8> {
             d.outcome.as_str(),
             cell(&d.rule).as_ref(),
             cell(&d.reason).as_ref(),
+            d.strategy_name(),
         ])
         .expect("in memory");
     }
@@ -320,9 +322,30 @@ pub struct Summary {
     pub by_outcome: BTreeMap<String, Tally>,
     pub by_action: BTreeMap<String, Tally>,
     pub by_channel: BTreeMap<String, Tally>,
+    /// Champion and challenger side by side (only the champion without a
+    /// challenger).
+    pub by_strategy: BTreeMap<String, StrategyCounts>,
 }
 
-pub fn summary(as_of: &str, policy: &str, decisions: &[Decision], rejects: usize) -> Summary {
+/// One strategy's share of the night.
+#[derive(Debug, Default, Serialize)]
+pub struct StrategyCounts {
+    pub policy: String,
+    pub accounts: u64,
+    pub escalations: u64,
+    pub cures: u64,
+    pub held: u64,
+    pub actions: u64,
+    pub overdue: BTreeMap<String, String>,
+    pub by_level: BTreeMap<u32, u64>,
+    #[serde(skip)]
+    tally: Tally,
+}
+
+/// The night's counts. `policies` names the policy of each strategy:
+/// the champion first, then the challenger when there is one.
+pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: usize) -> Summary {
+    let policy = policies.first().copied().unwrap_or("");
     let mut s = Summary {
         as_of: as_of.to_owned(),
         policy: policy.to_owned(),
@@ -338,14 +361,41 @@ pub fn summary(as_of: &str, policy: &str, decisions: &[Decision], rejects: usize
         by_outcome: BTreeMap::new(),
         by_action: BTreeMap::new(),
         by_channel: BTreeMap::new(),
+        by_strategy: BTreeMap::new(),
     };
+    for (i, p) in policies.iter().enumerate() {
+        s.by_strategy.insert(
+            crate::decide::STRATEGIES[i.min(1)].to_owned(),
+            StrategyCounts {
+                policy: (*p).to_owned(),
+                ..StrategyCounts::default()
+            },
+        );
+    }
     use crate::decide::Outcome;
     for d in decisions {
         s.accounts += 1;
+        let st = s
+            .by_strategy
+            .entry(d.strategy_name().to_owned())
+            .or_default();
+        st.accounts += 1;
+        st.actions += d.actions.len() as u64;
+        st.tally.add(d);
+        *st.by_level.entry(d.level_after).or_default() += 1;
         match d.outcome {
-            Outcome::Escalate => s.escalations += 1,
-            Outcome::Cure if d.level_before > 0 => s.cures += 1,
-            Outcome::Hold => s.held += 1,
+            Outcome::Escalate => {
+                s.escalations += 1;
+                st.escalations += 1;
+            }
+            Outcome::Cure if d.level_before > 0 => {
+                s.cures += 1;
+                st.cures += 1;
+            }
+            Outcome::Hold => {
+                s.held += 1;
+                st.held += 1;
+            }
             _ => {}
         }
         s.by_level.entry(d.level_after).or_default().add(d);
@@ -373,6 +423,10 @@ pub fn summary(as_of: &str, policy: &str, decisions: &[Decision], rejects: usize
         .chain(s.by_channel.values_mut())
     {
         t.seal();
+    }
+    for st in s.by_strategy.values_mut() {
+        st.tally.seal();
+        st.overdue = std::mem::take(&mut st.tally.overdue);
     }
     s
 }

@@ -71,6 +71,7 @@ pub fn to_json(d: &Decision) -> Value {
             "refused_by": g.refused_by,
         })).collect::<Vec<_>>(),
         "decision": {
+            "strategy": d.strategy_name(),
             "segment": d.segment,
             "level_before": d.level_before,
             "level_after": d.level_after,
@@ -230,6 +231,7 @@ pub fn to_text(d: &Decision) -> String {
             &d.segment
         }
     );
+    let _ = writeln!(s, "    strategy: {}", d.strategy_name());
     let _ = writeln!(s, "    rule: {}", d.rule);
     let _ = writeln!(s, "    reason: {}", d.reason);
     let acts = actions(d);

@@ -83,6 +83,11 @@ fn run_args(i: NightInputs, out: std::path::PathBuf, trace: bool) -> RunArgs {
         state: i.state,
         out,
         trace,
+        challenger: i.challenger.map(|policy| night::ChallengerArgs {
+            policy,
+            share_bp: i.share.unwrap_or(0),
+            seed: i.challenger_seed,
+        }),
     }
 }
 

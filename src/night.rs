@@ -14,6 +14,7 @@ use crate::policy::{display_path, Policy};
 use crate::state::{self, NightRecord, State};
 use anyhow::Context as _;
 use chrono::NaiveDate;
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,28 @@ pub struct RunArgs {
     pub out: PathBuf,
     /// Write `trace.jsonl`: every account's full trace.
     pub trace: bool,
+    pub challenger: Option<ChallengerArgs>,
+}
+
+/// `--challenger DIR --share N [--challenger-seed S]`.
+#[derive(Debug, Clone)]
+pub struct ChallengerArgs {
+    pub policy: PathBuf,
+    pub share_bp: u32,
+    pub seed: String,
+}
+
+fn load_challenger(args: &RunArgs) -> anyhow::Result<Option<Challenger>> {
+    let Some(c) = &args.challenger else {
+        return Ok(None);
+    };
+    let policy = Policy::load(&c.policy)?;
+    info!(stage = "policy", challenger = %policy.name, sha256 = %&policy.sha256[..12], share_bp = c.share_bp, "challenger policy loaded");
+    Ok(Some(Challenger {
+        policy,
+        share_bp: c.share_bp,
+        seed: c.seed.clone(),
+    }))
 }
 
 /// What the scheduler's log gets at the end.
@@ -70,6 +93,32 @@ struct PolicyEntry<'a> {
 }
 
 #[derive(Serialize)]
+struct ChallengerEntry<'a> {
+    policy: PolicyEntry<'a>,
+    share_percent: String,
+    seed: &'a str,
+    /// The hash the state records for the night: both policies, the share
+    /// and the seed.
+    night_policy_sha256: &'a str,
+}
+
+fn policy_entry(policy: &Policy) -> PolicyEntry<'_> {
+    PolicyEntry {
+        name: &policy.name,
+        version: policy.version.as_deref(),
+        sha256: &policy.sha256,
+        files: policy
+            .files
+            .iter()
+            .map(|f| FileEntry {
+                path: &f.path,
+                sha256: &f.sha256,
+            })
+            .collect(),
+    }
+}
+
+#[derive(Serialize)]
 struct FileEntry<'a> {
     path: &'a str,
     sha256: &'a str,
@@ -81,6 +130,8 @@ struct Manifest<'a> {
     version: &'static str,
     as_of: String,
     policy: PolicyEntry<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    challenger: Option<ChallengerEntry<'a>>,
     inputs: Vec<InputEntry>,
     previous_night: Option<String>,
     outputs: &'a [emit::Written],
@@ -156,7 +207,15 @@ pub fn explain(args: &RunArgs, debtor_id: &str) -> anyhow::Result<Vec<Decision>>
     let previous = nights.iter().rev().find(|n| **n < args.as_of).copied();
     let priors = priors_for(&state, previous)?;
     let data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
-    let decisions = decide_night(&policy, &data, args.as_of, &priors, true)?;
+    let challenger = load_challenger(args)?;
+    let decisions = decide_night(
+        &policy,
+        challenger.as_ref(),
+        &data,
+        args.as_of,
+        &priors,
+        true,
+    )?;
     Ok(decisions
         .into_iter()
         .filter(|d| d.account.debtor_id == debtor_id)
@@ -174,53 +233,89 @@ fn priors_for(
     })
 }
 
-/// Accounts, holds and decisions for one night's checked inputs: the part
-/// of a night that `run`, `explain` and `test` share, so that what they
-/// show is what a night does.
-pub fn decide_night(
+/// A second policy that decides a stable share of the debtors.
+pub struct Challenger {
+    pub policy: Policy,
+    /// The share of debtors, in basis points (1,000 = 10 %).
+    pub share_bp: u32,
+    pub seed: String,
+}
+
+impl Challenger {
+    /// Whether the challenger decides this debtor's accounts. A seeded hash
+    /// of the debtor id alone: the same debtors every night, whatever else
+    /// is in the ledger, and all of a debtor's accounts on one side.
+    pub fn picks(&self, debtor_id: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.seed.as_bytes());
+        h.update([0u8]);
+        h.update(debtor_id.as_bytes());
+        let d = h.finalize();
+        let n = u64::from_be_bytes(d[..8].try_into().expect("8 bytes"));
+        (n % 10_000) < u64::from(self.share_bp)
+    }
+
+    /// What a committed night records as its policy: both policies, the
+    /// share and the seed, so that a re-run with another split is refused.
+    pub fn combined_sha(&self, champion: &Policy) -> String {
+        audit::sha256_bytes(
+            format!(
+                "champion={}\nchallenger={}\nshare_bp={}\nseed={}\n",
+                champion.sha256, self.policy.sha256, self.share_bp, self.seed
+            )
+            .as_bytes(),
+        )
+    }
+}
+
+/// Tonight's accounts under one policy's grace days, with those the state
+/// still remembers above level 0, sorted as `decisions.csv` is.
+fn accounts_for(
     policy: &Policy,
     data: &ingest::Inputs,
     as_of: NaiveDate,
     priors: &HashMap<(String, String), Prior>,
-    trace: bool,
-) -> anyhow::Result<Vec<Decision>> {
-    let t = Instant::now();
+) -> anyhow::Result<Vec<Account>> {
     let mut accts = stage("accounts", || {
         accounts::summarize(&data.items, as_of, policy.grace_days).context("computing accounts")
     })?;
     // Accounts that stood above level 0 last night are decided tonight even
     // with nothing open, so that they can be cured.
-    {
-        let known: std::collections::HashSet<(&str, &str)> = accts
-            .iter()
-            .map(|a| (a.debtor_id.as_str(), a.currency.as_str()))
-            .collect();
-        let mut missing: Vec<Account> = priors
-            .iter()
-            .filter(|(k, p)| p.level > 0 && !known.contains(&(k.0.as_str(), k.1.as_str())))
-            .map(|(k, _)| Account::empty(&k.0, &k.1))
-            .collect();
-        accts.append(&mut missing);
-    }
+    let known: std::collections::HashSet<(&str, &str)> = accts
+        .iter()
+        .map(|a| (a.debtor_id.as_str(), a.currency.as_str()))
+        .collect();
+    let mut missing: Vec<Account> = priors
+        .iter()
+        .filter(|(k, p)| p.level > 0 && !known.contains(&(k.0.as_str(), k.1.as_str())))
+        .map(|(k, _)| Account::empty(&k.0, &k.1))
+        .collect();
+    accts.append(&mut missing);
     decide::sort(&mut accts);
-    info!(
-        stage = "accounts",
-        accounts = accts.len(),
-        ms = t.elapsed().as_millis() as u64,
-        "accounts built"
-    );
+    Ok(accts)
+}
 
+fn decide_with(
+    policy: &Policy,
+    strategy: u8,
+    data: &ingest::Inputs,
+    as_of: NaiveDate,
+    priors: &HashMap<(String, String), Prior>,
+    accts: Vec<Account>,
+    trace: bool,
+) -> anyhow::Result<Vec<Decision>> {
     let t = Instant::now();
     let standings = history::standings(policy, &data.events, as_of);
     let held = standings.values().filter(|s| s.hold.is_some()).count();
     info!(
         stage = "history",
+        strategy = decide::STRATEGIES[usize::from(strategy)],
         debtors_with_events = standings.len(),
         debtors_on_hold = held,
         ms = t.elapsed().as_millis() as u64,
         "holds and flags"
     );
-
     let t = Instant::now();
     let ctx = Context {
         policy,
@@ -229,13 +324,70 @@ pub fn decide_night(
         standings: &standings,
         priors,
         trace,
+        strategy,
     };
     let decisions = decide::decide_all(&ctx, accts)?;
     tracing::debug!(
         stage = "decide",
+        strategy = decide::STRATEGIES[usize::from(strategy)],
         ms = t.elapsed().as_millis() as u64,
         "rules evaluated"
     );
+    Ok(decisions)
+}
+
+/// Accounts, holds and decisions for one night's checked inputs: the part
+/// of a night that `run`, `explain` and `test` share, so that what they
+/// show is what a night does. With a challenger, its share of the debtors
+/// is decided by its policy (holds, segments, ladder and channels), the rest
+/// by the champion, and the two are merged back in account order.
+pub fn decide_night(
+    policy: &Policy,
+    challenger: Option<&Challenger>,
+    data: &ingest::Inputs,
+    as_of: NaiveDate,
+    priors: &HashMap<(String, String), Prior>,
+    trace: bool,
+) -> anyhow::Result<Vec<Decision>> {
+    let t = Instant::now();
+    let accts = accounts_for(policy, data, as_of, priors)?;
+    info!(
+        stage = "accounts",
+        accounts = accts.len(),
+        ms = t.elapsed().as_millis() as u64,
+        "accounts built"
+    );
+    let Some(c) = challenger else {
+        return decide_with(policy, 0, data, as_of, priors, accts, trace);
+    };
+    let (theirs, ours): (Vec<Account>, Vec<Account>) = if c.policy.grace_days == policy.grace_days {
+        accts.into_iter().partition(|a| c.picks(&a.debtor_id))
+    } else {
+        let theirs = accounts_for(&c.policy, data, as_of, priors)?
+            .into_iter()
+            .filter(|a| c.picks(&a.debtor_id))
+            .collect();
+        let ours = accts
+            .into_iter()
+            .filter(|a| !c.picks(&a.debtor_id))
+            .collect();
+        (theirs, ours)
+    };
+    info!(
+        stage = "accounts",
+        champion = ours.len(),
+        challenger = theirs.len(),
+        share_bp = c.share_bp,
+        "accounts split between champion and challenger"
+    );
+    let mut decisions = decide_with(policy, 0, data, as_of, priors, ours, trace)?;
+    decisions.extend(decide_with(
+        &c.policy, 1, data, as_of, priors, theirs, trace,
+    )?);
+    decisions.par_sort_unstable_by(|a, b| {
+        (a.account.debtor_id.as_str(), a.account.currency.as_str())
+            .cmp(&(b.account.debtor_id.as_str(), b.account.currency.as_str()))
+    });
     Ok(decisions)
 }
 
@@ -246,6 +398,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let t = Instant::now();
     let policy = Policy::load(&args.policy)?;
     info!(stage = "policy", policy = %policy.name, sha256 = %&policy.sha256[..12], segments = policy.segments.len(), ms = t.elapsed().as_millis() as u64, "policy loaded");
+    let challenger = load_challenger(args)?;
+    // What the state records as the night's policy.
+    let night_policy_sha = match &challenger {
+        Some(c) => c.combined_sha(&policy),
+        None => policy.sha256.clone(),
+    };
 
     let state = State::open(&args.state)?;
     let nights = state.nights()?;
@@ -281,7 +439,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         .collect();
     let committed = if rerun {
         let record = state.record(as_of)?;
-        if record.policy_sha256 != policy.sha256 || record.inputs != input_pairs {
+        if record.policy_sha256 != night_policy_sha || record.inputs != input_pairs {
             return Err(Refused(format!(
                 "night {as_of} is already committed in {} with other inputs or another policy; a committed night can only be re-run with the very same files (to redo it, restore the state from before it)",
                 args.state.display()
@@ -297,10 +455,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
     let priors = priors_for(&state, previous)?;
     let t = Instant::now();
-    let decisions = decide_night(&policy, &data, as_of, &priors, args.trace)?;
+    let decisions = decide_night(
+        &policy,
+        challenger.as_ref(),
+        &data,
+        as_of,
+        &priors,
+        args.trace,
+    )?;
+    let mut policy_names = vec![policy.name.as_str()];
+    if let Some(c) = &challenger {
+        policy_names.push(c.policy.name.as_str());
+    }
     let summary = emit::summary(
         &as_of.to_string(),
-        &policy.name,
+        &policy_names,
         &decisions,
         data.rejects.len(),
     );
@@ -337,7 +506,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     if args.trace {
         staging.write("trace.jsonl", &crate::explain::jsonl(&decisions))?;
     }
-    let sent = crate::actions::write(&policy, &decisions, &data, as_of, &mut staging)?;
+    let mut policies = vec![&policy];
+    if let Some(c) = &challenger {
+        policies.push(&c.policy);
+    }
+    let sent = crate::actions::write(&policies, &decisions, &data, as_of, &mut staging)?;
     info!(
         stage = "actions",
         emails = sent.emails,
@@ -356,19 +529,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         engine: "dunning",
         version: env!("CARGO_PKG_VERSION"),
         as_of: as_of.to_string(),
-        policy: PolicyEntry {
-            name: &policy.name,
-            version: policy.version.as_deref(),
-            sha256: &policy.sha256,
-            files: policy
-                .files
-                .iter()
-                .map(|f| FileEntry {
-                    path: &f.path,
-                    sha256: &f.sha256,
-                })
-                .collect(),
-        },
+        policy: policy_entry(&policy),
+        challenger: challenger.as_ref().map(|c| ChallengerEntry {
+            policy: policy_entry(&c.policy),
+            share_percent: crate::money::format_cents(i64::from(c.share_bp)),
+            seed: &c.seed,
+            night_policy_sha256: &night_policy_sha,
+        }),
         inputs: hashes
             .iter()
             .zip(&inputs)
@@ -405,7 +572,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     if committed.is_none() {
         let record = NightRecord {
             as_of: as_of.to_string(),
-            policy_sha256: policy.sha256.clone(),
+            policy_sha256: night_policy_sha.clone(),
             inputs: input_pairs,
             accounts_sha256: snapshot_sha,
         };

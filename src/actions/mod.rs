@@ -18,7 +18,7 @@ use crate::render::{self, Item, RenderError};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// A rendering problem that stops the night: a template error, or an SMS
 /// over the policy's segment limit.
@@ -69,9 +69,8 @@ const RENDER_CHUNK: usize = 4096;
 /// The overdue items of the accounts that get a message, oldest first.
 fn overdue_items(
     inputs: &Inputs,
-    wanted: &HashSet<(&str, &str)>,
+    wanted: &HashMap<(&str, &str), i64>,
     as_of: NaiveDate,
-    grace_days: i64,
 ) -> PolarsResult<HashMap<(String, String), Vec<Item>>> {
     let df = &inputs.items;
     let s = |n: &str| -> PolarsResult<&StringChunked> { df.column(n)?.str() };
@@ -85,9 +84,9 @@ fn overdue_items(
         let (Some(d), Some(c)) = (debtors.get(i), curs.get(i)) else {
             continue;
         };
-        if !wanted.contains(&(d, c)) {
+        let Some(&grace_days) = wanted.get(&(d, c)) else {
             continue;
-        }
+        };
         let open_amount = open.get(i).unwrap_or(0);
         let due_on = crate::dates::from_days(due.get(i).unwrap_or(0));
         if open_amount <= 0 || (as_of - due_on).num_days() <= grace_days {
@@ -122,7 +121,7 @@ pub struct Written {
 
 /// Renders and writes `emails/`, `sms.csv` and `calls.csv`.
 pub fn write(
-    policy: &Policy,
+    policies: &[&Policy],
     decisions: &[Decision],
     inputs: &Inputs,
     as_of: NaiveDate,
@@ -136,16 +135,25 @@ pub fn write(
                 .any(|a| CHANNELS.contains(&a.channel.as_str()))
         })
         .collect();
-    let wanted: HashSet<(&str, &str)> = decisions
+    // Each decision is rendered with the policy that made it (champion or
+    // challenger): its grace days, templates and messages.
+    let policy_of = |d: &Decision| policies[usize::from(d.strategy).min(policies.len() - 1)];
+    let wanted: HashMap<(&str, &str), i64> = decisions
         .iter()
         .filter(|d| !d.actions.is_empty() || d.writeoff)
-        .map(|d| (d.account.debtor_id.as_str(), d.account.currency.as_str()))
+        .map(|d| {
+            (
+                (d.account.debtor_id.as_str(), d.account.currency.as_str()),
+                policy_of(d).grace_days,
+            )
+        })
         .collect();
-    let items = overdue_items(inputs, &wanted, as_of, policy.grace_days)?;
+    let items = overdue_items(inputs, &wanted, as_of)?;
     let no_items = Vec::new();
-    let messages = &policy.messages;
 
     let render_one = |d: &Decision| -> Result<Rendered, ActionError> {
+        let policy = policy_of(d);
+        let messages = &policy.messages;
         let mut r = Rendered::default();
         let Some(debtor) = inputs.debtors.get(&d.account.debtor_id) else {
             return Ok(r);
