@@ -19,6 +19,7 @@ pub mod explain;
 pub mod guard;
 pub mod history;
 pub mod ingest;
+pub mod lint;
 pub mod locale;
 pub mod money;
 pub mod night;

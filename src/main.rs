@@ -124,43 +124,70 @@ fn explain(e: ExplainCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `dunning check`: the policy loader's verdict, every problem at once.
+/// `dunning check`: the policy loader's verdict, every problem at once;
+/// warnings are shown but do not fail the check.
 fn check(c: &CheckCmd) -> ExitCode {
-    let problems = match dunning::policy::Policy::load(&c.policy) {
-        Ok(_) => Vec::new(),
-        Err(e) => e.problems,
+    let (errors, warnings) = match dunning::policy::Policy::load(&c.policy) {
+        Ok(p) => (Vec::new(), p.warnings),
+        Err(e) => (e.problems, Vec::new()),
     };
     match c.format {
         Format::Json => {
-            let list: Vec<serde_json::Value> = problems
-                .iter()
-                .map(|p| {
-                    serde_json::json!({
-                        "file": p.file,
-                        "line": p.line,
-                        "column": p.column,
-                        "severity": "error",
-                        "message": p.message,
-                    })
+            let item = |p: &dunning::policy::Problem, severity: &str| {
+                serde_json::json!({
+                    "file": p.file,
+                    "line": p.line,
+                    "column": p.column,
+                    "severity": severity,
+                    "message": p.message,
                 })
+            };
+            let list: Vec<serde_json::Value> = errors
+                .iter()
+                .map(|p| item(p, "error"))
+                .chain(warnings.iter().map(|p| item(p, "warning")))
                 .collect();
             println!(
                 "{}",
-                serde_json::json!({ "ok": problems.is_empty(), "problems": list })
+                serde_json::json!({
+                    "ok": errors.is_empty(),
+                    "errors": errors.len(),
+                    "warnings": warnings.len(),
+                    "problems": list,
+                })
             );
         }
         Format::Text => {
-            for p in &problems {
+            for p in &errors {
                 println!("{p}");
             }
-            if problems.is_empty() {
-                println!("{}: ok", c.policy.display());
+            for p in &warnings {
+                println!("{}", p.as_warning());
+            }
+            if errors.is_empty() {
+                println!(
+                    "{}: ok{}",
+                    c.policy.display(),
+                    if warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} warning(s)", warnings.len())
+                    }
+                );
             } else {
-                println!("{} problem(s)", problems.len());
+                println!(
+                    "{} problem(s){}",
+                    errors.len(),
+                    if warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} warning(s)", warnings.len())
+                    }
+                );
             }
         }
     }
-    if problems.is_empty() {
+    if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)

@@ -398,6 +398,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let t = Instant::now();
     let policy = Policy::load(&args.policy)?;
     info!(stage = "policy", policy = %policy.name, sha256 = %&policy.sha256[..12], segments = policy.segments.len(), ms = t.elapsed().as_millis() as u64, "policy loaded");
+    for w in &policy.warnings {
+        tracing::warn!(stage = "policy", "{}", w.as_warning());
+    }
     let challenger = load_challenger(args)?;
     // What the state records as the night's policy.
     let night_policy_sha = match &challenger {

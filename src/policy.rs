@@ -41,6 +41,15 @@ impl fmt::Display for Problem {
     }
 }
 
+impl Problem {
+    /// `file:line:column: warning: message`.
+    pub fn as_warning(&self) -> String {
+        let mut w = self.clone();
+        w.message = format!("warning: {}", self.message);
+        w.to_string()
+    }
+}
+
 /// A policy that cannot be used, with every problem found.
 #[derive(Debug, thiserror::Error)]
 pub struct PolicyError {
@@ -375,6 +384,8 @@ pub struct PolicyFile {
 }
 
 pub struct Policy {
+    /// What `check` reports without refusing the policy.
+    pub warnings: Vec<Problem>,
     pub name: String,
     pub version: Option<String>,
     pub dir: PathBuf,
@@ -433,7 +444,7 @@ impl Policy {
                     file: file.clone(),
                     line: loc.as_ref().map(|l| l.line()),
                     column: loc.as_ref().map(|l| l.column()),
-                    message: e.to_string(),
+                    message: with_suggestion(&without_position(&e.to_string())),
                 }],
             }
         })?;
@@ -446,6 +457,7 @@ impl Policy {
             file,
             text,
             problems: Vec::new(),
+            warnings: Vec::new(),
             engine: script::engine(),
         }
         .build(doc, files, sha256)
@@ -462,10 +474,107 @@ struct Builder {
     file: String,
     text: String,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
     engine: Engine,
 }
 
+/// The candidate closest to `word`, when one is close enough to be a typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| *d > 0 && *d <= (c.len().max(word.len()) / 3).max(2))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// `; did you mean `x`?` or nothing.
+fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(word, candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
+/// serde_yaml_ng writes " at line L column C" into its messages; the
+/// problem already says where, as file:line:column.
+fn without_position(message: &str) -> String {
+    let Some(i) = message.find(" at line ") else {
+        return message.to_owned();
+    };
+    let rest = &message[i + " at line ".len()..];
+    let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let n = digits(rest);
+    let Some(after) = rest[n..].strip_prefix(" column ") else {
+        return message.to_owned();
+    };
+    let m = digits(after);
+    if n == 0 || m == 0 {
+        return message.to_owned();
+    }
+    format!("{}{}", &message[..i], &after[m..])
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" (or "unknown
+/// variant"), with the nearest known name added.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message
+        .split_once("unknown field `")
+        .or_else(|| message.split_once("unknown variant `"))
+        .map(|(_, r)| r)
+    else {
+        return message.to_owned();
+    };
+    let Some((word, tail)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let Some((_, expected)) = tail.split_once("expected") else {
+        return message.to_owned();
+    };
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match did_you_mean(word, names) {
+        Some(c) => format!("{message}; did you mean `{c}`?"),
+        None => message.to_owned(),
+    }
+}
+
 impl Builder {
+    /// Line and column of `needle` in policy.yaml, searched from `anchor`
+    /// (the first place `anchor` stands) when one is given.
+    fn find(&self, anchor: Option<&str>, needle: &str) -> (Option<usize>, Option<usize>) {
+        let start = anchor.and_then(|a| self.text.find(a)).unwrap_or(0);
+        let Some(off) = self.text[start..].find(needle).map(|o| o + start) else {
+            return (None, None);
+        };
+        let before = &self.text[..off];
+        let line = before.matches('\n').count() + 1;
+        let col = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (Some(line), Some(col))
+    }
+
+    /// A problem pointing at where `needle` stands (after `anchor`).
+    fn problem_at(&mut self, anchor: Option<&str>, needle: &str, message: String) {
+        let (line, column) = self.find(anchor, needle);
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+        });
+    }
+
+    fn warning_at(&mut self, anchor: Option<&str>, needle: &str, message: String) {
+        let (line, column) = self.find(anchor, needle);
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+        });
+    }
+
     fn problem(&mut self, message: String) {
         let line = None;
         self.problems.push(Problem {
@@ -516,11 +625,17 @@ impl Builder {
                     (Some(l), Some(p)) => self.locate(&source, l, p),
                     _ => (None, None),
                 };
+                let hint = match e.0.as_ref() {
+                    rhai::ParseErrorType::VariableUndefined(v) => {
+                        suggestion(v, scope.iter_raw().map(|(n, _, _)| n))
+                    }
+                    _ => String::new(),
+                };
                 self.problems.push(Problem {
                     file: self.file.clone(),
                     line,
                     column,
-                    message: format!("{rule}: {} in `{source}`", e.0),
+                    message: format!("{rule}: {} in `{source}`{hint}", e.0),
                 });
                 None
             }
@@ -531,26 +646,33 @@ impl Builder {
         let kind = |s: &str| EventKind::from_str(s).ok();
         let starts = kind(&doc.starts);
         if starts.is_none() {
-            self.problem(format!(
-                "{section}[{i}] {}: unknown event kind `{}` (known: {})",
-                doc.name,
-                doc.starts,
-                EventKind::ALL
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            let known = EventKind::ALL.iter().map(|k| k.as_str());
+            self.problem_at(
+                Some(&format!("name: {}", doc.name)),
+                &format!("starts: {}", doc.starts),
+                format!(
+                    "{section}[{i}] {}: unknown event kind `{}`{} (known: {})",
+                    doc.name,
+                    doc.starts,
+                    suggestion(&doc.starts, known.clone()),
+                    known.collect::<Vec<_>>().join(", ")
+                ),
+            );
         }
         let ends = match &doc.ends {
             None => Some(None),
             Some(e) => match kind(e) {
                 Some(k) => Some(Some(k)),
                 None => {
-                    self.problem(format!(
-                        "{section}[{i}] {}: unknown event kind `{e}`",
-                        doc.name
-                    ));
+                    self.problem_at(
+                        Some(&format!("name: {}", doc.name)),
+                        &format!("ends: {e}"),
+                        format!(
+                            "{section}[{i}] {}: unknown event kind `{e}`{}",
+                            doc.name,
+                            suggestion(e, EventKind::ALL.iter().map(|k| k.as_str()))
+                        ),
+                    );
                     None
                 }
             },
@@ -664,10 +786,15 @@ impl Builder {
         }
         for (name, ch) in &doc.channels {
             if !CHANNELS.contains(&name.as_str()) {
-                self.problem(format!(
-                    "channels: unknown channel `{name}` (known: {})",
-                    CHANNELS.join(", ")
-                ));
+                self.problem_at(
+                    Some("channels:"),
+                    &format!("{name}:"),
+                    format!(
+                        "channels: unknown channel `{name}`{} (known: {})",
+                        suggestion(name, CHANNELS.iter().copied()),
+                        CHANNELS.join(", ")
+                    ),
+                );
                 continue;
             }
             let allowed_when = ch.allowed_when.as_ref().and_then(|w| {
@@ -720,10 +847,14 @@ impl Builder {
             for (i, lv) in l.levels.iter().enumerate() {
                 let expected = i as u32 + 1;
                 if lv.level != expected {
-                    self.problem(format!(
-                        "ladders.{lname}.levels[{i}] {}: level {} is out of order; levels are numbered 1, 2, 3... in order (expected {expected})",
-                        lv.name, lv.level
-                    ));
+                    self.problem_at(
+                        Some(&format!("{lname}:")),
+                        &format!("name: {}", lv.name),
+                        format!(
+                            "ladders.{lname}.levels[{i}] {}: level {} is out of order; levels are numbered 1, 2, 3... in order (expected {expected})",
+                            lv.name, lv.level
+                        ),
+                    );
                 }
                 let rule = format!("ladders.{lname} level {} {}", lv.level, lv.name);
                 let when = self.compile(format!("{rule} when"), &lv.when, &rule_scope, &helpers);
@@ -733,18 +864,26 @@ impl Builder {
                         ActionDoc::Plain(t) => (t, None),
                         ActionDoc::Conditional(c) => (&c.action, Some(&c.when)),
                     };
+                    let anchor = format!("name: {}", lv.name);
                     let Some(action) = Action::parse(text) else {
-                        self.problem(format!(
-                            "{rule}: actions[{j}] `{text}` is not `channel:template`"
-                        ));
+                        self.problem_at(
+                            Some(&anchor),
+                            text,
+                            format!("{rule}: actions[{j}] `{text}` is not `channel:template`"),
+                        );
                         continue;
                     };
                     if !CHANNELS.contains(&action.channel.as_str()) {
-                        self.problem(format!(
-                            "{rule}: actions[{j}] `{text}`: unknown channel `{}` (known: {})",
-                            action.channel,
-                            CHANNELS.join(", ")
-                        ));
+                        self.problem_at(
+                            Some(&anchor),
+                            text,
+                            format!(
+                                "{rule}: actions[{j}] `{text}`: unknown channel `{}`{} (known: {})",
+                                action.channel,
+                                suggestion(&action.channel, CHANNELS.iter().copied()),
+                                CHANNELS.join(", ")
+                            ),
+                        );
                         continue;
                     }
                     let when = match w {
@@ -797,11 +936,15 @@ impl Builder {
             if !names.insert(s.name.clone()) {
                 self.problem(format!("segments[{i}]: `{}` is defined twice", s.name));
             }
-            if let Some(prev) = &catch_all {
-                self.problem(format!(
-                    "segments[{i}] {}: can never match, segment `{prev}` before it matches every account",
-                    s.name
-                ));
+            if let Some(prev) = catch_all.clone() {
+                self.problem_at(
+                    Some("segments:"),
+                    &format!("name: {}", s.name),
+                    format!(
+                        "segments[{i}] {}: can never match, segment `{prev}` before it matches every account",
+                        s.name
+                    ),
+                );
             }
             if s.when.source().trim() == "true" {
                 catch_all.get_or_insert(s.name.clone());
@@ -809,15 +952,20 @@ impl Builder {
             let lname = s.ladder.clone().unwrap_or_else(|| "default".to_owned());
             let ladder = ladders.iter().position(|l| l.name == lname);
             if ladder.is_none() {
-                self.problem(format!(
-                    "segments[{i}] {}: no ladder named `{lname}` (ladders: {})",
-                    s.name,
-                    ladders
-                        .iter()
-                        .map(|l| l.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                let hint = suggestion(&lname, ladders.iter().map(|l| l.name.as_str()));
+                self.problem_at(
+                    Some("segments:"),
+                    &format!("ladder: {lname}"),
+                    format!(
+                        "segments[{i}] {}: no ladder named `{lname}`{hint} (ladders: {})",
+                        s.name,
+                        ladders
+                            .iter()
+                            .map(|l| l.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
             }
             let when = self.compile(
                 format!("segments[{i}] {}", s.name),
@@ -836,7 +984,11 @@ impl Builder {
         if !doc.segments.is_empty() && catch_all.is_none() {
             // Not an error: an account that matches no segment is reported
             // as such, but the author most likely forgot the catch-all.
-            tracing::warn!(policy = %doc.name, "no segment has `when: true`; unmatched accounts get segment \"\" and no ladder");
+            self.warning_at(
+                None,
+                "segments:",
+                "segments: none has `when: true`; an account that matches no segment gets segment \"\" and no ladder (outcome no_segment)".into(),
+            );
         }
 
         // Every action the ladder names, and what its channel falls back to.
@@ -869,12 +1021,15 @@ impl Builder {
             .as_ref()
             .and_then(|w| self.compile("writeoff.when".into(), &w.when, &rule_scope, &helpers));
 
+        self.lint_ladders(&doc);
+
         if !self.problems.is_empty() {
             return Err(PolicyError {
                 problems: self.problems,
             });
         }
         Ok(Policy {
+            warnings: self.warnings,
             messages,
             agencies,
             writeoff,
@@ -897,6 +1052,43 @@ impl Builder {
 }
 
 impl Builder {
+    /// The static checks of `lint` on every ladder: a level that can never
+    /// be reached is an error, a threshold that looks like a slip a warning.
+    fn lint_ladders(&mut self, doc: &PolicyDoc) {
+        for (lname, l) in &doc.ladders {
+            let sources: Vec<String> = l.levels.iter().map(|lv| lv.when.source()).collect();
+            let texts: Vec<crate::lint::LevelText<'_>> = l
+                .levels
+                .iter()
+                .zip(&sources)
+                .map(|(lv, src)| crate::lint::LevelText {
+                    number: lv.level.max(1),
+                    name: &lv.name,
+                    when: src,
+                    min_gap: i64::from(
+                        lv.min_days_between_escalations
+                            .unwrap_or(l.min_days_between_escalations),
+                    ),
+                    jump: lv.jump,
+                })
+                .collect();
+            for f in crate::lint::check_ladder(&texts) {
+                let lv = &l.levels[f.index];
+                let first = sources[f.index].lines().next().unwrap_or("").to_owned();
+                let anchor = format!("name: {}", lv.name);
+                let message = format!(
+                    "ladders.{lname} level {} {}: {}",
+                    lv.level, lv.name, f.message
+                );
+                if f.never {
+                    self.problem_at(Some(&anchor), &first, message);
+                } else {
+                    self.warning_at(Some(&anchor), &first, message);
+                }
+            }
+        }
+    }
+
     /// Languages, templates and sender settings. Every template an action
     /// of the ladder needs must exist in every declared language.
     fn messages(
@@ -934,10 +1126,22 @@ impl Builder {
             for lang in &languages {
                 for name in crate::render::template_files(&a.channel, &a.template) {
                     let path = format!("{lang}/{name}");
-                    if !templates.has(&path) {
-                        self.problem(format!(
-                            "{a}: template templates/{path} is missing for language `{lang}`"
-                        ));
+                    // A file that exists but did not compile has had its
+                    // syntax error reported already.
+                    if !templates.has(&path) && !self.dir.join("templates").join(&path).is_file() {
+                        let action = a.to_string();
+                        let needle = if self.text.contains(&action) {
+                            action
+                        } else {
+                            "languages:".to_owned()
+                        };
+                        self.problem_at(
+                            None,
+                            &needle,
+                            format!(
+                                "{a}: template templates/{path} is missing for language `{lang}`"
+                            ),
+                        );
                     }
                 }
             }
@@ -1071,6 +1275,40 @@ impl Builder {
             .unwrap_or_else(|| "{{ debtor.id }}-{{ account.currency }}".into());
         if let Err(e) = templates.add_inline(crate::render::PAYMENT_REFERENCE, &payment_reference) {
             self.problem(format!("payment_reference: {e}"));
+        }
+        // Templates render with strict variables: a name the context does
+        // not have would fail the night at the first account. Found here,
+        // before any night.
+        let sample = crate::render::sample_context(&doc.contact);
+        for u in templates.unknown_variables(&sample) {
+            let (file, line, column) = if u.template == crate::render::PAYMENT_REFERENCE {
+                let (l, c) = self.find(Some("payment_reference:"), &u.variable);
+                (self.file.clone(), l, c)
+            } else {
+                (
+                    display_path(&self.dir.join("templates").join(&u.template)),
+                    u.line,
+                    u.column,
+                )
+            };
+            let hint = if u.known.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "{} (known here: {})",
+                    suggestion(&u.broke_at, u.known.iter().map(String::as_str)),
+                    u.known.join(", ")
+                )
+            };
+            self.problems.push(Problem {
+                file,
+                line,
+                column,
+                message: format!(
+                    "template uses `{}`, which templates do not have{hint}",
+                    u.variable
+                ),
+            });
         }
         Messages {
             languages,

@@ -152,6 +152,66 @@ impl Templates {
         (Templates { env }, problems)
     }
 
+    /// Variables each template reads that `sample` (a context as
+    /// [`context`] builds it) does not have, with where they first stand.
+    pub fn unknown_variables(&self, sample: &Value) -> Vec<UnknownVariable> {
+        let globals: std::collections::HashSet<&str> = self.env.globals().map(|(k, _)| k).collect();
+        let mut out = Vec::new();
+        let mut names: Vec<(&str, minijinja::Template<'_, '_>)> = self.env.templates().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, t) in names {
+            let mut vars: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+            vars.sort();
+            for var in vars {
+                let mut parts = var.split('.');
+                let first = parts.next().unwrap_or("");
+                if globals.contains(first) {
+                    continue;
+                }
+                let mut cur = sample.clone();
+                let mut missing = false;
+                let mut known = Vec::new();
+                let mut broke_at = String::new();
+                for p in var.split('.') {
+                    match cur.get_attr(p) {
+                        Ok(v) if !v.is_undefined() => cur = v,
+                        _ => {
+                            missing = true;
+                            broke_at = p.to_owned();
+                            if let Ok(keys) = cur.try_iter() {
+                                known = keys.map(|k| k.to_string()).collect();
+                                known.sort();
+                            }
+                            break;
+                        }
+                    }
+                }
+                if missing {
+                    let src = t.source();
+                    let (line, column) = src
+                        .find(var.as_str())
+                        .map(|off| {
+                            let before = &src[..off];
+                            (
+                                Some(before.matches('\n').count() + 1),
+                                Some(off - before.rfind('\n').map_or(0, |i| i + 1) + 1),
+                            )
+                        })
+                        .unwrap_or((None, None));
+                    out.push(UnknownVariable {
+                        template: name.to_owned(),
+                        variable: var,
+                        broke_at,
+                        line,
+                        column,
+                        known,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.env.get_template(name).is_ok()
     }
@@ -194,6 +254,60 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, std::path::PathBuf)>)
             out.push((rel.to_string_lossy().replace('\\', "/"), p.clone()));
         }
     }
+}
+
+/// A variable a template reads that the render context does not have.
+pub struct UnknownVariable {
+    pub template: String,
+    pub variable: String,
+    /// The part of the path that does not exist.
+    pub broke_at: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The names that do exist where the path broke off.
+    pub known: Vec<String>,
+}
+
+/// A context with every field a real one has, for checking templates at
+/// policy load. Built from the same structs as [`context`], so the two
+/// cannot drift apart.
+pub fn sample_context(contact: &BTreeMap<String, String>) -> Value {
+    let ctx = Context {
+        lang: "",
+        today: String::new(),
+        as_of: String::new(),
+        channel: "",
+        template: "",
+        debtor: DebtorView {
+            id: "",
+            name: String::new(),
+            kind: "",
+            email: "",
+            phone: "",
+            address_line1: "",
+            address_line2: "",
+            postal_code: "",
+            city: "",
+            country: "",
+        },
+        account: AccountView {
+            currency: String::new(),
+            overdue: String::new(),
+            open: String::new(),
+            overdue_value: String::new(),
+            open_value: String::new(),
+            max_dpd: 0,
+            overdue_items: 0,
+            items: Vec::new(),
+        },
+        level: LevelView {
+            number: 0,
+            name: "",
+        },
+        company: contact,
+        payment_reference: String::new(),
+    };
+    Value::from(minijinja::value::Serde(&ctx))
 }
 
 /// One ledger item as a template sees it.

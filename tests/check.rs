@@ -1,0 +1,107 @@
+//! `dunning check` on a corpus of broken policies: `fixtures/policies/<case>/
+//! case.yaml` edits a copy of rules/retail-fr; `expected.txt` is the exact
+//! output of `dunning check policy` (positions included) and `exit` the
+//! exit code. Re-bless with `DUNNING_BLESS=1` and review the diff.
+
+mod common;
+use common::*;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    about: String,
+    exit: i32,
+    edits: Vec<Edit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Edit {
+    file: String,
+    #[serde(default)]
+    find: Option<String>,
+    #[serde(default)]
+    replace: Option<String>,
+    #[serde(default)]
+    append: Option<String>,
+}
+
+#[test]
+fn every_broken_policy_gets_its_exact_errors() {
+    let corpus = root().join("fixtures/policies");
+    let mut dirs: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 15, "{} cases", dirs.len());
+    let bless = std::env::var_os("DUNNING_BLESS").is_some();
+    let mut failures = Vec::new();
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case: Case =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("case.yaml")).unwrap())
+                .unwrap_or_else(|e| panic!("{name}/case.yaml: {e}"));
+        assert!(!case.about.is_empty());
+        let tmp = tempfile::tempdir().unwrap();
+        let pol = tmp.path().join("policy");
+        copy_tree(&policy(), &pol);
+        for e in &case.edits {
+            let path = pol.join(&e.file);
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            if let Some(find) = &e.find {
+                assert!(
+                    text.contains(find.as_str()),
+                    "{name}: `{find}` not in {}",
+                    e.file
+                );
+                text = text.replacen(find.as_str(), e.replace.as_deref().unwrap_or(""), 1);
+            }
+            if let Some(a) = &e.append {
+                text.push_str(a);
+            }
+            std::fs::write(&path, text).unwrap();
+        }
+        let o = std::process::Command::new(bin())
+            .current_dir(tmp.path())
+            .args(["check", "policy"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(o.stdout).unwrap();
+        let code = o.status.code().unwrap();
+        let expected = dir.join("expected.txt");
+        if bless {
+            std::fs::write(&expected, &stdout).unwrap();
+        } else {
+            let want = std::fs::read_to_string(&expected).unwrap_or_default();
+            if want != stdout || code != case.exit {
+                failures.push(format!(
+                    "{name}: exit {code} (expected {})\n--- expected\n{want}--- actual\n{stdout}",
+                    case.exit
+                ));
+            }
+        }
+        // The JSON form says the same, for CI.
+        let o = std::process::Command::new(bin())
+            .current_dir(tmp.path())
+            .args(["check", "policy", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code().unwrap(), code, "{name}");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["ok"], serde_json::Value::Bool(code == 0), "{name}");
+        let lines = stdout.lines().count() - 1;
+        assert_eq!(v["problems"].as_array().unwrap().len(), lines, "{name}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_shipped_policy_is_clean() {
+    let o = run(&["check", policy().to_str().unwrap()]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.ends_with(": ok\n"), "{text}");
+}
