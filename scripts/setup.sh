@@ -3,7 +3,9 @@
 # packages: Python 3 (the independent reference implementation the tests
 # compare against), the fonts letters embed (DejaVu for Latin scripts, Noto
 # CJK for Chinese) and poppler-utils (pdftotext/pdfinfo, which the tests use
-# to read the letters back); plus the rustfmt and clippy components.
+# to read the letters back), and aiosmtpd (the real SMTP server the e-mail
+# delivery tests start on loopback, run with Debian's /usr/bin/python3);
+# plus the rustfmt and clippy components.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 missing=()
@@ -11,6 +13,7 @@ command -v python3 >/dev/null || missing+=(python3)
 command -v pdftotext >/dev/null || missing+=(poppler-utils)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing+=(fonts-noto-cjk)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     echo "setup: installing ${missing[*]}"

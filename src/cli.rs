@@ -61,6 +61,58 @@ state, an as-of date and what it expects; see rules/README.md.\n\nExample:\n  du
         after_help = "Example:\n  dunning run --policy rules/v1 ... --out /tmp/a\n  dunning run --policy rules/v2 ... --out /tmp/b   (its own --state)\n  dunning diff /tmp/a /tmp/b\n  dunning diff /tmp/a /tmp/b --format csv > changes.csv\n\nExit codes (like diff): 0 identical, 1 different, 2 error."
     )]
     Diff(DiffCmd),
+    /// Deliver a committed night's e-mails over SMTP, exactly once.
+    #[command(
+        after_help = "Credentials come from DUNNING_SMTP_USERNAME and DUNNING_SMTP_PASSWORD, never from \
+the URL or arguments. Every delivery is recorded in STATE/deliveries/<as-of>.csv before the next \
+message is taken; run `send` again after a crash or a dropped connection and it finishes the rest \
+without sending anything twice.\n\nExample:\n  dunning send /var/lib/dunning/out/2026-11-22 \\\n    --smtp 'smtp://relay.bank.internal:587?tls=starttls' --state /var/lib/dunning/state --rate 50/s\n\nExit codes: 0 every e-mail delivered (or held back by --max / --dry-run), 3 some failed, \
+are deferred or in doubt (the report lists them), 2 bad arguments or output folder."
+    )]
+    Send(SendCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SendCmd {
+    /// The night's output folder (holds manifest.json and emails/).
+    pub out: PathBuf,
+    /// smtp://host[:port] (plain, a local relay), smtp://host[:port]?tls=starttls, or smtps://host[:port].
+    #[arg(long)]
+    pub smtp: String,
+    /// State folder: the delivery log lives in STATE/deliveries/.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// At most this many messages per second, e.g. 50/s.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Hand at most this many messages to the server in this run.
+    #[arg(long)]
+    pub max: Option<usize>,
+    /// Show what would be sent; connect to nothing, record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Attempts per message on transient failures (4xx, connection refused or dropped) before it is deferred to the next run.
+    #[arg(long, default_value_t = 5)]
+    pub max_attempts: u32,
+    /// First wait after a transient failure, in milliseconds; doubled at each attempt.
+    #[arg(long, default_value_t = 1000)]
+    pub backoff_ms: u64,
+    /// Seconds to wait for the server at each step.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_s: u64,
+    /// Send again the messages whose reply never came back (the server may already have them).
+    #[arg(long)]
+    pub resend_in_doubt: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches("/s");
+    match n.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!(
+            "`{s}` is not a rate; expected messages per second, e.g. 50/s"
+        )),
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -164,8 +164,11 @@ pub struct Debtor {
     pub score: Option<Decimal>,
     pub consent_email: bool,
     pub consent_sms: bool,
-    /// The e-mail address is one a mail server would accept.
+    /// The e-mail address is one a mail server would accept, and has not
+    /// failed for good on an earlier night (see `email_bounced`).
     pub email_ok: bool,
+    /// Mail to this address failed permanently (5xx) on an earlier night.
+    pub email_bounced: bool,
     /// The phone number in E.164, when it could be normalised.
     pub phone_e164: Option<String>,
 }
@@ -775,6 +778,7 @@ fn check_debtors(
                 consent_email,
                 consent_sms,
                 email_ok,
+                email_bounced: false,
                 phone_e164,
             },
         );

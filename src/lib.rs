@@ -28,6 +28,7 @@ pub mod policy;
 pub mod render;
 pub mod script;
 pub mod segment;
+pub mod send;
 pub mod state;
 
 /// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
@@ -50,6 +51,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<night::Refused>()
             || cause.is::<cases::CaseError>()
             || cause.is::<diff::DiffError>()
+            || cause.is::<send::SendError>()
             || cause.is::<emit::EmitError>()
             || cause.is::<actions::ActionError>()
             || cause.is::<render::RenderError>()

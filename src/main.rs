@@ -49,6 +49,31 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e.into()),
         },
+        Command::Send(c) => {
+            let args = dunning::send::SendArgs {
+                out: c.out,
+                smtp: c.smtp,
+                state: c.state,
+                rate: c.rate,
+                max: c.max,
+                dry_run: c.dry_run,
+                max_attempts: c.max_attempts.max(1),
+                backoff: std::time::Duration::from_millis(c.backoff_ms),
+                timeout: std::time::Duration::from_secs(c.timeout_s.max(1)),
+                resend_in_doubt: c.resend_in_doubt,
+            };
+            match dunning::send::send(&args) {
+                Ok(report) => {
+                    print!("{}", report.to_text());
+                    return if report.complete() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(3)
+                    };
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Test(t) => match dunning::cases::run(&t.policy, t.filter.as_deref()) {
             Ok(outcomes) => {
                 print!("{}", dunning::cases::report(&outcomes));

@@ -165,6 +165,19 @@ fn stage<T>(name: &'static str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow
     out
 }
 
+/// An address that failed for good is not one to mail again.
+fn mark_bounced(data: &mut ingest::Inputs, u: &crate::send::Undelivered) {
+    if u.bounced.is_empty() {
+        return;
+    }
+    for d in data.debtors.values_mut() {
+        if !d.email.is_empty() && u.bounced.contains(&crate::send::address_sha256(&d.email)) {
+            d.email_bounced = true;
+            d.email_ok = false;
+        }
+    }
+}
+
 /// Reads and checks the night's input files, logging what each held.
 fn read_inputs(
     policy: &Policy,
@@ -206,15 +219,18 @@ pub fn explain(args: &RunArgs, debtor_id: &str) -> anyhow::Result<Vec<Decision>>
     let nights = state.nights()?;
     let previous = nights.iter().rev().find(|n| **n < args.as_of).copied();
     let priors = priors_for(&state, previous)?;
-    let data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
+    let mut data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
+    let undelivered = crate::send::undelivered(&args.state, &nights, previous)?;
+    mark_bounced(&mut data, &undelivered);
     let challenger = load_challenger(args)?;
-    let decisions = decide_night(
+    let decisions = decide_night_with(
         &policy,
         challenger.as_ref(),
         &data,
         args.as_of,
         &priors,
         true,
+        &undelivered.failed_last_night,
     )?;
     Ok(decisions
         .into_iter()
@@ -349,6 +365,72 @@ pub fn decide_night(
     priors: &HashMap<(String, String), Prior>,
     trace: bool,
 ) -> anyhow::Result<Vec<Decision>> {
+    decide_night_with(policy, challenger, data, as_of, priors, trace, &[])
+}
+
+/// [`decide_night`], then last night's e-mails that failed for good are
+/// sent again through the e-mail channel's fallback (retail-fr: a letter
+/// with the same template), unless the account is cured or on hold.
+pub fn decide_night_with(
+    policy: &Policy,
+    challenger: Option<&Challenger>,
+    data: &ingest::Inputs,
+    as_of: NaiveDate,
+    priors: &HashMap<(String, String), Prior>,
+    trace: bool,
+    failed_last_night: &[(String, String, String, String)],
+) -> anyhow::Result<Vec<Decision>> {
+    let mut decisions = decide_accounts(policy, challenger, data, as_of, priors, trace)?;
+    for (debtor, currency, template, reply) in failed_last_night {
+        let Ok(i) = decisions.binary_search_by(|d| {
+            (d.account.debtor_id.as_str(), d.account.currency.as_str())
+                .cmp(&(debtor.as_str(), currency.as_str()))
+        }) else {
+            continue;
+        };
+        let d = &mut decisions[i];
+        if matches!(d.outcome, decide::Outcome::Cure | decide::Outcome::Hold) {
+            continue;
+        }
+        let p = match (d.strategy, challenger) {
+            (1, Some(c)) => &c.policy,
+            _ => policy,
+        };
+        let Some(crate::policy::Fallback::Channel(via)) =
+            p.channels.get("email").map(|c| &c.otherwise)
+        else {
+            continue;
+        };
+        let action = crate::policy::Action {
+            channel: via.clone(),
+            template: template.clone(),
+        };
+        if !d.actions.contains(&action) {
+            // The reply's code only: the text may quote the address.
+            let code = reply
+                .as_bytes()
+                .windows(3)
+                .find(|w| w.iter().all(u8::is_ascii_digit) && (w[0] == b'4' || w[0] == b'5'))
+                .map_or("5xx".to_owned(), |w| {
+                    String::from_utf8_lossy(w).into_owned()
+                });
+            d.reason.push_str(&format!(
+                "; email:{template} of the last night failed for good ({code}): sent as {action}"
+            ));
+            d.actions.push(action);
+        }
+    }
+    Ok(decisions)
+}
+
+fn decide_accounts(
+    policy: &Policy,
+    challenger: Option<&Challenger>,
+    data: &ingest::Inputs,
+    as_of: NaiveDate,
+    priors: &HashMap<(String, String), Prior>,
+    trace: bool,
+) -> anyhow::Result<Vec<Decision>> {
     let t = Instant::now();
     let accts = accounts_for(policy, data, as_of, priors)?;
     info!(
@@ -436,10 +518,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             })?;
         hashes.push((*role, file_name(path), sha, bytes));
     }
-    let input_pairs: Vec<(String, String)> = hashes
+    let mut input_pairs: Vec<(String, String)> = hashes
         .iter()
         .map(|(role, _, sha, _)| ((*role).to_owned(), sha.clone()))
         .collect();
+    // E-mails that failed for good after earlier nights (`dunning send`):
+    // their addresses are not used again, and last night's are sent tonight
+    // by the e-mail channel's fallback. The logs read are inputs of the
+    // night like the files: a re-run must see the same ones.
+    let undelivered = crate::send::undelivered(&args.state, &nights, previous)?;
+    input_pairs.extend(undelivered.read.iter().cloned());
     let committed = if rerun {
         let record = state.record(as_of)?;
         if record.policy_sha256 != night_policy_sha || record.inputs != input_pairs {
@@ -455,16 +543,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         None
     };
 
-    let data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
+    let mut data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
     let priors = priors_for(&state, previous)?;
+    mark_bounced(&mut data, &undelivered);
     let t = Instant::now();
-    let decisions = decide_night(
+    let decisions = decide_night_with(
         &policy,
         challenger.as_ref(),
         &data,
         as_of,
         &priors,
         args.trace,
+        &undelivered.failed_last_night,
     )?;
     let mut policy_names = vec![policy.name.as_str()];
     if let Some(c) = &challenger {

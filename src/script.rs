@@ -48,7 +48,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "has_email",
         "bool",
-        "the debtor has a non-empty e-mail address",
+        "the debtor has an e-mail address a mail server would accept, which has not failed for good on an earlier night",
+    ),
+    (
+        "email_bounced",
+        "bool",
+        "mail to the debtor's current address failed permanently (5xx) on an earlier night",
     ),
     (
         "has_phone",
@@ -216,6 +221,7 @@ pub fn fill_scope(scope: &mut Scope<'_>, facts: &Facts<'_>, flag_names: &[String
     scope.push_constant("has_score", score.is_some());
     scope.push_constant("score", score.unwrap_or_default());
     scope.push_constant("has_email", d.is_some_and(|d| d.email_ok));
+    scope.push_constant("email_bounced", d.is_some_and(|d| d.email_bounced));
     scope.push_constant("has_phone", d.is_some_and(|d| d.phone_e164.is_some()));
     scope.push_constant("consent_email", d.is_none_or(|d| d.consent_email));
     scope.push_constant("consent_sms", d.is_none_or(|d| d.consent_sms));

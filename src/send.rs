@@ -1,0 +1,793 @@
+//! Send: deliver a committed night's e-mails over SMTP, exactly once.
+//!
+//! Every message goes through a durable log, `STATE/deliveries/<as-of>.csv`:
+//! a `sending` line is written and synced before the message is handed to
+//! the server, and its outcome (`sent`, `retry`, `deferred`, `failed`, with
+//! the time and the server's reply) after. A second `send`, or a resume
+//! after a crash or a dropped connection, skips what is `sent` or `failed`
+//! and finishes the rest.
+//!
+//! SMTP cannot say whether a server kept a message whose reply never came
+//! back (the process was killed, the connection dropped after the data).
+//! Such a message is *in doubt*: it is not sent again unless the operator
+//! says so (`--resend-in-doubt`), because a second dunning e-mail is worse
+//! than a report line. Everything else is delivered exactly once.
+
+use crate::policy::display_path;
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::SmtpTransport;
+use lettre::{Address, Transport};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracing::info;
+
+/// Environment variables holding the SMTP credentials: never arguments
+/// (visible in `ps`) and never logged.
+pub const USER_VAR: &str = "DUNNING_SMTP_USERNAME";
+pub const PASSWORD_VAR: &str = "DUNNING_SMTP_PASSWORD";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("--smtp {url}: {message}")]
+    Url { url: String, message: String },
+    #[error("{file}: {message}")]
+    Output { file: String, message: String },
+    #[error("{file}: {message}")]
+    Log { file: String, message: String },
+    #[error("deliveries for {dir} are being sent by another `dunning send` (pid {holder}); wait for it to finish")]
+    Busy { dir: String, holder: String },
+}
+
+/// What `--smtp` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// `smtp://`: plain, for a local relay.
+    Plain,
+    /// `smtp://...?tls=starttls`: upgrade with STARTTLS, refuse without it.
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Wrapper,
+}
+
+/// Parses `smtp://host[:port][?tls=starttls]` or `smtps://host[:port]`.
+/// Credentials in the URL are refused: they would sit in the scheduler's
+/// command line and in shell histories.
+pub fn parse_url(url: &str) -> Result<Server, SendError> {
+    let bad = |message: String| SendError::Url {
+        url: url.to_owned(),
+        message,
+    };
+    let u = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(SendError::Url {
+            url: "(redacted: it holds credentials)".into(),
+            message: format!(
+                "credentials never go in the URL; set {USER_VAR} and {PASSWORD_VAR} in the environment"
+            ),
+        });
+    }
+    let host = u
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no host".into()))?
+        .to_owned();
+    let mut tls = match u.scheme() {
+        "smtp" => TlsMode::Plain,
+        "smtps" => TlsMode::Wrapper,
+        other => return Err(bad(format!("scheme `{other}` is not smtp:// or smtps://"))),
+    };
+    for (k, v) in u.query_pairs() {
+        match (k.as_ref(), v.as_ref()) {
+            ("tls", "starttls") if tls == TlsMode::Plain => tls = TlsMode::StartTls,
+            ("tls", "none") if tls == TlsMode::Plain => {}
+            (k, v) => {
+                return Err(bad(format!(
+                    "unknown option `{k}={v}` (smtp:// takes `?tls=starttls`)"
+                )))
+            }
+        }
+    }
+    let port = u.port().unwrap_or(match tls {
+        TlsMode::Wrapper => 465,
+        TlsMode::StartTls => 587,
+        TlsMode::Plain => 25,
+    });
+    Ok(Server { host, port, tls })
+}
+
+#[derive(Debug, Clone)]
+pub struct SendArgs {
+    pub out: PathBuf,
+    pub smtp: String,
+    pub state: PathBuf,
+    /// Messages per second at most.
+    pub rate: Option<f64>,
+    /// Messages to hand to the server in this run at most.
+    pub max: Option<usize>,
+    pub dry_run: bool,
+    /// Attempts per message before it is left `deferred` for the next run.
+    pub max_attempts: u32,
+    /// First wait after a transient failure; doubled at each attempt.
+    pub backoff: Duration,
+    pub timeout: Duration,
+    pub resend_in_doubt: bool,
+}
+
+/// One message of the night.
+#[derive(Debug, Clone)]
+struct Message {
+    file: String,
+    debtor_id: String,
+    currency: String,
+    template: String,
+    message_id: String,
+}
+
+/// A message whose server said no for good.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub file: String,
+    pub debtor_id: String,
+    pub currency: String,
+    pub reply: String,
+}
+
+#[derive(Debug, Default)]
+pub struct SendReport {
+    pub as_of: String,
+    pub total: usize,
+    pub sent: usize,
+    pub already_sent: usize,
+    /// Transient failures that were tried again.
+    pub retried: usize,
+    pub failed: Vec<Failure>,
+    /// Still failing transiently after the last attempt: the next `send`
+    /// tries again.
+    pub deferred: Vec<String>,
+    pub in_doubt: Vec<String>,
+    /// Not attempted: `--max` reached, or `--dry-run`.
+    pub pending: usize,
+}
+
+impl SendReport {
+    /// Nothing failed, nothing is left for a later run but what `--max`
+    /// or `--dry-run` held back on purpose.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty() && self.deferred.is_empty() && self.in_doubt.is_empty()
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "night {}: {} e-mails; sent {} now, {} before; {} retried; {} failed; {} deferred; {} in doubt; {} not attempted\n",
+            self.as_of,
+            self.total,
+            self.sent,
+            self.already_sent,
+            self.retried,
+            self.failed.len(),
+            self.deferred.len(),
+            self.in_doubt.len(),
+            self.pending
+        );
+        for f in &self.failed {
+            s.push_str(&format!(
+                "failed: {} (debtor {} {}): {}\n",
+                f.file, f.debtor_id, f.currency, f.reply
+            ));
+        }
+        for d in &self.deferred {
+            s.push_str(&format!("deferred: {d} (run `dunning send` again)\n"));
+        }
+        for d in &self.in_doubt {
+            s.push_str(&format!(
+                "in doubt: {d} (the server may have it: check its log, then `dunning send --resend-in-doubt` if not)\n"
+            ));
+        }
+        s
+    }
+}
+
+/// The columns of the deliveries log.
+pub const LOG_COLUMNS: &[&str] = &[
+    "message_id",
+    "file",
+    "debtor_id",
+    "currency",
+    "template",
+    "to_sha256",
+    "status",
+    "attempt",
+    "at",
+    "reply",
+];
+
+/// One line of the deliveries log, as read back.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LogRow {
+    pub message_id: String,
+    pub file: String,
+    pub debtor_id: String,
+    pub currency: String,
+    pub template: String,
+    /// SHA-256 of the lower-cased recipient address: enough to know the
+    /// address bounced, without keeping the address.
+    pub to_sha256: String,
+    pub status: String,
+    pub attempt: u32,
+    pub at: String,
+    pub reply: String,
+}
+
+/// How an address is kept in the deliveries log.
+pub fn address_sha256(address: &str) -> String {
+    crate::audit::sha256_bytes(address.trim().to_lowercase().as_bytes())
+}
+
+/// What the deliveries logs tell the next night.
+#[derive(Debug, Default)]
+pub struct Undelivered {
+    /// Addresses that failed permanently on any night read (hashed).
+    pub bounced: std::collections::HashSet<String>,
+    /// E-mails of the night just before that failed for good, to be sent
+    /// again another way: (debtor_id, currency, template, server reply).
+    pub failed_last_night: Vec<(String, String, String, String)>,
+    /// (file name, SHA-256) of every log read: a night's inputs.
+    pub read: Vec<(String, String)>,
+}
+
+/// Reads the deliveries logs of the committed nights up to `previous`.
+pub fn undelivered(
+    state: &Path,
+    nights: &[chrono::NaiveDate],
+    previous: Option<chrono::NaiveDate>,
+) -> Result<Undelivered, SendError> {
+    let mut u = Undelivered::default();
+    let Some(previous) = previous else {
+        return Ok(u);
+    };
+    for night in nights.iter().filter(|n| **n <= previous) {
+        let path = log_path(state, &night.to_string());
+        if !path.exists() {
+            continue;
+        }
+        let bytes = fs::read(&path).map_err(|e| SendError::Log {
+            file: display_path(&path),
+            message: e.to_string(),
+        })?;
+        u.read.push((
+            format!("deliveries/{night}.csv"),
+            crate::audit::sha256_bytes(&bytes),
+        ));
+        let rows = read_log(&path)?;
+        let mut last: HashMap<&str, &LogRow> = HashMap::new();
+        for r in &rows {
+            last.insert(r.message_id.as_str(), r);
+        }
+        let mut failed: Vec<&LogRow> = last
+            .into_values()
+            .filter(|r| r.status == "failed")
+            .collect();
+        failed.sort_by(|a, b| {
+            (&a.debtor_id, &a.currency, &a.template).cmp(&(&b.debtor_id, &b.currency, &b.template))
+        });
+        for r in failed {
+            u.bounced.insert(r.to_sha256.clone());
+            if *night == previous {
+                u.failed_last_night.push((
+                    r.debtor_id.clone(),
+                    r.currency.clone(),
+                    r.template.clone(),
+                    r.reply.clone(),
+                ));
+            }
+        }
+    }
+    Ok(u)
+}
+
+pub fn log_path(state: &Path, as_of: &str) -> PathBuf {
+    state.join("deliveries").join(format!("{as_of}.csv"))
+}
+
+/// Every line of a deliveries log, in order. A last line cut short by a
+/// crash is ignored: it was never synced, so nothing relied on it.
+pub fn read_log(path: &Path) -> Result<Vec<LogRow>, SendError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(SendError::Log {
+                file: display_path(path),
+                message: e.to_string(),
+            })
+        }
+    };
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    let mut rdr = csv::Reader::from_reader(complete.as_bytes());
+    let mut out = Vec::new();
+    for (i, rec) in rdr.deserialize::<LogRow>().enumerate() {
+        out.push(rec.map_err(|e| SendError::Log {
+            file: display_path(path),
+            message: format!("line {}: {e}", i + 2),
+        })?);
+    }
+    Ok(out)
+}
+
+/// The append-only log, each line synced before the next message.
+struct Log {
+    file: File,
+    path: PathBuf,
+}
+
+impl Log {
+    fn open(path: &Path) -> Result<Log, SendError> {
+        let err = |e: std::io::Error| SendError::Log {
+            file: display_path(path),
+            message: e.to_string(),
+        };
+        let dir = path.parent().expect("a folder");
+        fs::create_dir_all(dir).map_err(err)?;
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(err)?;
+        // A line cut short by a crash would glue onto the next one.
+        let len = file.metadata().map_err(err)?.len();
+        if len > 0 {
+            let text = fs::read(path).map_err(err)?;
+            if text.last() != Some(&b'\n') {
+                file.write_all(b"\n").map_err(err)?;
+            }
+        }
+        if !existed || len == 0 {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(LOG_COLUMNS).expect("in memory");
+            file.write_all(&w.into_inner().expect("in memory"))
+                .map_err(err)?;
+            file.sync_all().map_err(err)?;
+            File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+        }
+        Ok(Log {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
+    fn record(
+        &mut self,
+        m: &Message,
+        to_sha256: &str,
+        status: &str,
+        attempt: u32,
+        reply: &str,
+    ) -> Result<(), SendError> {
+        let at = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            m.message_id.as_str(),
+            &m.file,
+            &m.debtor_id,
+            &m.currency,
+            &m.template,
+            to_sha256,
+            status,
+            &attempt.to_string(),
+            &at,
+            &reply.replace(['\r', '\n'], " "),
+        ])
+        .expect("in memory");
+        let line = w.into_inner().expect("in memory");
+        self.file
+            .write_all(&line)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| SendError::Log {
+                file: display_path(&self.path),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Holds `STATE/deliveries/lock` for the run: two sends of one state would
+/// both see a message as not yet sent.
+struct SendLock {
+    _file: File,
+}
+
+fn lock(state: &Path) -> Result<SendLock, SendError> {
+    let dir = state.join("deliveries");
+    let err = |e: std::io::Error| SendError::Log {
+        file: display_path(&dir),
+        message: e.to_string(),
+    };
+    fs::create_dir_all(&dir).map_err(err)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(err)?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(SendError::Busy {
+                dir: display_path(state),
+                holder: fs::read_to_string(dir.join("lock"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(err(e)),
+    }
+    f.set_len(0).map_err(err)?;
+    write!(f, "{}", std::process::id()).map_err(err)?;
+    Ok(SendLock { _file: f })
+}
+
+/// The night's e-mails, in `emails/index.csv` order, each checked against
+/// the manifest: a file changed since the night wrote it is not sent.
+/// A night's e-mails: its as-of, the messages, and the manifest's hashes.
+struct Night {
+    as_of: String,
+    list: Vec<Message>,
+    hashes: HashMap<String, String>,
+}
+
+fn messages(out: &Path) -> Result<Night, SendError> {
+    let manifest_path = out.join("manifest.json");
+    let bad = |file: &Path, message: String| SendError::Output {
+        file: display_path(file),
+        message,
+    };
+    let manifest: serde_json::Value = fs::read(&manifest_path)
+        .map_err(|e| {
+            bad(
+                &manifest_path,
+                format!("{e}; is this a committed night's output folder?"),
+            )
+        })
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| bad(&manifest_path, e.to_string())))?;
+    let as_of = manifest["as_of"]
+        .as_str()
+        .ok_or_else(|| bad(&manifest_path, "no as_of".into()))?
+        .to_owned();
+    let hashes: HashMap<String, String> = manifest["outputs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| {
+                    Some((
+                        o["file"].as_str()?.to_owned(),
+                        o["sha256"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let index = out.join("emails").join("index.csv");
+    let mut rdr = csv::Reader::from_path(&index).map_err(|e| bad(&index, e.to_string()))?;
+    let mut list = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let r = rec.map_err(|e| bad(&index, format!("row {}: {e}", i + 2)))?;
+        let get = |n: usize| r.get(n).unwrap_or("").to_owned();
+        list.push(Message {
+            file: get(0),
+            debtor_id: get(1),
+            currency: get(2),
+            template: get(5),
+            message_id: get(7),
+        });
+    }
+    Ok(Night {
+        as_of,
+        list,
+        hashes,
+    })
+}
+
+/// The address in a header such as `To: "Name" <a@b.fr>` (folded lines
+/// joined). Our own files, so the address is always in angle brackets.
+fn header_address(eml: &[u8], name: &str) -> Option<Address> {
+    let text = String::from_utf8_lossy(eml);
+    let head = text.split("\r\n\r\n").next()?;
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    let line = unfolded.lines().find(|l| {
+        l.len() > name.len()
+            && l[..name.len()].eq_ignore_ascii_case(name)
+            && l[name.len()..].starts_with(':')
+    })?;
+    let value = &line[name.len() + 1..];
+    let addr = match (value.rfind('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value.trim(),
+    };
+    addr.trim().parse().ok()
+}
+
+fn transport(server: &Server, timeout: Duration) -> Result<SmtpTransport, SendError> {
+    let mut b = SmtpTransport::builder_dangerous(server.host.clone())
+        .port(server.port)
+        .timeout(Some(timeout));
+    let tls = |host: &str| {
+        TlsParameters::new(host.to_owned()).map_err(|e| SendError::Url {
+            url: format!("{}:{}", server.host, server.port),
+            message: format!("TLS: {e}"),
+        })
+    };
+    b = match server.tls {
+        TlsMode::Plain => b.tls(Tls::None),
+        TlsMode::StartTls => b.tls(Tls::Required(tls(&server.host)?)),
+        TlsMode::Wrapper => b.tls(Tls::Wrapper(tls(&server.host)?)),
+    };
+    if let (Ok(user), Ok(password)) = (std::env::var(USER_VAR), std::env::var(PASSWORD_VAR)) {
+        b = b.credentials(Credentials::new(user, password));
+    }
+    Ok(b.build())
+}
+
+/// Whether a failure leaves the message certainly not taken: a 4xx reply,
+/// or a connection that was never made (refused, unreachable, timed out
+/// while connecting). A connection that breaks later may have carried the
+/// message.
+fn safe_to_retry(e: &lettre::transport::smtp::Error) -> bool {
+    if e.is_transient() {
+        return true;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(inner) = src {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+            );
+        }
+        src = inner.source();
+    }
+    false
+}
+
+/// A server's reply, or what went wrong on the way, in one line.
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        let more = inner.to_string();
+        if !s.contains(&more) {
+            s.push_str(": ");
+            s.push_str(&more);
+        }
+        src = inner.source();
+    }
+    s.replace(['\r', '\n'], " ")
+}
+
+pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
+    let server = parse_url(&args.smtp)?;
+    let Night {
+        as_of,
+        list,
+        hashes,
+    } = messages(&args.out)?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(lock(&args.state)?)
+    };
+    let path = log_path(&args.state, &as_of);
+    let history = read_log(&path)?;
+    let mut last: HashMap<&str, &LogRow> = HashMap::new();
+    for r in &history {
+        last.insert(r.message_id.as_str(), r);
+    }
+    let mut report = SendReport {
+        as_of: as_of.clone(),
+        total: list.len(),
+        ..SendReport::default()
+    };
+    let mut todo = Vec::new();
+    for m in &list {
+        match last.get(m.message_id.as_str()).map(|r| r.status.as_str()) {
+            Some("sent") => report.already_sent += 1,
+            Some("failed") => {
+                let r = last[m.message_id.as_str()];
+                report.failed.push(Failure {
+                    file: m.file.clone(),
+                    debtor_id: m.debtor_id.clone(),
+                    currency: m.currency.clone(),
+                    reply: r.reply.clone(),
+                });
+            }
+            Some("sending" | "in_doubt") if !args.resend_in_doubt => {
+                report.in_doubt.push(m.file.clone())
+            }
+            _ => todo.push(m),
+        }
+    }
+    if args.dry_run {
+        report.pending = todo.len();
+        return Ok(report);
+    }
+    let mut log = Log::open(&path)?;
+    let transport = transport(&server, args.timeout)?;
+    let spacing = args
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut next_at = Instant::now();
+    let started = Instant::now();
+    for (n, m) in todo.iter().enumerate() {
+        if args.max.is_some_and(|max| n >= max) {
+            report.pending = todo.len() - n;
+            break;
+        }
+        let file = args.out.join("emails").join(&m.file);
+        let bytes = fs::read(&file).map_err(|e| SendError::Output {
+            file: display_path(&file),
+            message: e.to_string(),
+        })?;
+        let rel = format!("emails/{}", m.file);
+        if let Some(want) = hashes.get(&rel) {
+            if *want != crate::audit::sha256_bytes(&bytes) {
+                return Err(SendError::Output {
+                    file: display_path(&file),
+                    message: "changed since the night wrote it (SHA-256 differs from manifest.json); nothing more is sent".into(),
+                }
+                .into());
+            }
+        }
+        let (Some(from), Some(to)) = (header_address(&bytes, "From"), header_address(&bytes, "To"))
+        else {
+            return Err(SendError::Output {
+                file: display_path(&file),
+                message: "no From or To address".into(),
+            }
+            .into());
+        };
+        let to_sha = address_sha256(to.as_ref());
+        let envelope = Envelope::new(Some(from), vec![to]).map_err(|e| SendError::Output {
+            file: display_path(&file),
+            message: e.to_string(),
+        })?;
+        let prior_attempts = history
+            .iter()
+            .filter(|r| r.message_id == m.message_id && r.status == "sending")
+            .count() as u32;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(s) = spacing {
+                let now = Instant::now();
+                if next_at > now {
+                    std::thread::sleep(next_at - now);
+                }
+                next_at = next_at.max(now) + s;
+            }
+            log.record(m, &to_sha, "sending", prior_attempts + attempt, "")?;
+            crate::failpoint("send-before-data");
+            match transport.send_raw(&envelope, &bytes) {
+                Ok(resp) => {
+                    let reply = format!(
+                        "{} {}",
+                        resp.code(),
+                        resp.message().collect::<Vec<_>>().join(" ")
+                    );
+                    crate::failpoint("send-after-reply");
+                    log.record(m, &to_sha, "sent", prior_attempts + attempt, &reply)?;
+                    report.sent += 1;
+                    break;
+                }
+                Err(e) if e.is_permanent() => {
+                    log.record(
+                        m,
+                        &to_sha,
+                        "failed",
+                        prior_attempts + attempt,
+                        &describe(&e),
+                    )?;
+                    report.failed.push(Failure {
+                        file: m.file.clone(),
+                        debtor_id: m.debtor_id.clone(),
+                        currency: m.currency.clone(),
+                        reply: describe(&e),
+                    });
+                    break;
+                }
+                Err(e) if !safe_to_retry(&e) => {
+                    // The connection broke in the middle of the exchange:
+                    // the server may have kept the message.
+                    log.record(
+                        m,
+                        &to_sha,
+                        "in_doubt",
+                        prior_attempts + attempt,
+                        &describe(&e),
+                    )?;
+                    report.in_doubt.push(m.file.clone());
+                    break;
+                }
+                Err(e) => {
+                    // 4xx, or no connection at all: the server did not take
+                    // the message; try again later.
+                    if attempt >= args.max_attempts {
+                        log.record(
+                            m,
+                            &to_sha,
+                            "deferred",
+                            prior_attempts + attempt,
+                            &describe(&e),
+                        )?;
+                        report.deferred.push(m.file.clone());
+                        break;
+                    }
+                    log.record(m, &to_sha, "retry", prior_attempts + attempt, &describe(&e))?;
+                    report.retried += 1;
+                    std::thread::sleep(args.backoff * 2u32.saturating_pow(attempt - 1));
+                }
+            }
+        }
+    }
+    info!(
+        stage = "send",
+        night = %as_of,
+        sent = report.sent,
+        already_sent = report.already_sent,
+        retried = report.retried,
+        failed = report.failed.len(),
+        deferred = report.deferred.len(),
+        in_doubt = report.in_doubt.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "delivery run finished"
+    );
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let s = parse_url("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!((s.port, s.tls), (2525, TlsMode::Plain));
+        let s = parse_url("smtp://relay.example?tls=starttls").unwrap();
+        assert_eq!((s.port, s.tls), (587, TlsMode::StartTls));
+        let s = parse_url("smtps://relay.example").unwrap();
+        assert_eq!((s.port, s.tls), (465, TlsMode::Wrapper));
+        let e = parse_url("smtp://bob:secret@relay.example")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secret") && e.contains(USER_VAR), "{e}");
+        assert!(parse_url("http://x").is_err());
+        assert!(parse_url("smtp://x?tls=maybe").is_err());
+    }
+
+    #[test]
+    fn header_addresses() {
+        let eml =
+            b"From: \"Banque\" <a@b.fr>\r\nTo: \"Jean\r\n Roux\" <j@x.fr>\r\n\r\nTo: <no@x.fr>\r\n";
+        assert_eq!(header_address(eml, "From").unwrap().to_string(), "a@b.fr");
+        assert_eq!(header_address(eml, "To").unwrap().to_string(), "j@x.fr");
+    }
+}

@@ -1,0 +1,380 @@
+//! `dunning send` against a real SMTP server on loopback (aiosmtpd, from
+//! Debian's python3-aiosmtpd, which scripts/setup.sh installs): what the
+//! server receives is compared with the night's `.eml` files byte for byte.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, port: u16, extra: &[&str]) -> Server {
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(root().join("tests/smtp/server.py"))
+            .args(["--port", &port.to_string(), "--out"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (scripts/setup.sh installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("server said `{line}`"))
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            port,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Message-ID -> every copy received.
+    fn received(&self) -> BTreeMap<String, Vec<Vec<u8>>> {
+        let mut out: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for j in files {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
+            let eml = std::fs::read(j.with_extension("eml")).unwrap();
+            out.entry(v["message_id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(eml);
+        }
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first night of the holds scenario: 13 e-mails.
+fn night(tmp: &Path) -> (PathBuf, PathBuf) {
+    let n = &nights(&root().join("fixtures/holds"))[0];
+    let state = tmp.join("state");
+    let out = tmp.join("out");
+    let o = run_night(n, &policy(), &state, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (state, out)
+}
+
+/// index.csv rows: message_id -> (file, to).
+fn index(out: &Path) -> BTreeMap<String, (String, String)> {
+    let mut rdr = csv::Reader::from_path(out.join("emails/index.csv")).unwrap();
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[7].to_owned(), (r[0].to_owned(), r[3].to_owned()))
+        })
+        .collect()
+}
+
+fn send(out: &Path, state: &Path, url: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["-q", "send", out.to_str().unwrap(), "--smtp", url];
+    args.extend(["--state", state.to_str().unwrap()]);
+    args.extend(["--backoff-ms", "20", "--timeout-s", "5"]);
+    args.extend(extra);
+    run(&args)
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Every message of the night received exactly once, each the `.eml`
+/// file's bytes (SMTP ends the data with a line break).
+fn assert_exactly_once(out: &Path, got: &BTreeMap<String, Vec<Vec<u8>>>) {
+    let idx = index(out);
+    assert_eq!(got.len(), idx.len(), "messages received");
+    for (mid, (file, _)) in &idx {
+        let copies = got
+            .get(mid)
+            .unwrap_or_else(|| panic!("{file} never arrived"));
+        assert_eq!(copies.len(), 1, "{file} arrived {} times", copies.len());
+        let mut want = std::fs::read(out.join("emails").join(file)).unwrap();
+        want.extend_from_slice(b"\r\n");
+        assert!(copies[0] == want, "{file}: the server got other bytes");
+    }
+}
+
+#[test]
+fn delivers_every_message_once_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let server = Server::start(&tmp.path().join("smtp"), 0, &[]);
+
+    let o = send(&out, &state, &server.url(), &["--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("13 e-mails; sent 0 now, 0 before"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("13 not attempted"), "{}", stdout(&o));
+    assert!(server.received().is_empty(), "a dry run sent something");
+
+    let o = send(&out, &state, &server.url(), &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("sent 13 now, 0 before; 0 retried; 0 failed"),
+        "{}",
+        stdout(&o)
+    );
+    let got = server.received();
+    assert_exactly_once(&out, &got);
+    // The envelope goes to the address of the index.
+    for j in std::fs::read_dir(tmp.path().join("smtp")).unwrap() {
+        let p = j.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let (_, to) = &index(&out)[v["message_id"].as_str().unwrap()];
+            assert_eq!(v["to"], serde_json::json!([to]));
+        }
+    }
+
+    // A second send sends nothing.
+    let o = send(&out, &state, &server.url(), &[]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("sent 0 now, 13 before"),
+        "{}",
+        stdout(&o)
+    );
+    assert_exactly_once(&out, &server.received());
+    // The log holds no address, only its hash.
+    let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
+    assert!(!log.contains("@example.fr"), "{log}");
+}
+
+#[test]
+fn a_server_stopped_mid_batch_then_restarted_gets_each_message_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let dir = tmp.path().join("smtp");
+    let port;
+    {
+        let mut server = Server::start(&dir, 0, &["--stop-after", "5"]);
+        port = server.port;
+        let o = send(&out, &state, &server.url(), &["--max-attempts", "2"]);
+        assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+        let text = stdout(&o);
+        assert!(text.contains("sent 5 now"), "{text}");
+        assert!(text.contains("deferred: "), "{text}");
+        let _ = server.child.wait();
+    }
+    let server = Server::start(&dir, port, &[]);
+    let o = send(&out, &state, &server.url(), &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("sent 8 now, 5 before"),
+        "{}",
+        stdout(&o)
+    );
+    assert_exactly_once(&out, &server.received());
+}
+
+#[test]
+fn a_451_is_retried_and_delivered_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let server = Server::start(&tmp.path().join("smtp"), 0, &["--tempfail-first"]);
+    let o = send(&out, &state, &server.url(), &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("sent 13 now, 0 before; 13 retried; 0 failed"),
+        "{}",
+        stdout(&o)
+    );
+    assert_exactly_once(&out, &server.received());
+    let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
+    assert_eq!(log.matches(",retry,").count(), 13, "{log}");
+    assert!(log.contains("(451): 4.3.0 try again later"), "{log}");
+}
+
+#[test]
+fn a_550_is_failed_reported_and_sent_as_a_letter_the_next_night() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let idx = index(&out);
+    let (file, to) = idx.values().next().unwrap().clone();
+    let debtor = file.split('-').next().unwrap().to_owned();
+    let server = Server::start(&tmp.path().join("smtp"), 0, &["--reject", &to]);
+    let o = send(&out, &state, &server.url(), &[]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("sent 12 now, 0 before; 0 retried; 1 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "failed: {file} (debtor {debtor} EUR): permanent error (550)"
+        )),
+        "{text}"
+    );
+    // Sending again does not retry a permanent failure.
+    let o = send(&out, &state, &server.url(), &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stdout(&o).contains("sent 0 now, 12 before; 0 retried; 1 failed"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(server.received().len(), 12);
+
+    // The next night: the reminder goes by letter, and the address is not
+    // used again.
+    let n = &nights(&root().join("fixtures/holds"))[1];
+    let out2 = tmp.path().join("out2");
+    let o = run_night(n, &policy(), &state, &out2, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let decisions = std::fs::read_to_string(out2.join("decisions.csv")).unwrap();
+    let row = decisions
+        .lines()
+        .find(|l| l.starts_with(&format!("{debtor},EUR,")))
+        .unwrap();
+    assert!(row.contains("letter:reminder"), "{row}");
+    assert!(
+        row.contains(
+            "email:reminder of the last night failed for good (550): sent as letter:reminder"
+        ),
+        "{row}"
+    );
+    let letters = std::fs::read_to_string(out2.join("letters/index.csv")).unwrap();
+    assert!(
+        letters.contains(&format!("{debtor}-EUR-reminder.pdf")),
+        "{letters}"
+    );
+    // The deliveries log is an input of that night, in its manifest... and
+    // a re-run of the night reads the same log and gives the same files.
+    let again = tmp.path().join("out2-again");
+    let o = run_night(n, &policy(), &state, &again, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tree(&out2), tree(&again));
+}
+
+#[test]
+fn a_lost_reply_leaves_the_message_in_doubt_and_nothing_is_sent_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let dir = tmp.path().join("smtp");
+    let port;
+    {
+        // The server keeps the 4th message and dies before replying.
+        let mut server = Server::start(&dir, 0, &["--drop-after", "4"]);
+        port = server.port;
+        let o = send(&out, &state, &server.url(), &["--max-attempts", "2"]);
+        assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("in doubt: "), "{}", stdout(&o));
+        let _ = server.child.wait();
+    }
+    let server = Server::start(&dir, port, &[]);
+    let o = send(&out, &state, &server.url(), &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 in doubt"), "{}", stdout(&o));
+    // The server did keep it: every message arrived, once.
+    assert_exactly_once(&out, &server.received());
+}
+
+#[test]
+fn a_killed_send_resumes_without_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let server = Server::start(&tmp.path().join("smtp"), 0, &["--delay-ms", "150"]);
+    let mut child = Command::new(bin())
+        .args(["-q", "send", out.to_str().unwrap(), "--smtp", &server.url()])
+        .args(["--state", state.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it in the middle of the batch.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.received().len() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = server.received().len();
+    assert!((4..13).contains(&before), "{before}");
+    let o = send(&out, &state, &server.url(), &[]);
+    let text = stdout(&o);
+    // Nothing arrives twice; a message whose reply the kill cut off is
+    // reported in doubt, and after checking the server's log the operator
+    // sends those the server does not have.
+    let got = server.received();
+    assert!(got.values().all(|c| c.len() == 1), "{text}");
+    if !o.status.success() {
+        assert!(text.contains("in doubt"), "{text}");
+        if got.len() < 13 {
+            let o = send(&out, &state, &server.url(), &["--resend-in-doubt"]);
+            assert!(o.status.success(), "{}", stdout(&o));
+        }
+    }
+    assert_exactly_once(&out, &server.received());
+}
+
+#[test]
+fn credentials_never_in_the_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let o = send(&out, &state, "smtp://bob:hunter2@127.0.0.1:1", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("DUNNING_SMTP_PASSWORD"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn max_and_rate_hold_back_and_space_the_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let server = Server::start(&tmp.path().join("smtp"), 0, &[]);
+    let o = send(&out, &state, &server.url(), &["--max", "4"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sent 4 now, 0 before"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("9 not attempted"), "{}", stdout(&o));
+    assert_eq!(server.received().len(), 4);
+    // 9 messages at 20 a second cannot take less than 8 intervals of 50 ms
+    // (a lower bound: a slow machine only makes it longer).
+    let t = std::time::Instant::now();
+    let o = send(&out, &state, &server.url(), &["--rate", "20/s"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_exactly_once(&out, &server.received());
+}

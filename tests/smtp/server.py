@@ -1,0 +1,103 @@
+"""A real SMTP server on loopback for the delivery tests (aiosmtpd).
+
+Every accepted message is written to OUT/<n>.eml exactly as received (the
+DATA bytes), and its envelope to OUT/<n>.json. Behaviours for the tests:
+
+  --tempfail-first     answer 451 to the first DATA of each Message-ID
+  --reject ADDRESS     answer 550 to RCPT TO of this address (repeatable)
+  --stop-after N       exit right after replying 250 to the Nth message (a
+                       relay stopped in the middle of a batch)
+  --drop-after N       keep the Nth message but exit before replying (the
+                       reply is lost: the sender cannot know)
+  --delay-ms N         wait N ms after keeping a message, before the 250
+
+Prints "PORT <n>" on stdout once listening. Run with Debian's python3,
+where scripts/setup.sh installs python3-aiosmtpd.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+
+from aiosmtpd.smtp import SMTP
+
+
+class Handler:
+    def __init__(self, args):
+        self.out = args.out
+        self.reject = set(a.lower() for a in args.reject)
+        self.tempfail_first = args.tempfail_first
+        self.stop_after = args.stop_after
+        self.drop_after = args.drop_after
+        self.delay = args.delay_ms / 1000.0
+        self.seen_ids = set()
+        os.makedirs(self.out, exist_ok=True)
+        self.count = len([f for f in os.listdir(self.out) if f.endswith(".eml")])
+        self.accepted = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.reject:
+            return "550 5.1.1 <%s>: mailbox unavailable" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        data = envelope.original_content or envelope.content
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        m = re.search(rb"^Message-ID:\s*(\S+)", data, re.M | re.I)
+        mid = m.group(1).decode() if m else ""
+        if self.tempfail_first and mid not in self.seen_ids:
+            self.seen_ids.add(mid)
+            return "451 4.3.0 try again later"
+        self.count += 1
+        path = os.path.join(self.out, "%06d" % self.count)
+        with open(path + ".eml.tmp", "wb") as f:
+            f.write(data)
+        os.rename(path + ".eml.tmp", path + ".eml")
+        with open(path + ".json", "w") as f:
+            json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos, "message_id": mid}, f)
+        self.accepted += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.drop_after and self.accepted >= self.drop_after:
+            os._exit(0)
+        if self.stop_after and self.accepted >= self.stop_after:
+            # Refuse new connections at once, reply to this one, then go.
+            self.listener.close()
+            asyncio.get_running_loop().call_later(0.2, os._exit, 0)
+        return "250 2.0.0 OK queued as %s" % mid.strip("<>")
+
+
+async def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--reject", action="append", default=[])
+    p.add_argument("--tempfail-first", action="store_true")
+    p.add_argument("--stop-after", type=int, default=0)
+    p.add_argument("--drop-after", type=int, default=0)
+    p.add_argument("--delay-ms", type=int, default=0)
+    args = p.parse_args()
+    handler = Handler(args)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, decode_data=False, enable_SMTPUTF8=True),
+        "127.0.0.1",
+        args.port,
+        reuse_address=True,
+    )
+    handler.listener = server
+    print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
