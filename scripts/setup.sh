@@ -11,6 +11,7 @@ set -euo pipefail
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
 command -v pdftotext >/dev/null || missing+=(poppler-utils)
+command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing+=(fonts-noto-cjk)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)

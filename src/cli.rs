@@ -103,6 +103,9 @@ pub struct SendCmd {
     /// Send again the messages whose reply never came back (the server may already have them).
     #[arg(long)]
     pub resend_in_doubt: bool,
+    /// PEM certificate of the authority that signed a private relay's TLS certificate.
+    #[arg(long)]
+    pub smtp_ca: Option<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

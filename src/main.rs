@@ -61,6 +61,7 @@ fn main() -> ExitCode {
                 backoff: std::time::Duration::from_millis(c.backoff_ms),
                 timeout: std::time::Duration::from_secs(c.timeout_s.max(1)),
                 resend_in_doubt: c.resend_in_doubt,
+                ca: c.smtp_ca,
             };
             match dunning::send::send(&args) {
                 Ok(report) => {

@@ -15,7 +15,7 @@
 
 use crate::policy::display_path;
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::SmtpTransport;
 use lettre::{Address, Transport};
@@ -39,6 +39,10 @@ pub enum SendError {
     Output { file: String, message: String },
     #[error("{file}: {message}")]
     Log { file: String, message: String },
+    #[error("the SMTP server refuses this client: {reply}; check {USER_VAR} / {PASSWORD_VAR} and the relay's settings (nothing was marked failed)")]
+    Refused { reply: String },
+    #[error("cannot deliver through {server}: {message}; nothing was sent or marked, run `dunning send` again once it is fixed")]
+    Unreachable { server: String, message: String },
     #[error("deliveries for {dir} are being sent by another `dunning send` (pid {holder}); wait for it to finish")]
     Busy { dir: String, holder: String },
 }
@@ -123,6 +127,9 @@ pub struct SendArgs {
     pub backoff: Duration,
     pub timeout: Duration,
     pub resend_in_doubt: bool,
+    /// A PEM file of the certificate authority that signed a private
+    /// relay's certificate (added to the public roots).
+    pub ca: Option<PathBuf>,
 }
 
 /// One message of the night.
@@ -525,12 +532,37 @@ fn header_address(eml: &[u8], name: &str) -> Option<Address> {
     addr.trim().parse().ok()
 }
 
-fn transport(server: &Server, timeout: Duration) -> Result<SmtpTransport, SendError> {
+fn transport(
+    server: &Server,
+    timeout: Duration,
+    ca: Option<&Path>,
+) -> Result<SmtpTransport, SendError> {
     let mut b = SmtpTransport::builder_dangerous(server.host.clone())
         .port(server.port)
         .timeout(Some(timeout));
+    let ca = match ca {
+        None => None,
+        Some(path) => {
+            let pem = fs::read(path).map_err(|e| SendError::Output {
+                file: display_path(path),
+                message: e.to_string(),
+            })?;
+            Some(
+                lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|e| {
+                    SendError::Output {
+                        file: display_path(path),
+                        message: format!("not a PEM certificate: {e}"),
+                    }
+                })?,
+            )
+        }
+    };
     let tls = |host: &str| {
-        TlsParameters::new(host.to_owned()).map_err(|e| SendError::Url {
+        let mut p = TlsParameters::builder(host.to_owned());
+        if let Some(c) = &ca {
+            p = p.add_root_certificate(c.clone());
+        }
+        p.build().map_err(|e| SendError::Url {
             url: format!("{}:{}", server.host, server.port),
             message: format!("TLS: {e}"),
         })
@@ -541,9 +573,44 @@ fn transport(server: &Server, timeout: Duration) -> Result<SmtpTransport, SendEr
         TlsMode::Wrapper => b.tls(Tls::Wrapper(tls(&server.host)?)),
     };
     if let (Ok(user), Ok(password)) = (std::env::var(USER_VAR), std::env::var(PASSWORD_VAR)) {
-        b = b.credentials(Credentials::new(user, password));
+        // PLAIN only: every relay offers it, and a refused PLAIN must end
+        // the run rather than drift into another mechanism's dialogue.
+        b = b
+            .credentials(Credentials::new(user, password))
+            .authentication(vec![Mechanism::Plain]);
     }
     Ok(b.build())
+}
+
+fn preflight(transport: &SmtpTransport, server: &Server, args: &SendArgs) -> Result<(), SendError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let err = match transport.test_connection() {
+            Ok(true) => return Ok(()),
+            Ok(false) => "the server did not answer NOOP".to_owned(),
+            Err(e) if refuses_client(&e) => {
+                return Err(SendError::Refused {
+                    reply: describe(&e),
+                })
+            }
+            Err(e) => describe(&e),
+        };
+        if attempt >= args.max_attempts {
+            return Err(SendError::Unreachable {
+                server: format!("{}:{}", server.host, server.port),
+                message: err,
+            });
+        }
+        std::thread::sleep(args.backoff * 2u32.saturating_pow(attempt - 1));
+    }
+}
+
+/// Replies that refuse the client rather than the message: authentication
+/// required or failed, encryption required.
+fn refuses_client(e: &lettre::transport::smtp::Error) -> bool {
+    e.status()
+        .is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538"))
 }
 
 /// Whether a failure leaves the message certainly not taken: a 4xx reply,
@@ -551,7 +618,8 @@ fn transport(server: &Server, timeout: Duration) -> Result<SmtpTransport, SendEr
 /// while connecting). A connection that breaks later may have carried the
 /// message.
 fn safe_to_retry(e: &lettre::transport::smtp::Error) -> bool {
-    if e.is_transient() {
+    // A TLS failure happens before any command is sent.
+    if e.is_transient() || e.is_tls() {
         return true;
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
@@ -629,12 +697,16 @@ pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
         report.pending = todo.len();
         return Ok(report);
     }
-    let mut log = Log::open(&path)?;
-    let transport = transport(&server, args.timeout)?;
+    let transport = transport(&server, args.timeout, args.ca.as_deref())?;
     let spacing = args
         .rate
         .filter(|r| *r > 0.0)
         .map(|r| Duration::from_secs_f64(1.0 / r));
+    // Reach the relay once before taking any message: a wrong host, an
+    // untrusted certificate or refused credentials stop the run here, with
+    // nothing marked.
+    preflight(&transport, &server, args)?;
+    let mut log = Log::open(&path)?;
     let mut next_at = Instant::now();
     let started = Instant::now();
     for (n, m) in todo.iter().enumerate() {
@@ -697,6 +769,21 @@ pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
                     log.record(m, &to_sha, "sent", prior_attempts + attempt, &reply)?;
                     report.sent += 1;
                     break;
+                }
+                Err(e) if e.is_permanent() && refuses_client(&e) => {
+                    // About us, not this message: stop before every debtor
+                    // is marked failed.
+                    log.record(
+                        m,
+                        &to_sha,
+                        "deferred",
+                        prior_attempts + attempt,
+                        &describe(&e),
+                    )?;
+                    return Err(SendError::Refused {
+                        reply: describe(&e),
+                    }
+                    .into());
                 }
                 Err(e) if e.is_permanent() => {
                     log.record(

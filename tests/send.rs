@@ -378,3 +378,168 @@ fn max_and_rate_hold_back_and_space_the_messages() {
     );
     assert_exactly_once(&out, &server.received());
 }
+
+/// A private certificate authority and a certificate for `localhost`
+/// signed by it, made with openssl.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let sh = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dunning test CA",
+    ]);
+    sh(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+fn send_env(
+    out: &Path,
+    state: &Path,
+    url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(["-q", "send", out.to_str().unwrap(), "--smtp", url])
+        .args([
+            "--state",
+            state.to_str().unwrap(),
+            "--backoff-ms",
+            "20",
+            "--timeout-s",
+            "5",
+        ])
+        .args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn starttls_and_smtps_with_a_private_ca_and_credentials_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let (ca, cert, key) = certificates(tmp.path());
+    let (cert, key, ca) = (
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        ca.to_str().unwrap(),
+    );
+    let creds = [
+        ("DUNNING_SMTP_USERNAME", "dunning"),
+        ("DUNNING_SMTP_PASSWORD", "s3cret"),
+    ];
+
+    // STARTTLS required by the server, AUTH required too.
+    let server = Server::start(
+        &tmp.path().join("smtp-starttls"),
+        0,
+        &[
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "--starttls",
+            "--auth",
+            "dunning:s3cret",
+        ],
+    );
+    let url = format!("smtp://localhost:{}?tls=starttls", server.port);
+    // Without the private CA the certificate is not trusted: the run stops
+    // before taking any message.
+    let o = send_env(&out, &state, &url, &["--max-attempts", "1"], &creds);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
+    assert!(server.received().is_empty());
+    assert!(!state.join("deliveries/2026-01-05.csv").exists());
+    // Wrong credentials: the run stops at once, nothing is marked failed.
+    let o = send_env(
+        &out,
+        &state,
+        &url,
+        &["--smtp-ca", ca],
+        &[
+            ("DUNNING_SMTP_USERNAME", "dunning"),
+            ("DUNNING_SMTP_PASSWORD", "wrong"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("refuses this client"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("wrong"), "{}", stderr(&o));
+    let o = send_env(&out, &state, &url, &["--smtp-ca", ca], &creds);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_exactly_once(&out, &server.received());
+
+    // smtps://: TLS from the first byte, on another night's state.
+    let state2 = tmp.path().join("state2");
+    copy_tree(&state, &state2);
+    std::fs::remove_dir_all(state2.join("deliveries")).unwrap();
+    let server = Server::start(
+        &tmp.path().join("smtp-smtps"),
+        0,
+        &["--cert", cert, "--key", key, "--implicit-tls"],
+    );
+    let url = format!("smtps://localhost:{}", server.port);
+    let o = send_env(&out, &state2, &url, &["--smtp-ca", ca], &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_exactly_once(&out, &server.received());
+}

@@ -10,6 +10,9 @@ DATA bytes), and its envelope to OUT/<n>.json. Behaviours for the tests:
   --drop-after N       keep the Nth message but exit before replying (the
                        reply is lost: the sender cannot know)
   --delay-ms N         wait N ms after keeping a message, before the 250
+  --cert C --key K     TLS certificate: with --starttls, STARTTLS is required
+                       before MAIL; with --implicit-tls, TLS from the first byte
+  --auth USER:PASS     require AUTH (PLAIN/LOGIN) with these credentials
 
 Prints "PORT <n>" on stdout once listening. Run with Debian's python3,
 where scripts/setup.sh installs python3-aiosmtpd.
@@ -22,7 +25,9 @@ import os
 import re
 import sys
 
-from aiosmtpd.smtp import SMTP
+import ssl
+
+from aiosmtpd.smtp import SMTP, AuthResult
 
 
 class Handler:
@@ -81,14 +86,35 @@ async def main():
     p.add_argument("--stop-after", type=int, default=0)
     p.add_argument("--drop-after", type=int, default=0)
     p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--starttls", action="store_true")
+    p.add_argument("--implicit-tls", action="store_true")
+    p.add_argument("--auth")
     args = p.parse_args()
     handler = Handler(args)
     loop = asyncio.get_running_loop()
+    ctx = None
+    if args.cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.cert, args.key)
+    kw = dict(decode_data=False, enable_SMTPUTF8=True)
+    if args.starttls:
+        kw.update(tls_context=ctx, require_starttls=True)
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            return AuthResult(success=ok, handled=False)
+
+        kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     server = await loop.create_server(
-        lambda: SMTP(handler, decode_data=False, enable_SMTPUTF8=True),
+        lambda: SMTP(handler, **kw),
         "127.0.0.1",
         args.port,
         reuse_address=True,
+        ssl=ctx if args.implicit_tls else None,
     )
     handler.listener = server
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
