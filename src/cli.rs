@@ -100,9 +100,15 @@ pub struct SendCmd {
     /// Seconds to wait for the server at each step.
     #[arg(long, default_value_t = 60)]
     pub timeout_s: u64,
-    /// Send again the messages whose reply never came back (the server may already have them).
-    #[arg(long)]
-    pub resend_in_doubt: bool,
+    /// Send again messages in doubt (their reply never came back): these files, or `all`.
+    #[arg(long, num_args = 0..=1, default_missing_value = "all", value_delimiter = ',')]
+    pub resend_in_doubt: Option<Vec<String>>,
+    /// Record messages in doubt as sent, because the relay's log shows it has them.
+    #[arg(long, value_delimiter = ',')]
+    pub confirm_sent: Vec<String>,
+    /// Connections to the relay at once (each message still goes once).
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
     /// PEM certificate of the authority that signed a private relay's TLS certificate.
     #[arg(long)]
     pub smtp_ca: Option<PathBuf>,

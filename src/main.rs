@@ -61,7 +61,9 @@ fn main() -> ExitCode {
                 backoff: std::time::Duration::from_millis(c.backoff_ms),
                 timeout: std::time::Duration::from_secs(c.timeout_s.max(1)),
                 resend_in_doubt: c.resend_in_doubt,
+                confirm_sent: c.confirm_sent,
                 ca: c.smtp_ca,
+                connections: c.connections.max(1),
             };
             match dunning::send::send(&args) {
                 Ok(report) => {

@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -126,7 +128,12 @@ pub struct SendArgs {
     /// First wait after a transient failure; doubled at each attempt.
     pub backoff: Duration,
     pub timeout: Duration,
-    pub resend_in_doubt: bool,
+    /// In-doubt messages to send again: none, all, or these files.
+    pub resend_in_doubt: Option<Vec<String>>,
+    /// In-doubt messages the relay's log shows it has: recorded as sent.
+    pub confirm_sent: Vec<String>,
+    /// Connections to the relay at once.
+    pub connections: usize,
     /// A PEM file of the certificate authority that signed a private
     /// relay's certificate (added to the public roots).
     pub ca: Option<PathBuf>,
@@ -199,7 +206,7 @@ impl SendReport {
         }
         for d in &self.in_doubt {
             s.push_str(&format!(
-                "in doubt: {d} (the server may have it: check its log, then `dunning send --resend-in-doubt` if not)\n"
+                "in doubt: {d} (the relay may have it: check its log, then `--confirm-sent {d}` if it does, `--resend-in-doubt {d}` if not)\n"
             ));
         }
         s
@@ -536,10 +543,12 @@ fn transport(
     server: &Server,
     timeout: Duration,
     ca: Option<&Path>,
+    connections: usize,
 ) -> Result<SmtpTransport, SendError> {
     let mut b = SmtpTransport::builder_dangerous(server.host.clone())
         .port(server.port)
-        .timeout(Some(timeout));
+        .timeout(Some(timeout))
+        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(connections as u32));
     let ca = match ca {
         None => None,
         Some(path) => {
@@ -580,6 +589,151 @@ fn transport(
             .authentication(vec![Mechanism::Plain]);
     }
     Ok(b.build())
+}
+
+/// What every delivery thread shares.
+struct Delivery<'a> {
+    args: &'a SendArgs,
+    hashes: &'a HashMap<String, String>,
+    history: &'a [LogRow],
+    transport: &'a SmtpTransport,
+    log: &'a Mutex<Log>,
+    report: Mutex<SendReport>,
+    /// When the next message may go, under `--rate`.
+    pace: Mutex<Instant>,
+    spacing: Option<Duration>,
+}
+
+impl Delivery<'_> {
+    fn record(
+        &self,
+        m: &Message,
+        to_sha: &str,
+        status: &str,
+        attempt: u32,
+        reply: &str,
+    ) -> Result<(), SendError> {
+        self.log
+            .lock()
+            .expect("not poisoned")
+            .record(m, to_sha, status, attempt, reply)
+    }
+
+    fn with_report(&self, f: impl FnOnce(&mut SendReport)) {
+        f(&mut self.report.lock().expect("not poisoned"));
+    }
+
+    /// One message, from its file to a final line in the log. An error
+    /// stops the whole run (a changed file, refused credentials, a log
+    /// that cannot be written).
+    fn deliver(&self, m: &Message) -> anyhow::Result<()> {
+        let args = self.args;
+        let file = args.out.join("emails").join(&m.file);
+        let bytes = fs::read(&file).map_err(|e| SendError::Output {
+            file: display_path(&file),
+            message: e.to_string(),
+        })?;
+        let rel = format!("emails/{}", m.file);
+        if let Some(want) = self.hashes.get(&rel) {
+            if *want != crate::audit::sha256_bytes(&bytes) {
+                return Err(SendError::Output {
+                    file: display_path(&file),
+                    message: "changed since the night wrote it (SHA-256 differs from manifest.json); nothing more is sent".into(),
+                }
+                .into());
+            }
+        }
+        let (Some(from), Some(to)) = (header_address(&bytes, "From"), header_address(&bytes, "To"))
+        else {
+            return Err(SendError::Output {
+                file: display_path(&file),
+                message: "no From or To address".into(),
+            }
+            .into());
+        };
+        let to_sha = address_sha256(to.as_ref());
+        let envelope = Envelope::new(Some(from), vec![to]).map_err(|e| SendError::Output {
+            file: display_path(&file),
+            message: e.to_string(),
+        })?;
+        let prior = self
+            .history
+            .iter()
+            .filter(|r| r.message_id == m.message_id && r.status == "sending")
+            .count() as u32;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let n = prior + attempt;
+            if let Some(sp) = self.spacing {
+                let at = {
+                    let mut next = self.pace.lock().expect("not poisoned");
+                    let at = (*next).max(Instant::now());
+                    *next = at + sp;
+                    at
+                };
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep(at - now);
+                }
+            }
+            self.record(m, &to_sha, "sending", n, "")?;
+            crate::failpoint("send-before-data");
+            match self.transport.send_raw(&envelope, &bytes) {
+                Ok(resp) => {
+                    let reply = format!(
+                        "{} {}",
+                        resp.code(),
+                        resp.message().collect::<Vec<_>>().join(" ")
+                    );
+                    crate::failpoint("send-after-reply");
+                    self.record(m, &to_sha, "sent", n, &reply)?;
+                    self.with_report(|r| r.sent += 1);
+                    return Ok(());
+                }
+                Err(e) if e.is_permanent() && refuses_client(&e) => {
+                    // About us, not this message: stop before every debtor
+                    // is marked failed.
+                    self.record(m, &to_sha, "deferred", n, &describe(&e))?;
+                    return Err(SendError::Refused {
+                        reply: describe(&e),
+                    }
+                    .into());
+                }
+                Err(e) if e.is_permanent() => {
+                    self.record(m, &to_sha, "failed", n, &describe(&e))?;
+                    self.with_report(|r| {
+                        r.failed.push(Failure {
+                            file: m.file.clone(),
+                            debtor_id: m.debtor_id.clone(),
+                            currency: m.currency.clone(),
+                            reply: describe(&e),
+                        })
+                    });
+                    return Ok(());
+                }
+                Err(e) if !safe_to_retry(&e) => {
+                    // The connection broke in the middle of the exchange:
+                    // the server may have kept the message.
+                    self.record(m, &to_sha, "in_doubt", n, &describe(&e))?;
+                    self.with_report(|r| r.in_doubt.push(m.file.clone()));
+                    return Ok(());
+                }
+                Err(e) => {
+                    // 4xx, or no connection at all: the server did not take
+                    // the message; try again later.
+                    if attempt >= args.max_attempts {
+                        self.record(m, &to_sha, "deferred", n, &describe(&e))?;
+                        self.with_report(|r| r.deferred.push(m.file.clone()));
+                        return Ok(());
+                    }
+                    self.record(m, &to_sha, "retry", n, &describe(&e))?;
+                    self.with_report(|r| r.retried += 1);
+                    std::thread::sleep(args.backoff * 2u32.saturating_pow(attempt - 1));
+                }
+            }
+        }
+    }
 }
 
 fn preflight(transport: &SmtpTransport, server: &Server, args: &SendArgs) -> Result<(), SendError> {
@@ -674,8 +828,48 @@ pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
         total: list.len(),
         ..SendReport::default()
     };
+    // The operator's word on messages in doubt, recorded before anything.
+    let in_doubt = |s: Option<&str>| matches!(s, Some("sending" | "in_doubt"));
+    let mut confirmed = std::collections::HashSet::new();
+    if !args.confirm_sent.is_empty() && !args.dry_run {
+        let mut log = Log::open(&path)?;
+        for f in &args.confirm_sent {
+            let Some(m) = list.iter().find(|m| &m.file == f) else {
+                return Err(SendError::Output {
+                    file: f.clone(),
+                    message: "--confirm-sent: no such e-mail in this night".into(),
+                }
+                .into());
+            };
+            let row = last.get(m.message_id.as_str()).copied();
+            if !in_doubt(row.map(|r| r.status.as_str())) {
+                return Err(SendError::Output {
+                    file: f.clone(),
+                    message: "--confirm-sent: this e-mail is not in doubt".into(),
+                }
+                .into());
+            }
+            let row = row.expect("in doubt has a row");
+            log.record(
+                m,
+                &row.to_sha256,
+                "sent",
+                row.attempt,
+                "confirmed by the operator from the relay's log",
+            )?;
+            confirmed.insert(m.message_id.clone());
+        }
+    }
+    let resend = |file: &str| match &args.resend_in_doubt {
+        None => false,
+        Some(files) => files.iter().any(|f| f == "all" || f == file),
+    };
     let mut todo = Vec::new();
     for m in &list {
+        if confirmed.contains(&m.message_id) {
+            report.already_sent += 1;
+            continue;
+        }
         match last.get(m.message_id.as_str()).map(|r| r.status.as_str()) {
             Some("sent") => report.already_sent += 1,
             Some("failed") => {
@@ -687,7 +881,7 @@ pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
                     reply: r.reply.clone(),
                 });
             }
-            Some("sending" | "in_doubt") if !args.resend_in_doubt => {
+            Some("sending" | "in_doubt") if !resend(&m.file) => {
                 report.in_doubt.push(m.file.clone())
             }
             _ => todo.push(m),
@@ -697,144 +891,69 @@ pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
         report.pending = todo.len();
         return Ok(report);
     }
-    let transport = transport(&server, args.timeout, args.ca.as_deref())?;
-    let spacing = args
-        .rate
-        .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let transport = transport(
+        &server,
+        args.timeout,
+        args.ca.as_deref(),
+        args.connections.max(1),
+    )?;
     // Reach the relay once before taking any message: a wrong host, an
     // untrusted certificate or refused credentials stop the run here, with
     // nothing marked.
     preflight(&transport, &server, args)?;
-    let mut log = Log::open(&path)?;
-    let mut next_at = Instant::now();
+    let log = Mutex::new(Log::open(&path)?);
     let started = Instant::now();
-    for (n, m) in todo.iter().enumerate() {
-        if args.max.is_some_and(|max| n >= max) {
-            report.pending = todo.len() - n;
-            break;
-        }
-        let file = args.out.join("emails").join(&m.file);
-        let bytes = fs::read(&file).map_err(|e| SendError::Output {
-            file: display_path(&file),
-            message: e.to_string(),
-        })?;
-        let rel = format!("emails/{}", m.file);
-        if let Some(want) = hashes.get(&rel) {
-            if *want != crate::audit::sha256_bytes(&bytes) {
-                return Err(SendError::Output {
-                    file: display_path(&file),
-                    message: "changed since the night wrote it (SHA-256 differs from manifest.json); nothing more is sent".into(),
-                }
-                .into());
-            }
-        }
-        let (Some(from), Some(to)) = (header_address(&bytes, "From"), header_address(&bytes, "To"))
-        else {
-            return Err(SendError::Output {
-                file: display_path(&file),
-                message: "no From or To address".into(),
-            }
-            .into());
-        };
-        let to_sha = address_sha256(to.as_ref());
-        let envelope = Envelope::new(Some(from), vec![to]).map_err(|e| SendError::Output {
-            file: display_path(&file),
-            message: e.to_string(),
-        })?;
-        let prior_attempts = history
-            .iter()
-            .filter(|r| r.message_id == m.message_id && r.status == "sending")
-            .count() as u32;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if let Some(s) = spacing {
-                let now = Instant::now();
-                if next_at > now {
-                    std::thread::sleep(next_at - now);
-                }
-                next_at = next_at.max(now) + s;
-            }
-            log.record(m, &to_sha, "sending", prior_attempts + attempt, "")?;
-            crate::failpoint("send-before-data");
-            match transport.send_raw(&envelope, &bytes) {
-                Ok(resp) => {
-                    let reply = format!(
-                        "{} {}",
-                        resp.code(),
-                        resp.message().collect::<Vec<_>>().join(" ")
-                    );
-                    crate::failpoint("send-after-reply");
-                    log.record(m, &to_sha, "sent", prior_attempts + attempt, &reply)?;
-                    report.sent += 1;
+    let limit = args.max.map_or(todo.len(), |m| m.min(todo.len()));
+    report.pending = todo.len() - limit;
+    let ctx = Delivery {
+        args,
+        hashes: &hashes,
+        history: &history,
+        transport: &transport,
+        log: &log,
+        report: Mutex::new(report),
+        pace: Mutex::new(Instant::now()),
+        spacing: args
+            .rate
+            .filter(|r| *r > 0.0)
+            .map(|r| Duration::from_secs_f64(1.0 / r)),
+    };
+    // Several connections at once: a relay answers each message only after
+    // its end, so one connection spends most of its time waiting.
+    let next = AtomicUsize::new(0);
+    let stop: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let workers = args.connections.clamp(1, limit.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if stop.lock().expect("not poisoned").is_some() {
                     break;
                 }
-                Err(e) if e.is_permanent() && refuses_client(&e) => {
-                    // About us, not this message: stop before every debtor
-                    // is marked failed.
-                    log.record(
-                        m,
-                        &to_sha,
-                        "deferred",
-                        prior_attempts + attempt,
-                        &describe(&e),
-                    )?;
-                    return Err(SendError::Refused {
-                        reply: describe(&e),
-                    }
-                    .into());
-                }
-                Err(e) if e.is_permanent() => {
-                    log.record(
-                        m,
-                        &to_sha,
-                        "failed",
-                        prior_attempts + attempt,
-                        &describe(&e),
-                    )?;
-                    report.failed.push(Failure {
-                        file: m.file.clone(),
-                        debtor_id: m.debtor_id.clone(),
-                        currency: m.currency.clone(),
-                        reply: describe(&e),
-                    });
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= limit {
                     break;
                 }
-                Err(e) if !safe_to_retry(&e) => {
-                    // The connection broke in the middle of the exchange:
-                    // the server may have kept the message.
-                    log.record(
-                        m,
-                        &to_sha,
-                        "in_doubt",
-                        prior_attempts + attempt,
-                        &describe(&e),
-                    )?;
-                    report.in_doubt.push(m.file.clone());
+                if let Err(e) = ctx.deliver(todo[i]) {
+                    stop.lock().expect("not poisoned").get_or_insert(e);
                     break;
                 }
-                Err(e) => {
-                    // 4xx, or no connection at all: the server did not take
-                    // the message; try again later.
-                    if attempt >= args.max_attempts {
-                        log.record(
-                            m,
-                            &to_sha,
-                            "deferred",
-                            prior_attempts + attempt,
-                            &describe(&e),
-                        )?;
-                        report.deferred.push(m.file.clone());
-                        break;
-                    }
-                    log.record(m, &to_sha, "retry", prior_attempts + attempt, &describe(&e))?;
-                    report.retried += 1;
-                    std::thread::sleep(args.backoff * 2u32.saturating_pow(attempt - 1));
-                }
-            }
+            });
         }
+    });
+    if let Some(e) = stop.into_inner().expect("not poisoned") {
+        return Err(e);
     }
+    let mut report = ctx.report.into_inner().expect("not poisoned");
+    // Reports list files in the night's order, whatever the threads did.
+    let order: HashMap<&str, usize> = list
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.file.as_str(), i))
+        .collect();
+    let key = |f: &String| order.get(f.as_str()).copied().unwrap_or(usize::MAX);
+    report.failed.sort_by_key(|f| key(&f.file));
+    report.deferred.sort_by_key(key);
+    report.in_doubt.sort_by_key(key);
     info!(
         stage = "send",
         night = %as_of,
