@@ -70,6 +70,36 @@ without sending anything twice.\n\nExample:\n  dunning send /var/lib/dunning/out
 are deferred or in doubt (the report lists them), 2 bad arguments or output folder."
     )]
     Send(SendCmd),
+    /// Write a synthetic night (ledger, debtors, events) for trying the engine and for benchmarks.
+    #[command(
+        after_help = "The same --debtors, --seed and --as-of always give the same files.\n\nExample:\n  dunning gen --debtors 100000 --seed 1 --out /tmp/night --as-of 2026-11-22\n  dunning run --policy rules/retail-fr --ledger /tmp/night/ledger.csv \\\n    --debtors /tmp/night/debtors.csv --events /tmp/night/events.csv \\\n    --as-of 2026-11-22 --state /tmp/state --out /tmp/out"
+    )]
+    Gen(GenCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenCmd {
+    /// How many debtors (each with 1 to 8 items).
+    #[arg(long)]
+    pub debtors: usize,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder to write ledger, debtors and events into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The night the data is for: due dates and events are spread around it.
+    #[arg(long, value_parser = parse_day, default_value = "2026-11-22")]
+    pub as_of: NaiveDate,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = GenFormat::Csv)]
+    pub format: GenFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GenFormat {
+    Csv,
+    Parquet,
 }
 
 #[derive(Debug, clap::Args)]

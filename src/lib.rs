@@ -16,6 +16,7 @@ pub mod decide;
 pub mod diff;
 pub mod emit;
 pub mod explain;
+pub mod gen;
 pub mod guard;
 pub mod history;
 pub mod ingest;

@@ -77,6 +77,25 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Gen(g) => dunning::gen::generate(&dunning::gen::GenArgs {
+            debtors: g.debtors,
+            seed: g.seed,
+            as_of: g.as_of,
+            out: g.out,
+            format: match g.format {
+                dunning::cli::GenFormat::Csv => dunning::gen::Format::Csv,
+                dunning::cli::GenFormat::Parquet => dunning::gen::Format::Parquet,
+            },
+        })
+        .map(|g| {
+            println!(
+                "{} debtors, {} items, {} events",
+                g.debtors, g.items, g.events
+            );
+            for f in &g.files {
+                println!("  {}", f.display());
+            }
+        }),
         Command::Test(t) => match dunning::cases::run(&t.policy, t.filter.as_deref()) {
             Ok(outcomes) => {
                 print!("{}", dunning::cases::report(&outcomes));
