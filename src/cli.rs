@@ -75,6 +75,21 @@ are deferred or in doubt (the report lists them), 2 bad arguments or output fold
         after_help = "The same --debtors, --seed and --as-of always give the same files.\n\nExample:\n  dunning gen --debtors 100000 --seed 1 --out /tmp/night --as-of 2026-11-22\n  dunning run --policy rules/retail-fr --ledger /tmp/night/ledger.csv \\\n    --debtors /tmp/night/debtors.csv --events /tmp/night/events.csv \\\n    --as-of 2026-11-22 --state /tmp/state --out /tmp/out"
     )]
     Gen(GenCmd),
+    /// Combine the outputs of `run --shard K/N` for K = 0..N-1 into one night.
+    #[command(
+        after_help = "The result is byte for byte the output the unsharded night would have written.\n\nExample:\n  dunning merge --out /data/out/2026-11-22 /data/out/2026-11-22.shard-*"
+    )]
+    Merge(MergeCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeCmd {
+    /// The merged night's output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The shards' output folders, all N of them.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -258,6 +273,10 @@ pub struct RunCmd {
     /// holds, fallbacks and decision, one JSON object per line.
     #[arg(long)]
     pub trace: bool,
+    /// Decide only the debtors of shard K of N (0 <= K < N), on this shard's
+    /// own state; `dunning merge` puts the N outputs together.
+    #[arg(long)]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// A percentage to basis points: "10" -> 1000, "2.5" -> 250.

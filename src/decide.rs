@@ -30,6 +30,20 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Cure,
+            Outcome::Hold,
+            Outcome::Escalate,
+            Outcome::Stay,
+            Outcome::Gap,
+            Outcome::Top,
+            Outcome::NoSegment,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Cure => "cure",

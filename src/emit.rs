@@ -47,11 +47,19 @@ fn is_plain_number(s: &str) -> bool {
 }
 
 /// One file written, for the manifest.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Written {
     pub file: String,
     pub sha256: String,
     pub bytes: u64,
+}
+
+/// The files written, by path: the manifest's order, the same however the
+/// files were produced (one night or merged shards).
+pub fn sorted(written: &[Written]) -> Vec<Written> {
+    let mut w = written.to_vec();
+    w.sort_by(|a, b| a.file.cmp(&b.file));
+    w
 }
 
 /// The folder a night is written into before it is renamed to `--out`.

@@ -30,6 +30,7 @@ pub mod render;
 pub mod script;
 pub mod segment;
 pub mod send;
+pub mod shard;
 pub mod state;
 
 /// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
@@ -53,6 +54,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<cases::CaseError>()
             || cause.is::<diff::DiffError>()
             || cause.is::<send::SendError>()
+            || cause.is::<shard::ShardError>()
             || cause.is::<emit::EmitError>()
             || cause.is::<actions::ActionError>()
             || cause.is::<render::RenderError>()

@@ -19,7 +19,14 @@ fn main() -> ExitCode {
     }
 
     let result = match cli.command {
-        Command::Run(r) => night::run(&run_args(r.inputs, r.out, r.trace)).map(|_| ()),
+        Command::Run(r) => {
+            let mut args = run_args(r.inputs, r.out, r.trace);
+            args.shard = r.shard;
+            night::run(&args).map(|_| ())
+        }
+        Command::Merge(m) => dunning::shard::merge(&m.shards, &m.out).map(|out| {
+            tracing::info!(out = %out.display(), shards = m.shards.len(), "shards merged");
+        }),
         Command::Check(c) => return check(&c),
         Command::Explain(e) => explain(e),
         Command::Diff(d) => match dunning::diff::compare(&d.a, &d.b) {
@@ -135,6 +142,7 @@ fn run_args(i: NightInputs, out: std::path::PathBuf, trace: bool) -> RunArgs {
             share_bp: i.share.unwrap_or(0),
             seed: i.challenger_seed,
         }),
+        shard: None,
     }
 }
 

@@ -15,7 +15,7 @@ use crate::state::{self, NightRecord, State};
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,6 +38,8 @@ pub struct RunArgs {
     /// Write `trace.jsonl`: every account's full trace.
     pub trace: bool,
     pub challenger: Option<ChallengerArgs>,
+    /// Only the debtors of this shard (`--shard K/N`).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// `--challenger DIR --share N [--challenger-seed S]`.
@@ -74,78 +76,103 @@ pub struct Report {
     pub out: PathBuf,
 }
 
-#[derive(Serialize)]
-struct InputEntry {
-    role: &'static str,
-    file: String,
-    sha256: String,
-    bytes: u64,
-    rows: usize,
-    rejected_rows: usize,
+/// `manifest.json`: what a night read and wrote, with hashes. Owned and
+/// readable back, so that `merge` can rebuild one from shard manifests
+/// byte for byte as the unsharded night would have written it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InputEntry {
+    pub role: String,
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub rows: usize,
+    pub rejected_rows: usize,
 }
 
-#[derive(Serialize)]
-struct PolicyEntry<'a> {
-    name: &'a str,
-    version: Option<&'a str>,
-    sha256: &'a str,
-    files: Vec<FileEntry<'a>>,
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyEntry {
+    pub name: String,
+    pub version: Option<String>,
+    pub sha256: String,
+    pub files: Vec<FileEntry>,
 }
 
-#[derive(Serialize)]
-struct ChallengerEntry<'a> {
-    policy: PolicyEntry<'a>,
-    share_percent: String,
-    seed: &'a str,
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChallengerEntry {
+    pub policy: PolicyEntry,
+    pub share_percent: String,
+    pub seed: String,
     /// The hash the state records for the night: both policies, the share
     /// and the seed.
-    night_policy_sha256: &'a str,
+    pub night_policy_sha256: String,
 }
 
-fn policy_entry(policy: &Policy) -> PolicyEntry<'_> {
+fn policy_entry(policy: &Policy) -> PolicyEntry {
     PolicyEntry {
-        name: &policy.name,
-        version: policy.version.as_deref(),
-        sha256: &policy.sha256,
+        name: policy.name.clone(),
+        version: policy.version.clone(),
+        sha256: policy.sha256.clone(),
         files: policy
             .files
             .iter()
             .map(|f| FileEntry {
-                path: &f.path,
-                sha256: &f.sha256,
+                path: f.path.clone(),
+                sha256: f.sha256.clone(),
             })
             .collect(),
     }
 }
 
-#[derive(Serialize)]
-struct FileEntry<'a> {
-    path: &'a str,
-    sha256: &'a str,
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
 }
 
-#[derive(Serialize)]
-struct Manifest<'a> {
-    engine: &'static str,
-    version: &'static str,
-    as_of: String,
-    policy: PolicyEntry<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    challenger: Option<ChallengerEntry<'a>>,
-    inputs: Vec<InputEntry>,
-    previous_night: Option<String>,
-    outputs: &'a [emit::Written],
-    counts: Counts,
+/// Which part of a sharded night this output holds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShardEntry {
+    pub k: u32,
+    pub n: u32,
 }
 
-#[derive(Serialize)]
-struct Counts {
-    accounts: u64,
-    escalations: u64,
-    cures: u64,
-    held: u64,
-    actions: u64,
-    rejected_values: usize,
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub engine: String,
+    pub version: String,
+    pub as_of: String,
+    pub policy: PolicyEntry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<ChallengerEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardEntry>,
+    pub inputs: Vec<InputEntry>,
+    pub previous_night: Option<String>,
+    pub outputs: Vec<emit::Written>,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counts {
+    pub accounts: u64,
+    pub escalations: u64,
+    pub cures: u64,
+    pub held: u64,
+    pub actions: u64,
+    pub rejected_values: usize,
+}
+
+impl Counts {
+    pub fn of(summary: &emit::Summary) -> Counts {
+        Counts {
+            accounts: summary.accounts,
+            escalations: summary.escalations,
+            cures: summary.cures,
+            held: summary.held,
+            actions: summary.actions,
+            rejected_values: summary.rejected_values as usize,
+        }
+    }
 }
 
 fn file_name(p: &Path) -> String {
@@ -163,6 +190,18 @@ fn stage<T>(name: &'static str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow
         "stage finished"
     );
     out
+}
+
+/// Keeps only the ledger items of this shard's debtors.
+fn keep_shard(data: &mut ingest::Inputs, shard: crate::shard::Shard) -> anyhow::Result<()> {
+    use polars::prelude::*;
+    let ids = data.items.column("debtor_id")?.str()?;
+    let mask: BooleanChunked = ids
+        .iter()
+        .map(|id| Some(id.is_some_and(|i| shard.holds(i))))
+        .collect();
+    data.items = data.items.filter(&mask)?;
+    Ok(())
 }
 
 /// An address that failed for good is not one to mail again.
@@ -528,6 +567,33 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     // night like the files: a re-run must see the same ones.
     let undelivered = crate::send::undelivered(&args.state, &nights, previous)?;
     input_pairs.extend(undelivered.read.iter().cloned());
+    // A shard's state belongs to that shard: running it as another shard
+    // (or unsharded) would lose or invent accounts.
+    let spec = args
+        .shard
+        .map(|s| format!("{}/{}", s.k, s.n))
+        .unwrap_or_default();
+    if let Some(p) = previous {
+        let before = state
+            .record(p)?
+            .inputs
+            .iter()
+            .find(|(k, _)| k == "shard")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if before != spec {
+            return Err(Refused(format!(
+                "the state in {} was run {}; this night is {}: a shard's state must always be run as the same shard",
+                args.state.display(),
+                if before.is_empty() { "unsharded".to_owned() } else { format!("as shard {before}") },
+                if spec.is_empty() { "unsharded".to_owned() } else { format!("shard {spec}") }
+            ))
+            .into());
+        }
+    }
+    if !spec.is_empty() {
+        input_pairs.push(("shard".into(), spec));
+    }
     let committed = if rerun {
         let record = state.record(as_of)?;
         if record.policy_sha256 != night_policy_sha || record.inputs != input_pairs {
@@ -544,8 +610,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     };
 
     let mut data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
-    let priors = priors_for(&state, previous)?;
+    let mut priors = priors_for(&state, previous)?;
     mark_bounced(&mut data, &undelivered);
+    if let Some(sh) = args.shard {
+        keep_shard(&mut data, sh)?;
+        priors.retain(|k, _| sh.holds(&k.0));
+    }
     let t = Instant::now();
     let decisions = decide_night_with(
         &policy,
@@ -619,23 +689,24 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let counts_by_file: std::collections::HashMap<&str, &ingest::FileCount> =
         data.counts.iter().map(|c| (c.file.as_str(), c)).collect();
     let manifest = Manifest {
-        engine: "dunning",
-        version: env!("CARGO_PKG_VERSION"),
+        engine: "dunning".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
         as_of: as_of.to_string(),
         policy: policy_entry(&policy),
         challenger: challenger.as_ref().map(|c| ChallengerEntry {
             policy: policy_entry(&c.policy),
             share_percent: crate::money::format_cents(i64::from(c.share_bp)),
-            seed: &c.seed,
-            night_policy_sha256: &night_policy_sha,
+            seed: c.seed.clone(),
+            night_policy_sha256: night_policy_sha.clone(),
         }),
+        shard: args.shard.map(|s| ShardEntry { k: s.k, n: s.n }),
         inputs: hashes
             .iter()
             .zip(&inputs)
             .map(|((role, file, sha, bytes), (_, path))| {
                 let c = counts_by_file.get(display_path(path).as_str());
                 InputEntry {
-                    role,
+                    role: (*role).to_owned(),
                     file: file.clone(),
                     sha256: sha.clone(),
                     bytes: *bytes,
@@ -645,15 +716,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             })
             .collect(),
         previous_night: previous.map(|d| d.to_string()),
-        outputs: staging.written(),
-        counts: Counts {
-            accounts: summary.accounts,
-            escalations: summary.escalations,
-            cures: summary.cures,
-            held: summary.held,
-            actions: summary.actions,
-            rejected_values: data.rejects.len(),
-        },
+        outputs: emit::sorted(staging.written()),
+        counts: Counts::of(&summary),
     };
     let manifest = emit::json(&manifest);
     staging.write("manifest.json", &manifest)?;
