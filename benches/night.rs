@@ -1,0 +1,223 @@
+//! Whole nights on `dunning gen` data, timed stage by stage against a bare
+//! Polars scan + group-by of the same ledger measured in the same run.
+//!
+//!   cargo bench --bench night                       # 100,000 debtors
+//!   DUNNING_BENCH_DEBTORS=100000,1000000 cargo bench --bench night
+//!
+//! Each size: generate (kept under $CARGO_TARGET_DIR/bench-data for the next
+//! run), the Polars baseline (best of 3), a CSV night and a Parquet night
+//! of the release binary, each a fresh state. Prints wall time per stage
+//! (from the night's JSON log), the time to `decisions.csv`, e-mails per
+//! second and the peak RSS of the night's process (getrusage). Figures are
+//! ratios against the baseline of the same run: these machines are shared.
+
+use polars::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const AS_OF: &str = "2026-11-22";
+
+fn data_dir(n: usize, format: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("bench-data").join(format!("{n}-{format}"))
+}
+
+fn generate(n: usize, format: &str) -> PathBuf {
+    let dir = data_dir(n, format);
+    if dir.join("done").exists() {
+        return dir;
+    }
+    let t = Instant::now();
+    let g = dunning::gen::generate(&dunning::gen::GenArgs {
+        debtors: n,
+        seed: 1,
+        as_of: dunning::dates::parse_date(AS_OF).unwrap(),
+        out: dir.clone(),
+        format: if format == "csv" {
+            dunning::gen::Format::Csv
+        } else {
+            dunning::gen::Format::Parquet
+        },
+    })
+    .expect("gen");
+    std::fs::write(dir.join("done"), b"").unwrap();
+    println!(
+        "  generated {format}: {} debtors, {} items, {} events in {:.1} s",
+        g.debtors,
+        g.items,
+        g.events,
+        t.elapsed().as_secs_f64()
+    );
+    dir
+}
+
+/// The floor: a typed Polars scan and group-by of the ledger, no checks.
+fn baseline(ledger: &Path) -> f64 {
+    let d = dunning::dates::to_days(dunning::dates::parse_date(AS_OF).unwrap());
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let df = LazyCsvReader::new(PlRefPath::from(ledger.to_str().unwrap()))
+            .with_has_header(true)
+            .with_try_parse_dates(true)
+            .finish()
+            .unwrap()
+            .with_column((lit(d) - col("due_on").cast(DataType::Int32)).alias("dpd"))
+            .with_column(
+                col("open_amount")
+                    .gt(lit(0.0))
+                    .and(col("dpd").gt(lit(3)))
+                    .alias("is_overdue"),
+            )
+            .group_by([col("debtor_id"), col("currency")])
+            .agg([
+                col("open_amount")
+                    .filter(col("is_overdue"))
+                    .sum()
+                    .alias("overdue"),
+                col("open_amount").sum().alias("open"),
+                col("dpd").filter(col("is_overdue")).max().alias("max_dpd"),
+            ])
+            .collect()
+            .unwrap();
+        assert!(df.height() > 0);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+struct Night {
+    wall: f64,
+    peak_rss_mib: f64,
+    stages: BTreeMap<String, f64>,
+    to_decisions: f64,
+    emails: u64,
+    letters: u64,
+    actions_s: f64,
+}
+
+/// Runs one night of the release binary; peak RSS from wait4.
+fn night(dir: &Path, ext: &str, work: &Path) -> Night {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).unwrap();
+    let f = |n: &str| dir.join(format!("{n}.{ext}"));
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/retail-fr");
+    let t = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_dunning"))
+        .args(["--log-format", "json", "run", "--policy"])
+        .arg(&policy)
+        .arg("--ledger")
+        .arg(f("ledger"))
+        .arg("--debtors")
+        .arg(f("debtors"))
+        .arg("--events")
+        .arg(f("events"))
+        .args(["--as-of", AS_OF, "--state"])
+        .arg(work.join("state"))
+        .arg("--out")
+        .arg(work.join("out"))
+        .env("DUNNING_LOG", "debug")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let output = {
+        // Read the log while the night runs, then reap it with its rusage.
+        use std::io::Read;
+        let mut err = child.stderr.unwrap();
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    };
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose pid we hold, with valid
+    // pointers to locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    let wall = t.elapsed().as_secs_f64();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "night failed:\n{output}"
+    );
+    let mut stages = BTreeMap::new();
+    let (mut to_decisions, mut emails, mut letters, mut actions_s) = (0.0, 0, 0, 0.0);
+    for line in output.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let msg = v["message"].as_str().unwrap_or("");
+        let ms = |k: &str| v[k].as_u64().map(|m| m as f64 / 1000.0);
+        match msg {
+            "policy loaded" | "inputs checked" | "accounts built" | "holds and flags"
+            | "rules evaluated" | "output in place" => {
+                if let (Some(stage), Some(s)) = (v["stage"].as_str(), ms("ms")) {
+                    *stages.entry(format!("{stage} ({msg})")).or_insert(0.0) += s;
+                }
+            }
+            "decisions written" => to_decisions = ms("ms_since_start").unwrap_or(0.0),
+            "action files written" => {
+                emails = v["emails"].as_u64().unwrap_or(0);
+                letters = v["letters"].as_u64().unwrap_or(0);
+                actions_s = ms("ms").unwrap_or(0.0);
+            }
+            _ => {}
+        }
+    }
+    Night {
+        wall,
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        stages,
+        to_decisions,
+        emails,
+        letters,
+        actions_s,
+    }
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("DUNNING_BENCH_DEBTORS")
+        .unwrap_or_else(|_| "100000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("DUNNING_BENCH_DEBTORS: numbers"))
+        .collect();
+    println!(
+        "dunning night benchmark ({} cores), release build",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for n in sizes {
+        println!("\n== {n} debtors");
+        let csv = generate(n, "csv");
+        let pq = generate(n, "parquet");
+        let base = baseline(&csv.join("ledger.csv"));
+        println!("  baseline: bare Polars scan + group-by of ledger.csv: {base:.2} s (best of 3)");
+        let work = data_dir(n, "work");
+        for (label, dir, ext) in [("CSV", &csv, "csv"), ("Parquet", &pq, "parquet")] {
+            let r = night(dir, ext, &work);
+            println!("  {label} night: {:.2} s wall, peak RSS {:.0} MiB", r.wall, r.peak_rss_mib);
+            for (stage, s) in &r.stages {
+                println!("    {stage:<34} {s:>7.2} s");
+            }
+            println!(
+                "    to decisions.csv                   {:>7.2} s = {:.2}x baseline",
+                r.to_decisions,
+                r.to_decisions / base
+            );
+            if r.actions_s > 0.0 {
+                println!(
+                    "    actions: {} e-mails, {} letters in {:.2} s ({:.0} documents/s)",
+                    r.emails,
+                    r.letters,
+                    r.actions_s,
+                    (r.emails + r.letters) as f64 / r.actions_s
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
