@@ -101,6 +101,8 @@ struct Night {
 }
 
 /// Runs one night of the release binary; peak RSS from wait4.
+// The child is reaped by `wait4`, not `Child::wait`, to get its rusage.
+#[allow(clippy::zombie_processes)]
 fn night(dir: &Path, ext: &str, work: &Path) -> Night {
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work).unwrap();
@@ -199,7 +201,10 @@ fn main() {
         let work = data_dir(n, "work");
         for (label, dir, ext) in [("CSV", &csv, "csv"), ("Parquet", &pq, "parquet")] {
             let r = night(dir, ext, &work);
-            println!("  {label} night: {:.2} s wall, peak RSS {:.0} MiB", r.wall, r.peak_rss_mib);
+            println!(
+                "  {label} night: {:.2} s wall, peak RSS {:.0} MiB",
+                r.wall, r.peak_rss_mib
+            );
             for (stage, s) in &r.stages {
                 println!("    {stage:<34} {s:>7.2} s");
             }

@@ -392,7 +392,7 @@ fn run_case(policy: &Policy, case: &Case, scratch: &Path) -> Result<Vec<Decision
             },
         );
     }
-    crate::night::decide_night(policy, None, &data, as_of, &priors, false)
+    crate::night::decide_night(policy, None, &data, as_of, &priors, false, &[])
         .map_err(|e| format!("{e:#}"))
 }
 

@@ -211,53 +211,30 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<Generated> {
     let mut rng = Rng(ChaCha8Rng::seed_from_u64(args.seed));
     let as_of = args.as_of;
     let (dir, format) = (args.out.as_path(), args.format);
+    // The columns the engine reads, optional ones included.
+    use crate::ingest::{
+        DEBTOR_COLUMNS, DEBTOR_OPTIONAL, EVENT_COLUMNS, EVENT_OPTIONAL, LEDGER_COLUMNS,
+        LEDGER_OPTIONAL,
+    };
+    let names = |a: &[&'static str], b: &[&'static str]| -> Vec<&'static str> {
+        a.iter().chain(b).copied().collect()
+    };
     let mut debtors = Table::new(
         dir,
         "debtors",
         format,
-        &[
-            "debtor_id",
-            "name",
-            "kind",
-            "language",
-            "country",
-            "email",
-            "phone",
-            "address_line1",
-            "address_line2",
-            "postal_code",
-            "city",
-            "timezone",
-            "score",
-            "consent_email",
-            "consent_sms",
-        ],
+        &names(DEBTOR_COLUMNS, DEBTOR_OPTIONAL),
     )
     .map_err(io)?;
     let mut ledger = Table::new(
         dir,
         "ledger",
         format,
-        &[
-            "item_id",
-            "debtor_id",
-            "currency",
-            "amount",
-            "open_amount",
-            "issued_on",
-            "due_on",
-            "product",
-            "reference",
-        ],
+        &names(LEDGER_COLUMNS, LEDGER_OPTIONAL),
     )
     .map_err(io)?;
-    let mut events = Table::new(
-        dir,
-        "events",
-        format,
-        &["debtor_id", "date", "kind", "until", "amount", "note"],
-    )
-    .map_err(io)?;
+    let mut events =
+        Table::new(dir, "events", format, &names(EVENT_COLUMNS, EVENT_OPTIONAL)).map_err(io)?;
     let width = args.debtors.max(1).to_string().len().max(7);
     let mut item_no = 0u64;
     for i in 0..args.debtors {

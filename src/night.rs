@@ -262,7 +262,7 @@ pub fn explain(args: &RunArgs, debtor_id: &str) -> anyhow::Result<Vec<Decision>>
     let undelivered = crate::send::undelivered(&args.state, &nights, previous)?;
     mark_bounced(&mut data, &undelivered);
     let challenger = load_challenger(args)?;
-    let decisions = decide_night_with(
+    let decisions = decide_night(
         &policy,
         challenger.as_ref(),
         &data,
@@ -396,21 +396,10 @@ fn decide_with(
 /// show is what a night does. With a challenger, its share of the debtors
 /// is decided by its policy (holds, segments, ladder and channels), the rest
 /// by the champion, and the two are merged back in account order.
+/// Then last night's e-mails that failed for good are sent again through
+/// the e-mail channel's fallback (retail-fr: a letter with the same
+/// template), unless the account is cured or on hold.
 pub fn decide_night(
-    policy: &Policy,
-    challenger: Option<&Challenger>,
-    data: &ingest::Inputs,
-    as_of: NaiveDate,
-    priors: &HashMap<(String, String), Prior>,
-    trace: bool,
-) -> anyhow::Result<Vec<Decision>> {
-    decide_night_with(policy, challenger, data, as_of, priors, trace, &[])
-}
-
-/// [`decide_night`], then last night's e-mails that failed for good are
-/// sent again through the e-mail channel's fallback (retail-fr: a letter
-/// with the same template), unless the account is cured or on hold.
-pub fn decide_night_with(
     policy: &Policy,
     challenger: Option<&Challenger>,
     data: &ingest::Inputs,
@@ -617,7 +606,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         priors.retain(|k, _| sh.holds(&k.0));
     }
     let t = Instant::now();
-    let decisions = decide_night_with(
+    let decisions = decide_night(
         &policy,
         challenger.as_ref(),
         &data,

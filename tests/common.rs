@@ -135,3 +135,31 @@ pub fn edited_policy(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
     std::fs::write(pol.join("policy.yaml"), edit(text)).unwrap();
     pol
 }
+
+/// Runs a night on the three files `ledger`, `debtors`, `events` of `dir`
+/// (with extension `ext`, as `dunning gen` writes them), plus `extra`.
+pub fn run_generated(
+    dir: &Path,
+    ext: &str,
+    as_of: &str,
+    state: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Output {
+    let f = |n: &str| dir.join(format!("{n}.{ext}")).display().to_string();
+    let mut args: Vec<String> = vec!["-q".into(), "run".into(), "--policy".into()];
+    args.push(policy().display().to_string());
+    for (k, v) in [
+        ("--ledger", f("ledger")),
+        ("--debtors", f("debtors")),
+        ("--events", f("events")),
+        ("--as-of", as_of.to_owned()),
+        ("--state", state.display().to_string()),
+        ("--out", out.display().to_string()),
+    ] {
+        args.push(k.into());
+        args.push(v);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}

@@ -79,24 +79,7 @@ fn same_seed_same_bytes_and_realistic_shapes() {
 
     // The engine reads it without a reject, and a good share is late.
     let out = t.path().join("out");
-    let o = run(&[
-        "-q",
-        "run",
-        "--policy",
-        policy().to_str().unwrap(),
-        "--ledger",
-        a.join("ledger.csv").to_str().unwrap(),
-        "--debtors",
-        a.join("debtors.csv").to_str().unwrap(),
-        "--events",
-        a.join("events.csv").to_str().unwrap(),
-        "--as-of",
-        "2026-11-22",
-        "--state",
-        t.path().join("st").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_generated(&a, "csv", "2026-11-22", &t.path().join("st"), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(rows(&out.join("rejects.csv")).len(), 0);
     let decisions = rows(&out.join("decisions.csv"));
@@ -116,25 +99,8 @@ fn parquet_and_csv_give_the_same_night() {
     gen(&b, "3000", "5", "parquet");
     let night = |dir: &Path, ext: &str, tag: &str| {
         let out = t.path().join(format!("out-{tag}"));
-        let f = |n: &str| dir.join(format!("{n}.{ext}")).display().to_string();
-        let o = run(&[
-            "-q",
-            "run",
-            "--policy",
-            policy().to_str().unwrap(),
-            "--ledger",
-            &f("ledger"),
-            "--debtors",
-            &f("debtors"),
-            "--events",
-            &f("events"),
-            "--as-of",
-            "2026-11-22",
-            "--state",
-            t.path().join(format!("st-{tag}")).to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let state = t.path().join(format!("st-{tag}"));
+        let o = run_generated(dir, ext, "2026-11-22", &state, &out, &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         // Every column but the reason, which names an event's row: a CSV
         // row counts the header, a Parquet row does not.

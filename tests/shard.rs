@@ -6,27 +6,9 @@ use common::*;
 use std::path::Path;
 
 fn night(g: &Path, as_of: &str, state: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "-q".to_owned(),
-        "run".into(),
-        "--policy".into(),
-        policy().display().to_string(),
-        "--ledger".into(),
-        g.join("ledger.csv").display().to_string(),
-        "--debtors".into(),
-        g.join("debtors.csv").display().to_string(),
-        "--events".into(),
-        g.join("events.csv").display().to_string(),
-        "--as-of".into(),
-        as_of.into(),
-        "--state".into(),
-        state.display().to_string(),
-        "--out".into(),
-        out.display().to_string(),
-        "--trace".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut extra = extra.to_vec();
+    extra.push("--trace");
+    let o = run_generated(g, "csv", as_of, state, out, &extra);
     assert!(o.status.success(), "{as_of} {extra:?}: {}", stderr(&o));
 }
 
@@ -132,28 +114,14 @@ fn incomplete_or_mixed_shards_are_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
 
     // A shard's state run as another shard is refused.
-    let out = t.path().join("wrong");
-    let args = ["--shard", "1/2"];
-    let o = {
-        let mut v = vec![
-            "-q".to_owned(),
-            "run".into(),
-            "--policy".into(),
-            policy().display().to_string(),
-            "--ledger".into(),
-            g.join("ledger.csv").display().to_string(),
-            "--debtors".into(),
-            g.join("debtors.csv").display().to_string(),
-            "--as-of".into(),
-            "2026-11-29".into(),
-            "--state".into(),
-            t.path().join("s0of2").display().to_string(),
-            "--out".into(),
-            out.display().to_string(),
-        ];
-        v.extend(args.iter().map(|s| s.to_string()));
-        run(&v.iter().map(String::as_str).collect::<Vec<_>>())
-    };
+    let o = run_generated(
+        &g,
+        "csv",
+        "2026-11-29",
+        &t.path().join("s0of2"),
+        &t.path().join("wrong"),
+        &["--shard", "1/2"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("as shard 0/2"), "{}", stderr(&o));
     let o = run(&[
