@@ -235,6 +235,9 @@ pub const DEBTOR_COLUMNS: &[&str] = &[
     "city",
 ];
 pub const DEBTOR_OPTIONAL: &[&str] = &["timezone", "score", "consent_email", "consent_sms"];
+/// The longest text a field may hold, in characters.
+pub const MAX_FIELD: usize = 1000;
+
 pub const EVENT_COLUMNS: &[&str] = &["debtor_id", "date", "kind"];
 pub const EVENT_OPTIONAL: &[&str] = &["until", "amount", "note"];
 
@@ -248,6 +251,10 @@ struct Table {
     df: DataFrame,
     /// Row number of data row 0.
     first_row: usize,
+    /// Values longer than [`MAX_FIELD`] characters, by data row: (column,
+    /// value). A ledger is not where 10 MB of text belongs; such a value
+    /// would end up in letters, e-mails and agency files.
+    long: HashMap<usize, Vec<(String, String)>>,
 }
 
 impl Table {
@@ -390,7 +397,25 @@ fn read_table(path: &Path, required: &[&str], optional: &[&str]) -> Result<Table
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-    Ok(Table { df, name, ..table })
+    let mut long: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+    for c in df.columns() {
+        if let Ok(values) = c.str() {
+            for (i, v) in values.iter().enumerate() {
+                if let Some(v) = v.filter(|v| v.len() > MAX_FIELD && v.chars().count() > MAX_FIELD)
+                {
+                    long.entry(i)
+                        .or_default()
+                        .push((c.name().to_string(), v.to_owned()));
+                }
+            }
+        }
+    }
+    Ok(Table {
+        df,
+        name,
+        long,
+        ..table
+    })
 }
 
 fn read_csv(path: &Path, file: &str, required: &[&str]) -> Result<Table, IngestError> {
@@ -427,6 +452,7 @@ fn read_csv(path: &Path, file: &str, required: &[&str]) -> Result<Table, IngestE
         name: String::new(),
         df,
         first_row: 2,
+        long: HashMap::new(),
     })
 }
 
@@ -593,6 +619,7 @@ fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
         name: String::new(),
         df,
         first_row: 1,
+        long: HashMap::new(),
     })
 }
 
@@ -606,6 +633,19 @@ struct RowCheck<'a> {
 }
 
 impl RowCheck<'_> {
+    /// Rejects the row's over-long values, if any.
+    fn lengths(&mut self, t: &Table, i: usize) {
+        if let Some(cols) = t.long.get(&i) {
+            for (c, v) in cols {
+                self.reject(
+                    c,
+                    v,
+                    format!("longer than {MAX_FIELD} characters ({})", v.chars().count()),
+                );
+            }
+        }
+    }
+
     fn reject(&mut self, column: &str, value: &str, reason: impl Into<String>) {
         self.bad = true;
         self.out.push(Reject {
@@ -701,6 +741,7 @@ fn check_debtors(
             bad: false,
             out: rejects,
         };
+        rc.lengths(t, i);
         let did = rc.required("debtor_id", id.get(i));
         if occurrences.get(did).copied().unwrap_or(0) > 1 {
             rc.reject(
@@ -823,6 +864,7 @@ fn check_ledger(
             bad: false,
             out: rejects,
         };
+        rc.lengths(t, i);
         let iid = rc.required("item_id", iid);
         if let Some(&k) = occurrences.get(iid) {
             if k > 1 {
@@ -915,6 +957,7 @@ fn check_events(
             bad: false,
             out: rejects,
         };
+        rc.lengths(t, i);
         let did = rc.required("debtor_id", debtor_id.get(i));
         if !did.is_empty() && !debtors.contains_key(did) {
             rc.reject(
