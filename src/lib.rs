@@ -34,14 +34,31 @@ pub mod shard;
 pub mod state;
 
 /// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
-/// process aborts here, as a power cut would. Crash-safety tests use it to
-/// prove a night is all or nothing.
+/// process kills itself with SIGKILL here, as a power cut or the OOM killer
+/// would: no destructor, no flush, no unwinding. Crash-safety tests use it
+/// to prove a night is all or nothing at every stage.
 pub fn failpoint(name: &str) {
     if std::env::var_os("DUNNING_FAILPOINT").is_some_and(|v| v == name) {
-        eprintln!("dunning: failpoint {name}: aborting");
+        eprintln!("dunning: failpoint {name}: killing myself");
+        // SAFETY: kill(2) on our own pid with a valid signal number.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
         std::process::abort();
     }
 }
+
+/// Every crash point of a night, in the order a night passes them.
+pub const FAILPOINTS: &[&str] = &[
+    "after-policy",
+    "after-ingest",
+    "after-decide",
+    "mid-actions",
+    "before-rename",
+    "before-commit",
+    "mid-commit",
+    "after-commit",
+];
 
 /// Exit code for an error: 2 when the input, the policy or the state needs
 /// a person's attention, 1 for a fault of the engine itself.

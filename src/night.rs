@@ -511,6 +511,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     for w in &policy.warnings {
         tracing::warn!(stage = "policy", "{}", w.as_warning());
     }
+    crate::failpoint("after-policy");
     let challenger = load_challenger(args)?;
     // What the state records as the night's policy.
     let night_policy_sha = match &challenger {
@@ -601,6 +602,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let mut data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
     let mut priors = priors_for(&state, previous)?;
     mark_bounced(&mut data, &undelivered);
+    crate::failpoint("after-ingest");
     if let Some(sh) = args.shard {
         keep_shard(&mut data, sh)?;
         priors.retain(|k, _| sh.holds(&k.0));
@@ -651,6 +653,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             "internal error: re-running night {as_of} gave another state than the committed one; please report this"
         );
     }
+    crate::failpoint("after-decide");
     let mut staging = Staging::new(&args.out)?;
     staging.write("decisions.csv", &emit::decisions_csv(&decisions))?;
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
@@ -733,6 +736,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         };
         state.commit(as_of, &snapshot, &record)?;
         info!(stage = "commit", night = %as_of, "state committed");
+        crate::failpoint("after-commit");
     }
 
     let report = Report {

@@ -123,6 +123,7 @@ impl State {
             write_synced(&tmp.join("accounts.csv"), accounts_csv)?;
             let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
             write_synced(&tmp.join("night.json"), &json)?;
+            crate::failpoint("mid-commit");
             fs::rename(&tmp, self.night_dir(night))?;
             File::open(&nights)?.sync_all()
         };

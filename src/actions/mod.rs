@@ -233,6 +233,7 @@ pub fn write(
             }
             calls.extend(r.calls);
         }
+        crate::failpoint("mid-actions");
     }
     // The call-centre queue is worked from the top: by priority, then as
     // decisions are sorted.
