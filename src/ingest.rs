@@ -12,6 +12,7 @@ use crate::money::{self, Cents};
 use crate::policy::display_path;
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -390,10 +391,13 @@ fn read_table(path: &Path, required: &[&str], optional: &[&str]) -> Result<Table
             cols.push(c.clone());
         }
     }
-    let df = DataFrame::new(table.df.height(), cols).map_err(|e| IngestError::Unparseable {
+    let mut df = DataFrame::new(table.df.height(), cols).map_err(|e| IngestError::Unparseable {
         file: file.clone(),
         message: e.to_string(),
     })?;
+    // One chunk per column: the row checks read values by index, which is
+    // constant time only on a single chunk.
+    df.rechunk_mut_par();
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
@@ -827,6 +831,18 @@ fn check_debtors(
     (map, bad_rows)
 }
 
+/// One slice of the ledger, checked.
+#[derive(Default)]
+struct LedgerPart {
+    mask: Vec<bool>,
+    amounts: Vec<Cents>,
+    opens: Vec<Cents>,
+    issued: Vec<i32>,
+    due: Vec<i32>,
+    rejects: Vec<Reject>,
+    bad_rows: usize,
+}
+
 fn check_ledger(
     t: &Table,
     debtors: &HashMap<String, Debtor>,
@@ -843,75 +859,100 @@ fn check_ledger(
         *occurrences.entry(v).or_default() += 1;
     }
 
+    let duplicate = |k: u32| {
+        format!("duplicate item_id: appears {k} times in the ledger, every copy is rejected")
+    };
+    // Rows are checked in parallel, a slice at a time, and put back in
+    // file order, so rejects.csv does not depend on thread timing.
+    const SLICE: usize = 1 << 16;
+    let starts: Vec<usize> = (0..n).step_by(SLICE).collect();
+    let parts: Vec<LedgerPart> = starts
+        .into_par_iter()
+        .map(|start| {
+            let len = SLICE.min(n - start);
+            let sl = |c: &StringChunked| c.slice(start as i64, len);
+            let (item_id, debtor_id, currency) = (sl(item_id), sl(debtor_id), sl(currency));
+            let (amount, open_amount) = (sl(amount), sl(open_amount));
+            let (issued_on, due_on) = (sl(issued_on), sl(due_on));
+            let mut part = LedgerPart::default();
+            let rows = item_id
+                .iter()
+                .zip(debtor_id.iter())
+                .zip(currency.iter())
+                .zip(amount.iter())
+                .zip(open_amount.iter())
+                .zip(issued_on.iter())
+                .zip(due_on.iter());
+            for (j, ((((((iid, did), cur), amt), open), iss), du)) in rows.enumerate() {
+                let i = start + j;
+                let mut rc = RowCheck {
+                    file: &t.name,
+                    row: t.row(i),
+                    bad: false,
+                    out: &mut part.rejects,
+                };
+                rc.lengths(t, i);
+                let iid = rc.required("item_id", iid);
+                if let Some(&k) = occurrences.get(iid) {
+                    if k > 1 {
+                        rc.reject("item_id", iid, duplicate(k));
+                    }
+                }
+                let did = rc.required("debtor_id", did);
+                if !did.is_empty() && !debtors.contains_key(did) {
+                    rc.reject(
+                        "debtor_id",
+                        did,
+                        "debtor not in the debtors file (or rejected there)",
+                    );
+                }
+                let cur = cur.unwrap_or("");
+                if !is_currency(cur) {
+                    rc.reject(
+                        "currency",
+                        cur,
+                        "currency must be 3 capital letters (ISO 4217)",
+                    );
+                }
+                let a = rc.amount("amount", amt);
+                let o = rc.amount("open_amount", open);
+                if let (Some(a), Some(o)) = (a, o) {
+                    if o > a {
+                        rc.reject(
+                            "open_amount",
+                            open.unwrap_or(""),
+                            format!("open_amount exceeds amount {}", money::format_cents(a)),
+                        );
+                    }
+                }
+                let iss = rc.date("issued_on", iss);
+                let du = rc.date("due_on", du);
+                if rc.bad {
+                    part.bad_rows += 1;
+                }
+                part.mask.push(!rc.bad);
+                part.amounts.push(a.unwrap_or(0));
+                part.opens.push(o.unwrap_or(0));
+                part.issued.push(iss.map_or(0, dates::to_days));
+                part.due.push(du.map_or(0, dates::to_days));
+            }
+            part
+        })
+        .collect();
     let mut mask = Vec::with_capacity(n);
     let mut amounts = Vec::with_capacity(n);
     let mut opens = Vec::with_capacity(n);
     let mut issued = Vec::with_capacity(n);
     let mut due = Vec::with_capacity(n);
     let mut bad_rows = 0;
-    let rows = item_id
-        .iter()
-        .zip(debtor_id.iter())
-        .zip(currency.iter())
-        .zip(amount.iter())
-        .zip(open_amount.iter())
-        .zip(issued_on.iter())
-        .zip(due_on.iter());
-    for (i, ((((((iid, did), cur), amt), open), iss), du)) in rows.enumerate() {
-        let mut rc = RowCheck {
-            file: &t.name,
-            row: t.row(i),
-            bad: false,
-            out: rejects,
-        };
-        rc.lengths(t, i);
-        let iid = rc.required("item_id", iid);
-        if let Some(&k) = occurrences.get(iid) {
-            if k > 1 {
-                rc.reject(
-                    "item_id",
-                    iid,
-                    format!("duplicate item_id: appears {k} times in the ledger, every copy is rejected"),
-                );
-            }
-        }
-        let did = rc.required("debtor_id", did);
-        if !did.is_empty() && !debtors.contains_key(did) {
-            rc.reject(
-                "debtor_id",
-                did,
-                "debtor not in the debtors file (or rejected there)",
-            );
-        }
-        let cur = cur.unwrap_or("");
-        if !is_currency(cur) {
-            rc.reject(
-                "currency",
-                cur,
-                "currency must be 3 capital letters (ISO 4217)",
-            );
-        }
-        let a = rc.amount("amount", amt);
-        let o = rc.amount("open_amount", open);
-        if let (Some(a), Some(o)) = (a, o) {
-            if o > a {
-                rc.reject(
-                    "open_amount",
-                    open.unwrap_or(""),
-                    format!("open_amount exceeds amount {}", money::format_cents(a)),
-                );
-            }
-        }
-        let iss = rc.date("issued_on", iss);
-        let du = rc.date("due_on", du);
-        if rc.bad {
-            bad_rows += 1;
-        }
-        mask.push(!rc.bad);
-        amounts.push(a.unwrap_or(0));
-        opens.push(o.unwrap_or(0));
-        issued.push(iss.map_or(0, dates::to_days));
-        due.push(du.map_or(0, dates::to_days));
+    for p in parts {
+        mask.extend(p.mask);
+        amounts.extend(p.amounts);
+        opens.extend(p.opens);
+        issued.extend(p.issued);
+        due.extend(p.due);
+        rejects.extend(p.rejects);
+        bad_rows += p.bad_rows;
     }
     let mut cols: Vec<Column> = vec![
         item_id.clone().into_column(),
