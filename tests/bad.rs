@@ -40,18 +40,6 @@ struct Transform {
     op: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Edit {
-    file: String,
-    #[serde(default)]
-    find: Option<String>,
-    #[serde(default)]
-    replace: Option<String>,
-    #[serde(default)]
-    append: Option<String>,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Expect {
@@ -176,22 +164,7 @@ fn every_bad_input_gets_its_answer() {
         for (f, text) in &case.files {
             std::fs::write(pol.join(f), text).unwrap();
         }
-        for e in &case.policy_edits {
-            let path = pol.join(&e.file);
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            if let Some(find) = &e.find {
-                assert!(
-                    text.contains(find.as_str()),
-                    "{name}: `{find}` not in {}",
-                    e.file
-                );
-                text = text.replacen(find.as_str(), e.replace.as_deref().unwrap_or(""), 1);
-            }
-            if let Some(a) = &e.append {
-                text.push_str(a);
-            }
-            std::fs::write(&path, text).unwrap();
-        }
+        apply_edits(&name, &pol, &case.policy_edits);
         let out = work.join("out");
         let state = work.join("state");
         let o = std::process::Command::new(bin())

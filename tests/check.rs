@@ -15,18 +15,6 @@ struct Case {
     edits: Vec<Edit>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Edit {
-    file: String,
-    #[serde(default)]
-    find: Option<String>,
-    #[serde(default)]
-    replace: Option<String>,
-    #[serde(default)]
-    append: Option<String>,
-}
-
 #[test]
 fn every_broken_policy_gets_its_exact_errors() {
     let corpus = root().join("fixtures/policies");
@@ -48,22 +36,7 @@ fn every_broken_policy_gets_its_exact_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let pol = tmp.path().join("policy");
         copy_tree(&policy(), &pol);
-        for e in &case.edits {
-            let path = pol.join(&e.file);
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            if let Some(find) = &e.find {
-                assert!(
-                    text.contains(find.as_str()),
-                    "{name}: `{find}` not in {}",
-                    e.file
-                );
-                text = text.replacen(find.as_str(), e.replace.as_deref().unwrap_or(""), 1);
-            }
-            if let Some(a) = &e.append {
-                text.push_str(a);
-            }
-            std::fs::write(&path, text).unwrap();
-        }
+        apply_edits(&name, &pol, &case.edits);
         let o = std::process::Command::new(bin())
             .current_dir(tmp.path())
             .args(["check", "policy"])

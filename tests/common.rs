@@ -163,3 +163,37 @@ pub fn run_generated(
     args.extend(extra.iter().map(|s| s.to_string()));
     run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
+
+/// One edit of a policy file in a test corpus: replace the first `find`
+/// with `replace`, and/or append text.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edit {
+    pub file: String,
+    #[serde(default)]
+    pub find: Option<String>,
+    #[serde(default)]
+    pub replace: Option<String>,
+    #[serde(default)]
+    pub append: Option<String>,
+}
+
+/// Applies a corpus case's edits to the policy copy in `pol`.
+pub fn apply_edits(case: &str, pol: &Path, edits: &[Edit]) {
+    for e in edits {
+        let path = pol.join(&e.file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if let Some(find) = &e.find {
+            assert!(
+                text.contains(find.as_str()),
+                "{case}: `{find}` not in {}",
+                e.file
+            );
+            text = text.replacen(find.as_str(), e.replace.as_deref().unwrap_or(""), 1);
+        }
+        if let Some(a) = &e.append {
+            text.push_str(a);
+        }
+        std::fs::write(&path, text).unwrap();
+    }
+}
