@@ -64,14 +64,9 @@ fn load_challenger(args: &RunArgs) -> anyhow::Result<Option<Challenger>> {
 }
 
 /// What the scheduler's log gets at the end.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Report {
-    pub accounts: u64,
-    pub escalations: u64,
-    pub cures: u64,
-    pub held: u64,
-    pub actions: u64,
-    pub rejected_values: usize,
+    pub counts: Counts,
     pub rerun: bool,
     pub out: PathBuf,
 }
@@ -740,22 +735,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     }
 
     let report = Report {
-        accounts: summary.accounts,
-        escalations: summary.escalations,
-        cures: summary.cures,
-        held: summary.held,
-        actions: summary.actions,
-        rejected_values: data.rejects.len(),
+        counts: Counts::of(&summary),
         rerun,
         out,
     };
+    let c = &report.counts;
     info!(
-        accounts = report.accounts,
-        escalations = report.escalations,
-        cures = report.cures,
-        held = report.held,
-        actions = report.actions,
-        rejected_values = report.rejected_values,
+        accounts = c.accounts,
+        escalations = c.escalations,
+        cures = c.cures,
+        held = c.held,
+        actions = c.actions,
+        rejected_values = c.rejected_values,
         rerun = report.rerun,
         ms = started.elapsed().as_millis() as u64,
         "night done"

@@ -115,10 +115,10 @@ fn merge_csv(name: &str, parts: &[Vec<u8>]) -> Result<Vec<u8>, ShardError> {
             _ => {}
         }
         let col = |c: &str| h.iter().position(|x| x == c);
+        // The call queue is ordered by priority first, as a number.
+        let priority = col("priority").filter(|_| name == "calls.csv");
         let mut keys: Vec<usize> = Vec::new();
-        if name == "calls.csv" {
-            keys.extend(col("priority"));
-        }
+        keys.extend(priority);
         keys.extend(col("debtor_id"));
         keys.extend(col("currency"));
         for (i, rec) in rdr.records().enumerate() {
@@ -127,8 +127,7 @@ fn merge_csv(name: &str, parts: &[Vec<u8>]) -> Result<Vec<u8>, ShardError> {
                 .iter()
                 .map(|&k| {
                     let v = rec.get(k).unwrap_or("");
-                    // Priorities sort as numbers.
-                    if name == "calls.csv" && Some(k) == col("priority") {
+                    if Some(k) == priority {
                         format!("{:>20}", v)
                     } else {
                         v.to_owned()

@@ -139,13 +139,7 @@ fn inputs(dir: &Path, case: &Case) {
 
 #[test]
 fn every_bad_input_gets_its_answer() {
-    let corpus = root().join("fixtures/bad");
-    let mut dirs: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let dirs = corpus("bad");
     assert!(dirs.len() >= 30, "{} cases", dirs.len());
     let mut failures = Vec::new();
     for dir in dirs {

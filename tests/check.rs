@@ -17,13 +17,7 @@ struct Case {
 
 #[test]
 fn every_broken_policy_gets_its_exact_errors() {
-    let corpus = root().join("fixtures/policies");
-    let mut dirs: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let dirs = corpus("policies");
     assert!(dirs.len() >= 15, "{} cases", dirs.len());
     let bless = std::env::var_os("DUNNING_BLESS").is_some();
     let mut failures = Vec::new();

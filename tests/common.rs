@@ -197,3 +197,14 @@ pub fn apply_edits(case: &str, pol: &Path, edits: &[Edit]) {
         std::fs::write(&path, text).unwrap();
     }
 }
+
+/// The case folders of a corpus under `fixtures/`, sorted.
+pub fn corpus(name: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures").join(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
