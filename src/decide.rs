@@ -9,11 +9,12 @@ use crate::history::{Prior, Standing};
 use crate::ingest::Debtor;
 use crate::money::Money;
 use crate::policy::{Action, Policy};
-use crate::script::{self, Facts, ScriptError};
+use crate::script::{self, Env, Facts, ScriptError};
 use crate::segment::{self, Tried};
+use crate::vector::{Frame, Verdicts};
 use chrono::NaiveDate;
 use rayon::prelude::*;
-use rhai::{ImmutableString, Scope};
+use rhai::Scope;
 use std::collections::HashMap;
 
 /// Why the level is what it is.
@@ -159,14 +160,96 @@ pub struct Context<'a> {
 pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decision>, ScriptError> {
     let no_flags = vec![false; ctx.policy.flags.len()];
     let flag_names = ctx.policy.flag_names();
+    let verdicts = vectorise(ctx, &accounts, &no_flags);
     let results: Vec<Result<Decision, ScriptError>> = accounts
         .into_par_iter()
-        .map_init(Scope::new, |scope, account| {
-            let d = decide_ladder(ctx, account, scope, &flag_names, &no_flags)?;
-            remember(ctx, d, scope)
+        .enumerate()
+        .map_init(Scope::new, |scope, (row, account)| {
+            decide_one(ctx, account, scope, &flag_names, &no_flags, &verdicts, row)
         })
         .collect();
     results.into_iter().collect()
+}
+
+/// Set to `rhai` to run every rule in Rhai: the reference the vectorised
+/// path is tested against, and a way out should a night ever need one.
+pub const RULES_ENV: &str = "DUNNING_RULES";
+
+/// What one account's rules read, and the state it comes with.
+fn facts_of<'a>(
+    ctx: &'a Context<'_>,
+    account: &'a Account,
+    no_prior: &'a Prior,
+    no_flags: &'a [bool],
+) -> (Facts<'a>, &'a Prior, Option<&'a crate::history::ActiveHold>) {
+    let policy = ctx.policy;
+    let prior = ctx
+        .priors
+        .get(&(account.debtor_id.clone(), account.currency.clone()))
+        .unwrap_or(no_prior);
+    let standing = ctx.standings.get(&account.debtor_id);
+    let hold = standing.and_then(|s| s.hold.as_ref());
+    let facts = Facts {
+        account,
+        debtor: ctx.debtors.get(&account.debtor_id),
+        level: prior.level,
+        days_since_escalation: prior
+            .last_escalated_on
+            .map_or(-1, |d| (ctx.as_of - d).num_days()),
+        hold: hold.map_or("", |h| policy.holds[h.rule].name.as_str()),
+        flags: standing.map_or(no_flags, |s| s.flags.as_slice()),
+    };
+    (facts, prior, hold)
+}
+
+/// Evaluates every vectorised condition for all accounts at once. A
+/// failure here is not the night's: the rules then run in Rhai.
+fn vectorise(ctx: &Context<'_>, accounts: &[Account], no_flags: &[bool]) -> Verdicts {
+    let policy = ctx.policy;
+    let conditions = policy.conditions();
+    if std::env::var(RULES_ENV).is_ok_and(|v| v == "rhai") {
+        tracing::info!(
+            target: "dunning::decide",
+            conditions = conditions.len(),
+            "{RULES_ENV}=rhai: every rule runs in Rhai"
+        );
+        return Verdicts::default();
+    }
+    let mut vars = Vec::new();
+    for c in &conditions {
+        if let Ok(node) = &c.plan {
+            node.reads(&mut vars);
+        }
+    }
+    let no_prior = Prior::default();
+    let facts: Vec<Facts<'_>> = accounts
+        .par_iter()
+        .map(|a| facts_of(ctx, a, &no_prior, no_flags).0)
+        .collect();
+    let segments: Vec<(usize, &str)> = policy
+        .segments
+        .iter()
+        .map(|s| (s.when.id, s.name.as_str()))
+        .collect();
+    let verdicts = Frame::build(&facts, &vars).and_then(|f| f.evaluate(&conditions, &segments));
+    match verdicts {
+        Ok(v) => {
+            for (rule, why) in &v.fell_back {
+                tracing::info!(target: "dunning::decide", rule = %rule, "runs in Rhai tonight: {why}");
+            }
+            tracing::debug!(
+                target: "dunning::decide",
+                columns = v.columns(),
+                conditions = conditions.len(),
+                "rules evaluated as columns"
+            );
+            v
+        }
+        Err(e) => {
+            tracing::warn!(target: "dunning::decide", error = %e, "vectorised rules failed; every rule runs in Rhai");
+            Verdicts::default()
+        }
+    }
 }
 
 /// What the state keeps after tonight's decision: placements made or
@@ -175,18 +258,17 @@ pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decis
 /// write-off proposal, made once per account.
 fn remember(
     ctx: &Context<'_>,
+    prior: &Prior,
     mut d: Decision,
-    scope: &mut Scope<'_>,
+    env: &mut Env<'_, '_>,
+    debtor_id: &str,
 ) -> Result<Decision, ScriptError> {
     let policy = ctx.policy;
-    let key = (d.account.debtor_id.clone(), d.account.currency.clone());
-    let prior = ctx.priors.get(&key).cloned().unwrap_or_default();
     let mut after = Prior {
         level: d.level_after,
         last_escalated_on: d.last_escalated_on,
-        ..prior
+        ..prior.clone()
     };
-    let debtor_id = d.account.debtor_id.clone();
     match d.outcome {
         Outcome::Cure | Outcome::Hold => {
             if let Some(agency) = after.placed_with.take() {
@@ -218,7 +300,9 @@ fn remember(
             });
             if d.actions.iter().any(|a| a.channel == "agency") {
                 let agency = match &policy.agencies {
-                    Some(rule) => script::eval_string(&policy.engine, rule, scope, &debtor_id)?,
+                    Some(rule) => {
+                        script::eval_string(&policy.engine, rule, env.scope(), debtor_id)?
+                    }
                     None => "agency".to_owned(),
                 };
                 after.placed_with = Some(agency.clone());
@@ -234,7 +318,7 @@ fn remember(
         && after.level > 0
     {
         if let Some(rule) = &policy.writeoff {
-            if script::eval(&policy.engine, rule, scope, &debtor_id)? {
+            if env.eval(&policy.engine, rule, debtor_id)? {
                 after.writeoff_on = Some(ctx.as_of);
                 d.writeoff = true;
             }
@@ -244,36 +328,42 @@ fn remember(
     Ok(d)
 }
 
-fn decide_ladder(
+/// One account: tonight's decision, then what the state keeps of it.
+fn decide_one(
     ctx: &Context<'_>,
     account: Account,
-    scope: &mut Scope<'_>,
+    scope: &mut Scope<'static>,
     flag_names: &[String],
     no_flags: &[bool],
+    verdicts: &Verdicts,
+    row: usize,
+) -> Result<Decision, ScriptError> {
+    let no_prior = Prior::default();
+    let mut d = {
+        let (facts, prior, hold) = facts_of(ctx, &account, &no_prior, no_flags);
+        let mut env = Env::new(scope, facts, flag_names, verdicts, row);
+        let d = decide_ladder(ctx, &account, &mut env, prior, hold)?;
+        remember(ctx, prior, d, &mut env, &account.debtor_id)?
+    };
+    d.account = account;
+    Ok(d)
+}
+
+/// Tonight's level and actions; the decision's `account` is left empty for
+/// the caller to fill.
+fn decide_ladder<'a>(
+    ctx: &'a Context<'a>,
+    account: &Account,
+    env: &mut Env<'_, 'a>,
+    prior: &Prior,
+    hold: Option<&crate::history::ActiveHold>,
 ) -> Result<Decision, ScriptError> {
     let policy = ctx.policy;
-    let key = (account.debtor_id.clone(), account.currency.clone());
-    let no_prior = Prior::default();
-    let prior = ctx.priors.get(&key).unwrap_or(&no_prior);
-    let standing = ctx.standings.get(&account.debtor_id);
-    let hold = standing.and_then(|s| s.hold.as_ref());
-    let hold_name = hold.map_or("", |h| policy.holds[h.rule].name.as_str());
-    let days_since = prior
-        .last_escalated_on
-        .map_or(-1, |d| (ctx.as_of - d).num_days());
-    let facts = Facts {
-        account: &account,
-        debtor: ctx.debtors.get(&account.debtor_id),
-        level: prior.level,
-        days_since_escalation: days_since,
-        hold: hold_name,
-        flags: standing.map_or(no_flags, |s| s.flags.as_slice()),
-    };
-    script::fill_scope(scope, &facts, flag_names);
-    let debtor_id_owned = account.debtor_id.clone();
-    let debtor_id = debtor_id_owned.as_str();
+    let hold_name = env.facts().hold;
+    let days_since = env.facts().days_since_escalation;
+    let debtor_id = account.debtor_id.as_str();
     let mut trace = ctx.trace.then(|| Trace {
-        facts: script::scope_facts(scope),
+        facts: script::scope_facts(env.scope()),
         hold: hold.map(|h| HoldFound {
             name: hold_name.to_owned(),
             event: policy.holds[h.rule].starts.as_str().to_owned(),
@@ -288,12 +378,12 @@ fn decide_ladder(
 
     let seg = segment::choose(
         policy,
-        scope,
+        env,
         debtor_id,
         trace.as_mut().map(|t| &mut t.segments),
     )?;
     let segment_name = seg.map_or("", |i| policy.segments[i].name.as_str());
-    scope.push_constant("segment", ImmutableString::from(segment_name));
+    env.set_segment(segment_name);
 
     let mut d = Decision {
         segment: segment_name.to_owned(),
@@ -312,18 +402,18 @@ fn decide_ladder(
         writeoff: false,
         trace: None,
         strategy: ctx.strategy,
-        account,
+        account: Account::default(),
     };
 
     // 1. Cure wins over everything, holds included.
-    if d.account.overdue < policy.cure_below {
+    if account.overdue < policy.cure_below {
         d.level_after = 0;
         d.last_escalated_on = None;
         d.outcome = Outcome::Cure;
         d.rule = "cure_below".into();
         d.reason = format!(
             "overdue {} < cure_below {}",
-            Money(d.account.overdue),
+            Money(account.overdue),
             Money(policy.cure_below)
         );
         d.trace = trace;
@@ -381,7 +471,7 @@ fn decide_ladder(
         .filter(|l| l.number == next || (l.number > next && l.jump))
         .rev();
     for level in candidates {
-        let value = script::eval(&policy.engine, &level.when, scope, debtor_id)?;
+        let value = env.eval(&policy.engine, &level.when, debtor_id)?;
         let gap_ok = days_since < 0 || days_since >= level.min_gap;
         if let Some(t) = trace.as_mut() {
             t.levels.push(LevelTried {
@@ -408,11 +498,11 @@ fn decide_ladder(
         let mut notes = Vec::new();
         for ar in &level.actions {
             if let Some(cond) = &ar.when {
-                if !script::eval(&policy.engine, cond, scope, debtor_id)? {
+                if !env.eval(&policy.engine, cond, debtor_id)? {
                     continue;
                 }
             }
-            let g = guard::apply(policy, &ar.action, scope, debtor_id)?;
+            let g = guard::apply(policy, &ar.action, env, debtor_id)?;
             if let Some(n) = g.note() {
                 notes.push(n);
             }
@@ -432,7 +522,12 @@ fn decide_ladder(
                 .as_ref()
                 .and_then(|c| c.priority.as_ref())
             {
-                d.call_priority = Some(script::eval_int(&policy.engine, rule, scope, debtor_id)?);
+                d.call_priority = Some(script::eval_int(
+                    &policy.engine,
+                    rule,
+                    env.scope(),
+                    debtor_id,
+                )?);
             }
         }
         d.level_after = level.number;

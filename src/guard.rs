@@ -4,8 +4,7 @@
 //! decision says which and why.
 
 use crate::policy::{Action, Fallback, Policy};
-use crate::script::{self, ScriptError};
-use rhai::Scope;
+use crate::script::{Env, ScriptError};
 
 /// What a guard did to one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +39,7 @@ impl Guarded {
 pub fn apply(
     policy: &Policy,
     action: &Action,
-    scope: &mut Scope<'_>,
+    env: &mut Env<'_, '_>,
     debtor_id: &str,
 ) -> Result<Guarded, ScriptError> {
     let mut channel = action.channel.clone();
@@ -53,7 +52,7 @@ pub fn apply(
         };
         let allowed = match &ch.allowed_when {
             None => true,
-            Some(cond) => script::eval(&policy.engine, cond, scope, debtor_id)?,
+            Some(cond) => env.eval(&policy.engine, cond, debtor_id)?,
         };
         if allowed {
             return Ok(Guarded {

@@ -32,6 +32,7 @@ pub mod segment;
 pub mod send;
 pub mod shard;
 pub mod state;
+pub mod vector;
 
 /// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
 /// process kills itself with SIGKILL here, as a power cut or the OOM killer

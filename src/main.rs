@@ -182,9 +182,18 @@ fn explain(e: ExplainCmd) -> anyhow::Result<()> {
 /// `dunning check`: the policy loader's verdict, every problem at once;
 /// warnings are shown but do not fail the check.
 fn check(c: &CheckCmd) -> ExitCode {
-    let (errors, warnings) = match dunning::policy::Policy::load(&c.policy) {
-        Ok(p) => (Vec::new(), p.warnings),
-        Err(e) => (e.problems, Vec::new()),
+    let (errors, warnings, rules) = match dunning::policy::Policy::load(&c.policy) {
+        Ok(p) => {
+            // How each rule runs: as a column for every account at once, or
+            // in Rhai account by account (and why).
+            let rules: Vec<(String, Option<String>)> = p
+                .conditions()
+                .iter()
+                .map(|c| (c.rule.clone(), c.plan.as_ref().err().cloned()))
+                .collect();
+            (Vec::new(), p.warnings, rules)
+        }
+        Err(e) => (e.problems, Vec::new(), Vec::new()),
     };
     match c.format {
         Format::Json => {
@@ -209,6 +218,11 @@ fn check(c: &CheckCmd) -> ExitCode {
                     "errors": errors.len(),
                     "warnings": warnings.len(),
                     "problems": list,
+                    "rules": rules.iter().map(|(rule, why)| serde_json::json!({
+                        "rule": rule,
+                        "runs": if why.is_none() { "columns" } else { "rhai" },
+                        "why": why,
+                    })).collect::<Vec<_>>(),
                 })
             );
         }
@@ -220,6 +234,23 @@ fn check(c: &CheckCmd) -> ExitCode {
                 println!("{}", p.as_warning());
             }
             if errors.is_empty() {
+                let rhai: Vec<_> = rules
+                    .iter()
+                    .filter_map(|(r, why)| why.as_ref().map(|w| (r, w)))
+                    .collect();
+                println!(
+                    "rules: {} of {} evaluated as columns for all accounts at once{}",
+                    rules.len() - rhai.len(),
+                    rules.len(),
+                    if rhai.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} in Rhai, account by account:", rhai.len())
+                    }
+                );
+                for (rule, why) in rhai {
+                    println!("  {rule}: {why}");
+                }
                 println!(
                     "{}: ok{}",
                     c.policy.display(),

@@ -420,6 +420,33 @@ impl fmt::Debug for Policy {
 }
 
 impl Policy {
+    /// Every condition and rule of the policy, in the order `check` lists
+    /// them: segments, ladder levels and their actions, channels,
+    /// write-off, agencies, call priority.
+    pub fn conditions(&self) -> Vec<&Condition> {
+        let mut out: Vec<&Condition> = self.segments.iter().map(|s| &s.when).collect();
+        for ladder in &self.ladders {
+            for level in &ladder.levels {
+                out.push(&level.when);
+                out.extend(level.actions.iter().filter_map(|a| a.when.as_ref()));
+            }
+        }
+        out.extend(
+            self.channels
+                .values()
+                .filter_map(|c| c.allowed_when.as_ref()),
+        );
+        out.extend(self.writeoff.iter());
+        out.extend(self.agencies.iter());
+        out.extend(
+            self.messages
+                .calls
+                .as_ref()
+                .and_then(|c| c.priority.as_ref()),
+        );
+        out
+    }
+
     pub fn flag_names(&self) -> Vec<String> {
         self.flags.iter().map(|f| f.name.clone()).collect()
     }
@@ -459,6 +486,7 @@ impl Policy {
             problems: Vec::new(),
             warnings: Vec::new(),
             engine: script::engine(),
+            conditions: 0,
         }
         .build(doc, files, sha256)
     }
@@ -476,6 +504,8 @@ struct Builder {
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
     engine: Engine,
+    /// Conditions compiled so far: the next one's id.
+    conditions: usize,
 }
 
 /// The candidate closest to `word`, when one is close enough to be a typo.
@@ -618,7 +648,28 @@ impl Builder {
         match self.engine.compile_with_scope(scope, &source) {
             Ok(ast) => {
                 let ast = helpers.merge(&ast);
-                Some(Condition { rule, source, ast })
+                let flags: Vec<String> = scope
+                    .iter_raw()
+                    .map(|(n, _, _)| n.to_owned())
+                    .filter(|n| {
+                        n != script::SEGMENT_VARIABLE.0
+                            && !script::VARIABLES.iter().any(|v| v.0 == n)
+                    })
+                    .collect();
+                let names = crate::vector::Names {
+                    flags: &flags,
+                    with_segment: scope.contains(script::SEGMENT_VARIABLE.0),
+                };
+                let plan = crate::vector::translate(&ast, &names);
+                let id = self.conditions;
+                self.conditions += 1;
+                Some(Condition {
+                    rule,
+                    source,
+                    ast,
+                    id,
+                    plan,
+                })
             }
             Err(e) => {
                 let (line, column) = match (e.1.line(), e.1.position()) {

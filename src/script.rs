@@ -136,6 +136,10 @@ pub struct Condition {
     pub rule: String,
     pub source: String,
     pub ast: AST,
+    /// Numbered in load order: the vectorised results are kept by it.
+    pub id: usize,
+    /// The condition as a column expression, or why it runs in Rhai.
+    pub plan: Result<crate::vector::Node, String>,
 }
 
 /// A condition failed while evaluating one account.
@@ -197,6 +201,7 @@ pub fn declaration_scope(with_segment: bool, flags: &[String]) -> Scope<'static>
 }
 
 /// What one account looks like to a script.
+#[derive(Clone, Copy)]
 pub struct Facts<'a> {
     pub account: &'a Account,
     pub debtor: Option<&'a Debtor>,
@@ -206,40 +211,148 @@ pub struct Facts<'a> {
     pub flags: &'a [bool],
 }
 
+/// One variable's value for one account, before it becomes a Rhai value or
+/// a cell of the vectorised facts frame: both are made from this, so the two
+/// paths cannot read different facts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fact<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    /// An amount in cents (a `decimal` with two places for scripts).
+    Money(crate::money::Cents),
+    Decimal(rust_decimal::Decimal),
+}
+
+impl<'a> Facts<'a> {
+    /// The value of variable `i`: an index into [`VARIABLES`], then the
+    /// policy's flags in order.
+    pub fn value(&self, i: usize) -> Fact<'a> {
+        let a = self.account;
+        let d = self.debtor;
+        let text = |f: fn(&'a Debtor) -> &'a str| d.map(f).unwrap_or("");
+        match i {
+            0 => Fact::Str(a.currency.as_str()),
+            1 => Fact::Str(text(|d| d.kind.as_str())),
+            2 => Fact::Str(text(|d| d.language.as_str())),
+            3 => Fact::Str(text(|d| d.country.as_str())),
+            4 => Fact::Bool(d.and_then(|d| d.score).is_some()),
+            5 => Fact::Decimal(d.and_then(|d| d.score).unwrap_or_default()),
+            6 => Fact::Bool(d.is_some_and(|d| d.email_ok)),
+            7 => Fact::Bool(d.is_some_and(|d| d.email_bounced)),
+            8 => Fact::Bool(d.is_some_and(|d| d.phone_e164.is_some())),
+            9 => Fact::Bool(d.is_none_or(|d| d.consent_email)),
+            10 => Fact::Bool(d.is_none_or(|d| d.consent_sms)),
+            11 => Fact::Money(a.overdue),
+            12 => Fact::Money(a.open),
+            13 => Fact::Int(a.max_dpd),
+            14 => Fact::Int(a.overdue_items),
+            15 => Fact::Int(a.open_items),
+            16..=19 => Fact::Money(a.aging[i - 16]),
+            20 => Fact::Int(a.oldest_due_days),
+            21 => Fact::Int(i64::from(self.level)),
+            22 => Fact::Int(self.days_since_escalation),
+            23 => Fact::Str(self.hold),
+            _ => Fact::Bool(
+                self.flags
+                    .get(i - VARIABLES.len())
+                    .copied()
+                    .unwrap_or(false),
+            ),
+        }
+    }
+}
+
 /// Fills `scope` with one account's facts. The order and set of variables
 /// must match [`declaration_scope`]; the segment is pushed later, once known.
 pub fn fill_scope(scope: &mut Scope<'_>, facts: &Facts<'_>, flag_names: &[String]) {
-    let a = facts.account;
-    let d = facts.debtor;
-    let text = |f: fn(&Debtor) -> &str| -> ImmutableString { d.map(f).unwrap_or("").into() };
     scope.clear();
-    scope.push_constant("currency", ImmutableString::from(a.currency.as_str()));
-    scope.push_constant("kind", text(|d| d.kind.as_str()));
-    scope.push_constant("language", text(|d| d.language.as_str()));
-    scope.push_constant("country", text(|d| d.country.as_str()));
-    let score = d.and_then(|d| d.score);
-    scope.push_constant("has_score", score.is_some());
-    scope.push_constant("score", score.unwrap_or_default());
-    scope.push_constant("has_email", d.is_some_and(|d| d.email_ok));
-    scope.push_constant("email_bounced", d.is_some_and(|d| d.email_bounced));
-    scope.push_constant("has_phone", d.is_some_and(|d| d.phone_e164.is_some()));
-    scope.push_constant("consent_email", d.is_none_or(|d| d.consent_email));
-    scope.push_constant("consent_sms", d.is_none_or(|d| d.consent_sms));
-    scope.push_constant("overdue", money::to_decimal(a.overdue));
-    scope.push_constant("open", money::to_decimal(a.open));
-    scope.push_constant("max_dpd", a.max_dpd as INT);
-    scope.push_constant("overdue_items", a.overdue_items as INT);
-    scope.push_constant("open_items", a.open_items as INT);
-    scope.push_constant("aging_1_30", money::to_decimal(a.aging[0]));
-    scope.push_constant("aging_31_60", money::to_decimal(a.aging[1]));
-    scope.push_constant("aging_61_90", money::to_decimal(a.aging[2]));
-    scope.push_constant("aging_90_plus", money::to_decimal(a.aging[3]));
-    scope.push_constant("oldest_due_days", a.oldest_due_days as INT);
-    scope.push_constant("level", facts.level as INT);
-    scope.push_constant("days_since_escalation", facts.days_since_escalation as INT);
-    scope.push_constant("hold", ImmutableString::from(facts.hold));
-    for (name, on) in flag_names.iter().zip(facts.flags) {
-        scope.push_constant(name.as_str().to_owned(), *on);
+    let names = VARIABLES
+        .iter()
+        .map(|v| v.0)
+        .chain(flag_names.iter().map(String::as_str));
+    for (i, name) in names.enumerate() {
+        let value: Dynamic = match facts.value(i) {
+            Fact::Str(s) => ImmutableString::from(s).into(),
+            Fact::Bool(b) => b.into(),
+            Fact::Int(n) => (n as INT).into(),
+            Fact::Money(c) => Dynamic::from_decimal(money::to_decimal(c)),
+            Fact::Decimal(d) => Dynamic::from_decimal(d),
+        };
+        scope.push_constant_dynamic(name, value);
+    }
+}
+
+/// One account as the rules see it: the vectorised verdicts first, and a
+/// Rhai scope filled only when a rule has to run in Rhai (most accounts of
+/// a night never need one).
+pub struct Env<'s, 'a> {
+    scope: &'s mut Scope<'static>,
+    facts: Facts<'a>,
+    flag_names: &'a [String],
+    filled: bool,
+    segment: Option<&'a str>,
+    verdicts: &'a crate::vector::Verdicts,
+    row: usize,
+}
+
+impl<'s, 'a> Env<'s, 'a> {
+    /// `row` is the account's row in the frame `verdicts` came from.
+    pub fn new(
+        scope: &'s mut Scope<'static>,
+        facts: Facts<'a>,
+        flag_names: &'a [String],
+        verdicts: &'a crate::vector::Verdicts,
+        row: usize,
+    ) -> Env<'s, 'a> {
+        Env {
+            scope,
+            facts,
+            flag_names,
+            filled: false,
+            segment: None,
+            verdicts,
+            row,
+        }
+    }
+
+    pub fn facts(&self) -> &Facts<'a> {
+        &self.facts
+    }
+
+    /// The Rhai scope, filled.
+    pub fn scope(&mut self) -> &mut Scope<'static> {
+        if !self.filled {
+            fill_scope(self.scope, &self.facts, self.flag_names);
+            if let Some(s) = self.segment {
+                self.scope
+                    .push_constant("segment", ImmutableString::from(s));
+            }
+            self.filled = true;
+        }
+        self.scope
+    }
+
+    /// Tonight's segment, which ladder, action and channel rules may read.
+    pub fn set_segment(&mut self, segment: &'a str) {
+        self.segment = Some(segment);
+        if self.filled {
+            self.scope
+                .push_constant("segment", ImmutableString::from(segment));
+        }
+    }
+
+    /// A condition's value: the column's when it was vectorised, else Rhai's.
+    pub fn eval(
+        &mut self,
+        engine: &Engine,
+        cond: &Condition,
+        debtor_id: &str,
+    ) -> Result<bool, ScriptError> {
+        if let Some(v) = self.verdicts.get(cond.id, self.row) {
+            return Ok(v);
+        }
+        eval(engine, cond, self.scope(), debtor_id)
     }
 }
 

@@ -2,8 +2,7 @@
 //! strategy (its ladder).
 
 use crate::policy::Policy;
-use crate::script::{self, ScriptError};
-use rhai::Scope;
+use crate::script::{Env, ScriptError};
 
 /// One segment condition tried, for the trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,13 +15,13 @@ pub struct Tried {
 /// Index of the first matching segment, and what was tried on the way.
 pub fn choose(
     policy: &Policy,
-    scope: &mut Scope<'_>,
+    env: &mut Env<'_, '_>,
     debtor_id: &str,
     tried: Option<&mut Vec<Tried>>,
 ) -> Result<Option<usize>, ScriptError> {
     let mut tried = tried;
     for (i, seg) in policy.segments.iter().enumerate() {
-        let matched = script::eval(&policy.engine, &seg.when, scope, debtor_id)?;
+        let matched = env.eval(&policy.engine, &seg.when, debtor_id)?;
         if let Some(t) = tried.as_deref_mut() {
             t.push(Tried {
                 segment: seg.name.clone(),

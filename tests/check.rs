@@ -59,8 +59,24 @@ fn every_broken_policy_gets_its_exact_errors() {
         assert_eq!(o.status.code().unwrap(), code, "{name}");
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["ok"], serde_json::Value::Bool(code == 0), "{name}");
-        let lines = stdout.lines().count() - 1;
+        // Problems are a line each; the list of rules that run in Rhai
+        // (indented, after "rules:") is not one.
+        let lines = stdout
+            .lines()
+            .filter(|l| !l.starts_with("rules: ") && !l.starts_with("  "))
+            .count()
+            - 1;
         assert_eq!(v["problems"].as_array().unwrap().len(), lines, "{name}");
+        if code == 0 {
+            let rules = v["rules"].as_array().unwrap();
+            let rhai = rules.iter().filter(|r| r["runs"] == "rhai").count();
+            let summary = format!(
+                "rules: {} of {} evaluated as columns",
+                rules.len() - rhai,
+                rules.len()
+            );
+            assert!(stdout.contains(&summary), "{name}: {stdout}");
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,0 +1,777 @@
+//! Vectorised conditions: the part of Rhai that maps onto Polars
+//! expressions (comparisons, `&&` `||` `!`, `+` `-` `*`, literals, the
+//! account's variables, `in` lists of literals) is translated once, at
+//! policy load, and evaluated column by column for every account at once.
+//! Anything else (function calls, helpers, division, `if`, statements) runs
+//! in Rhai per account, as before; `dunning check` says which rule runs
+//! which way.
+//!
+//! The two paths must agree on every account. Rhai's numbers are exact
+//! (64-bit integers, and decimals for amounts); here amounts are 64-bit
+//! integers scaled by a power of ten (cents for money). Before a condition
+//! is evaluated, the range of every column is known, and the range of every
+//! intermediate result is worked out from it: a condition whose arithmetic
+//! could leave 64 bits on tonight's data runs in Rhai instead, so the
+//! vectorised path never rounds and never wraps. `tests/vector.rs` checks
+//! the agreement on random conditions and on generated nights.
+
+use crate::script::{Fact, Facts, SEGMENT_VARIABLE, VARIABLES};
+use polars::prelude::*;
+use rayon::prelude::*;
+use rhai::{Dynamic, Expr as RExpr, FnCallExpr, Stmt, AST};
+use rust_decimal::Decimal;
+
+/// A value's type as the translator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Bool,
+    Int,
+    Dec,
+    Str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arith {
+    Add,
+    Sub,
+    Mul,
+}
+
+/// A condition in the subset, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Bool(bool),
+    Int(i64),
+    Dec(Decimal),
+    Str(String),
+    /// A variable: its index (see [`Facts::value`]; the segment is
+    /// [`SEGMENT`]) and type.
+    Var(usize, Ty),
+    Not(Box<Node>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Cmp(Cmp, Box<Node>, Box<Node>),
+    Arith(Arith, Box<Node>, Box<Node>),
+    Neg(Box<Node>),
+    /// `x in [a, b, ...]`, every element of x's type.
+    In(Box<Node>, Vec<Node>),
+}
+
+/// The variable index that stands for `segment`.
+pub const SEGMENT: usize = usize::MAX;
+
+impl Node {
+    pub fn ty(&self) -> Ty {
+        match self {
+            Node::Bool(_)
+            | Node::Not(_)
+            | Node::And(_)
+            | Node::Or(_)
+            | Node::Cmp(..)
+            | Node::In(..) => Ty::Bool,
+            Node::Int(_) => Ty::Int,
+            Node::Dec(_) => Ty::Dec,
+            Node::Str(_) => Ty::Str,
+            Node::Var(_, t) => *t,
+            Node::Neg(x) => x.ty(),
+            Node::Arith(_, a, b) => {
+                if a.ty() == Ty::Int && b.ty() == Ty::Int {
+                    Ty::Int
+                } else {
+                    Ty::Dec
+                }
+            }
+        }
+    }
+
+    /// Every variable the node reads.
+    pub fn reads(&self, out: &mut Vec<usize>) {
+        match self {
+            Node::Var(i, _) => {
+                if !out.contains(i) {
+                    out.push(*i);
+                }
+            }
+            Node::Not(x) | Node::Neg(x) => x.reads(out),
+            Node::And(xs) | Node::Or(xs) => xs.iter().for_each(|x| x.reads(out)),
+            Node::Cmp(_, a, b) | Node::Arith(_, a, b) => {
+                a.reads(out);
+                b.reads(out);
+            }
+            Node::In(x, xs) => {
+                x.reads(out);
+                xs.iter().for_each(|x| x.reads(out));
+            }
+            Node::Bool(_) | Node::Int(_) | Node::Dec(_) | Node::Str(_) => {}
+        }
+    }
+}
+
+/// The variables a condition may read, by name: index and type.
+pub struct Names<'a> {
+    pub flags: &'a [String],
+    pub with_segment: bool,
+}
+
+impl Names<'_> {
+    fn lookup(&self, name: &str) -> Option<(usize, Ty)> {
+        let ty = |t: &str| match t {
+            "string" => Ty::Str,
+            "bool" => Ty::Bool,
+            "int" => Ty::Int,
+            _ => Ty::Dec,
+        };
+        if let Some(i) = VARIABLES.iter().position(|v| v.0 == name) {
+            return Some((i, ty(VARIABLES[i].1)));
+        }
+        if let Some(i) = self.flags.iter().position(|f| f == name) {
+            return Some((VARIABLES.len() + i, Ty::Bool));
+        }
+        (self.with_segment && name == SEGMENT_VARIABLE.0).then_some((SEGMENT, Ty::Str))
+    }
+}
+
+/// Translates a compiled condition, or says why it stays in Rhai.
+pub fn translate(ast: &AST, names: &Names<'_>) -> Result<Node, String> {
+    let node = match ast.statements() {
+        [Stmt::Expr(e)] => expr(e, names)?,
+        [Stmt::FnCall(f, _)] => call(f, names)?,
+        [] => return Err("is empty".into()),
+        [Stmt::If(..)] => return Err("uses `if`".into()),
+        [Stmt::Switch(..)] => return Err("uses `switch`".into()),
+        [_] => return Err("is a statement, not an expression".into()),
+        _ => return Err("has several statements".into()),
+    };
+    if node.ty() != Ty::Bool {
+        return Err("does not give true or false".into());
+    }
+    Ok(node)
+}
+
+fn expr(e: &RExpr, names: &Names<'_>) -> Result<Node, String> {
+    Ok(match e {
+        RExpr::BoolConstant(b, _) => Node::Bool(*b),
+        RExpr::IntegerConstant(n, _) => Node::Int(*n),
+        RExpr::StringConstant(s, _) => Node::Str(s.to_string()),
+        RExpr::DynamicConstant(d, _) => constant(d)?,
+        RExpr::Variable(v, _, _) => {
+            let name = v.1.as_str();
+            let (i, ty) = names
+                .lookup(name)
+                .ok_or_else(|| format!("reads `{name}`, which is not an account variable"))?;
+            Node::Var(i, ty)
+        }
+        RExpr::And(xs, _) => Node::And(bools(xs, names, "&&")?),
+        RExpr::Or(xs, _) => Node::Or(bools(xs, names, "||")?),
+        RExpr::FnCall(f, _) => call(f, names)?,
+        RExpr::Stmt(block) => match block.statements() {
+            [Stmt::Expr(e)] => expr(e, names)?,
+            [Stmt::FnCall(f, _)] => call(f, names)?,
+            _ => return Err("uses a block".into()),
+        },
+        RExpr::Array(..) => return Err("uses an array outside `in`".into()),
+        RExpr::InterpolatedString(..) => return Err("uses an interpolated string".into()),
+        RExpr::CharConstant(..) => return Err("uses a character".into()),
+        RExpr::MethodCall(f, _) => return Err(format!("calls the method `{}`", f.name)),
+        RExpr::Dot(..) | RExpr::Index(..) | RExpr::Property(..) => {
+            return Err("reads a property or an index".into())
+        }
+        RExpr::Coalesce(..) => return Err("uses `??`".into()),
+        _ => return Err("uses an expression outside the vectorised subset".into()),
+    })
+}
+
+fn constant(d: &Dynamic) -> Result<Node, String> {
+    if let Some(x) = d.clone().try_cast::<Decimal>() {
+        return Ok(Node::Dec(x));
+    }
+    if let Ok(b) = d.as_bool() {
+        return Ok(Node::Bool(b));
+    }
+    if let Ok(n) = d.as_int() {
+        return Ok(Node::Int(n));
+    }
+    if d.is_string() {
+        return Ok(Node::Str(d.to_string()));
+    }
+    Err(format!("uses a constant of type {}", d.type_name()))
+}
+
+fn bools(xs: &[RExpr], names: &Names<'_>, op: &str) -> Result<Vec<Node>, String> {
+    xs.iter()
+        .map(|x| {
+            let n = expr(x, names)?;
+            if n.ty() == Ty::Bool {
+                Ok(n)
+            } else {
+                Err(format!("`{op}` on a value that is not true or false"))
+            }
+        })
+        .collect()
+}
+
+fn numeric(t: Ty) -> bool {
+    matches!(t, Ty::Int | Ty::Dec)
+}
+
+fn call(f: &FnCallExpr, names: &Names<'_>) -> Result<Node, String> {
+    let name = f.name.as_str();
+    if f.is_qualified() {
+        return Err(format!("calls `{name}` from a module"));
+    }
+    // `x in list` is parsed as `contains(list, x)`.
+    if name == "contains" && f.args.len() == 2 && !f.is_operator_call() {
+        let items: Vec<Node> = match &f.args[0] {
+            RExpr::Array(xs, _) => xs
+                .iter()
+                .map(|x| expr(x, names))
+                .collect::<Result<_, _>>()?,
+            RExpr::DynamicConstant(d, _) if d.is_array() => d
+                .clone()
+                .into_array()
+                .map_err(|t| t.to_string())?
+                .iter()
+                .map(constant)
+                .collect::<Result<_, _>>()?,
+            _ => return Err("uses `in` on something other than a list".into()),
+        };
+        let x = expr(&f.args[1], names)?;
+        if items.iter().any(|i| i.ty() != x.ty() || !is_literal(i)) {
+            return Err("uses `in` with a list of other types or of non-constants".into());
+        }
+        return Ok(Node::In(Box::new(x), items));
+    }
+    if !f.is_operator_call() {
+        return Err(format!("calls `{name}`"));
+    }
+    let args: Vec<Node> = f
+        .args
+        .iter()
+        .map(|a| expr(a, names))
+        .collect::<Result<_, _>>()?;
+    let unsupported = || Err(format!("uses `{name}` on these types"));
+    match (name, args.as_slice()) {
+        ("!", [x]) if x.ty() == Ty::Bool => Ok(Node::Not(Box::new(x.clone()))),
+        ("-", [x]) if numeric(x.ty()) => Ok(Node::Neg(Box::new(x.clone()))),
+        ("+", [x]) if numeric(x.ty()) => Ok(x.clone()),
+        (op @ ("==" | "!=" | "<" | "<=" | ">" | ">="), [a, b]) => {
+            let cmp = match op {
+                "==" => Cmp::Eq,
+                "!=" => Cmp::Ne,
+                "<" => Cmp::Lt,
+                "<=" => Cmp::Le,
+                ">" => Cmp::Gt,
+                _ => Cmp::Ge,
+            };
+            let ok = (numeric(a.ty()) && numeric(b.ty()))
+                || (a.ty() == b.ty() && matches!(cmp, Cmp::Eq | Cmp::Ne));
+            if !ok {
+                return unsupported();
+            }
+            Ok(Node::Cmp(cmp, Box::new(a.clone()), Box::new(b.clone())))
+        }
+        (op @ ("+" | "-" | "*"), [a, b]) if numeric(a.ty()) && numeric(b.ty()) => {
+            let op = match op {
+                "+" => Arith::Add,
+                "-" => Arith::Sub,
+                _ => Arith::Mul,
+            };
+            Ok(Node::Arith(op, Box::new(a.clone()), Box::new(b.clone())))
+        }
+        _ => unsupported(),
+    }
+}
+
+fn is_literal(n: &Node) -> bool {
+    matches!(
+        n,
+        Node::Bool(_) | Node::Int(_) | Node::Dec(_) | Node::Str(_)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The facts frame and evaluation.
+
+/// A numeric column as 64-bit integers: value = stored / 10^scale, with the
+/// smallest and largest stored value tonight.
+#[derive(Debug, Clone, Copy)]
+struct Num {
+    scale: u32,
+    lo: i128,
+    hi: i128,
+}
+
+/// A numeric column's layout, or why it cannot be a column tonight.
+type Layout = (usize, Result<Num, String>);
+
+/// A number as a column expression and its layout.
+type Scaled = (Expr, Num);
+
+/// Every account's facts, one column per variable the conditions read.
+pub struct Frame {
+    df: DataFrame,
+    /// Per variable index read: the numeric layout, or why it cannot be
+    /// a column tonight.
+    nums: Vec<Layout>,
+}
+
+/// The result of one condition for every account.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    All(bool),
+    Each(Vec<bool>),
+}
+
+impl Verdict {
+    pub fn get(&self, row: usize) -> bool {
+        match self {
+            Verdict::All(b) => *b,
+            Verdict::Each(v) => v[row],
+        }
+    }
+}
+
+/// What the vectorised path decided, by condition id; `None` runs in Rhai.
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    by_id: Vec<Option<Verdict>>,
+    /// Conditions that translate but ran in Rhai tonight, and why.
+    pub fell_back: Vec<(String, String)>,
+}
+
+impl Verdicts {
+    pub fn get(&self, id: usize, row: usize) -> Option<bool> {
+        self.by_id.get(id)?.as_ref().map(|v| v.get(row))
+    }
+
+    /// How many conditions were evaluated as columns.
+    pub fn columns(&self) -> usize {
+        self.by_id.iter().filter(|v| v.is_some()).count()
+    }
+}
+
+fn column_name(var: usize) -> String {
+    if var == SEGMENT {
+        SEGMENT_VARIABLE.0.to_owned()
+    } else {
+        format!("v{var}")
+    }
+}
+
+impl Frame {
+    /// Builds the columns `vars` (variable indices, see [`Facts::value`])
+    /// from every account's facts.
+    pub fn build(facts: &[Facts<'_>], vars: &[usize]) -> PolarsResult<Frame> {
+        let n = facts.len();
+        let built: Vec<(Column, Option<Layout>)> = vars
+            .par_iter()
+            .filter(|v| **v != SEGMENT)
+            .map(|&var| {
+                let name = PlSmallStr::from(column_name(var));
+                match var_ty(var) {
+                    Ty::Bool => (
+                        BooleanChunked::from_iter_values(
+                            name,
+                            facts
+                                .iter()
+                                .map(|f| matches!(f.value(var), Fact::Bool(true))),
+                        )
+                        .into_column(),
+                        None,
+                    ),
+                    Ty::Str => (
+                        StringChunked::from_iter_values(
+                            name,
+                            facts.iter().map(|f| match f.value(var) {
+                                Fact::Str(s) => s,
+                                _ => "",
+                            }),
+                        )
+                        .into_column(),
+                        None,
+                    ),
+                    Ty::Int | Ty::Dec => {
+                        let (values, num) = numbers(facts, var);
+                        (
+                            Int64Chunked::from_vec(name, values).into_column(),
+                            Some((var, num)),
+                        )
+                    }
+                }
+            })
+            .collect();
+        let mut columns = Vec::with_capacity(built.len() + 1);
+        let mut nums = Vec::new();
+        for (c, num) in built {
+            columns.push(c);
+            nums.extend(num);
+        }
+        if columns.is_empty() {
+            columns.push(Int64Chunked::from_vec("rows".into(), vec![0; n]).into_column());
+        }
+        Ok(Frame {
+            df: DataFrame::new(n, columns)?,
+            nums,
+        })
+    }
+
+    fn num(&self, var: usize) -> Result<Num, String> {
+        self.nums
+            .iter()
+            .find(|(v, _)| *v == var)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| Err(format!("variable {var} has no column")))
+    }
+
+    /// Evaluates every condition that has a plan; `segments` are the
+    /// segment conditions' ids in order, with their names, from which the
+    /// `segment` column is made when all of them are columns.
+    pub fn evaluate(
+        &self,
+        conditions: &[&crate::script::Condition],
+        segments: &[(usize, &str)],
+    ) -> PolarsResult<Verdicts> {
+        let max_id = conditions.iter().map(|c| c.id + 1).max().unwrap_or(0);
+        let mut verdicts = Verdicts {
+            by_id: vec![None; max_id],
+            fell_back: Vec::new(),
+        };
+        let mut lowered = Vec::new();
+        for c in conditions {
+            let Ok(node) = &c.plan else { continue };
+            match self.lower(node) {
+                Ok(Lowered::Bool(e)) => lowered.push((c.id, e)),
+                Ok(Lowered::Num(..)) | Ok(Lowered::Str(_)) => {
+                    verdicts
+                        .fell_back
+                        .push((c.rule.clone(), "does not give true or false".into()));
+                }
+                Err(why) => verdicts.fell_back.push((c.rule.clone(), why)),
+            }
+        }
+        // The segment, when every segment condition is a column.
+        let segment = segments
+            .iter()
+            .map(|(id, name)| {
+                lowered
+                    .iter()
+                    .find(|(i, _)| i == id)
+                    .map(|(_, e)| (e.clone(), *name))
+            })
+            .collect::<Option<Vec<_>>>();
+        let mut lf = self.df.clone().lazy();
+        let reads_segment = |id: usize| {
+            conditions.iter().any(|c| {
+                c.id == id
+                    && c.plan.as_ref().is_ok_and(|n| {
+                        let mut r = Vec::new();
+                        n.reads(&mut r);
+                        r.contains(&SEGMENT)
+                    })
+            })
+        };
+        match segment {
+            Some(chain) if !chain.is_empty() => {
+                let mut it = chain.into_iter().rev();
+                let (last_cond, last_name) = it.next().expect("not empty");
+                let mut e = when(last_cond)
+                    .then(lit(last_name.to_owned()))
+                    .otherwise(lit(""));
+                for (cond, name) in it {
+                    e = when(cond).then(lit(name.to_owned())).otherwise(e);
+                }
+                lf = lf.with_column(e.alias(SEGMENT_VARIABLE.0));
+            }
+            _ => {
+                let before = lowered.len();
+                let mut dropped = Vec::new();
+                lowered.retain(|(id, _)| {
+                    let keep = !reads_segment(*id);
+                    if !keep {
+                        dropped.push(*id);
+                    }
+                    keep
+                });
+                if lowered.len() != before {
+                    for id in dropped {
+                        if let Some(c) = conditions.iter().find(|c| c.id == id) {
+                            verdicts.fell_back.push((
+                                c.rule.clone(),
+                                "reads `segment`, and a segment condition runs in Rhai".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if lowered.is_empty() {
+            return Ok(verdicts);
+        }
+        let out = lf
+            .select(
+                lowered
+                    .iter()
+                    .map(|(id, e)| e.clone().alias(format!("c{id}")))
+                    .collect::<Vec<_>>(),
+            )
+            .collect()?;
+        let n = self.df.height();
+        for (id, _) in &lowered {
+            let c = out
+                .column(&format!("c{id}"))?
+                .as_materialized_series()
+                .rechunk();
+            let b = c.bool()?;
+            let v = if c.len() == 1 && n != 1 {
+                Verdict::All(b.get(0).unwrap_or(false))
+            } else {
+                Verdict::Each(b.iter().map(|x| x.unwrap_or(false)).collect())
+            };
+            verdicts.by_id[*id] = Some(v);
+        }
+        Ok(verdicts)
+    }
+
+    fn lower(&self, node: &Node) -> Result<Lowered, String> {
+        Ok(match node {
+            Node::Bool(b) => Lowered::Bool(lit(*b)),
+            Node::Str(s) => Lowered::Str(lit(s.clone())),
+            Node::Int(n) => Lowered::Num(
+                lit(*n),
+                Num {
+                    scale: 0,
+                    lo: i128::from(*n),
+                    hi: i128::from(*n),
+                },
+            ),
+            Node::Dec(d) => {
+                let m = d.mantissa();
+                let m64 = i64::try_from(m).map_err(|_| format!("the constant {d} is too large"))?;
+                Lowered::Num(
+                    lit(m64),
+                    Num {
+                        scale: d.scale(),
+                        lo: m,
+                        hi: m,
+                    },
+                )
+            }
+            Node::Var(i, ty) => {
+                let c = col(column_name(*i));
+                match ty {
+                    Ty::Bool => Lowered::Bool(c),
+                    Ty::Str => Lowered::Str(c),
+                    Ty::Int | Ty::Dec => Lowered::Num(c, self.num(*i)?),
+                }
+            }
+            Node::Not(x) => Lowered::Bool(self.bool(x)?.not()),
+            Node::And(xs) => Lowered::Bool(self.fold(xs, |a, b| a.and(b))?),
+            Node::Or(xs) => Lowered::Bool(self.fold(xs, |a, b| a.or(b))?),
+            Node::In(x, items) => {
+                let x = self.lower(x)?;
+                let mut acc: Option<Expr> = None;
+                for item in items {
+                    let e = compare(Cmp::Eq, x.clone(), self.lower(item)?)?;
+                    acc = Some(match acc {
+                        None => e,
+                        Some(a) => a.or(e),
+                    });
+                }
+                Lowered::Bool(acc.unwrap_or_else(|| lit(false)))
+            }
+            Node::Cmp(op, a, b) => Lowered::Bool(compare(*op, self.lower(a)?, self.lower(b)?)?),
+            Node::Neg(x) => {
+                let (e, n) = self.num_of(x)?;
+                let n = checked(Num {
+                    scale: n.scale,
+                    lo: -n.hi,
+                    hi: -n.lo,
+                })?;
+                Lowered::Num(lit(0i64) - e, n)
+            }
+            Node::Arith(op, a, b) => {
+                let (ea, na) = self.num_of(a)?;
+                let (eb, nb) = self.num_of(b)?;
+                match op {
+                    Arith::Mul => {
+                        let products = [na.lo * nb.lo, na.lo * nb.hi, na.hi * nb.lo, na.hi * nb.hi];
+                        let n = checked(Num {
+                            scale: na.scale + nb.scale,
+                            lo: *products.iter().min().expect("four"),
+                            hi: *products.iter().max().expect("four"),
+                        })?;
+                        Lowered::Num(ea * eb, n)
+                    }
+                    Arith::Add | Arith::Sub => {
+                        let ((ea, na), (eb, nb)) = align((ea, na), (eb, nb))?;
+                        let n = if *op == Arith::Add {
+                            Num {
+                                scale: na.scale,
+                                lo: na.lo + nb.lo,
+                                hi: na.hi + nb.hi,
+                            }
+                        } else {
+                            Num {
+                                scale: na.scale,
+                                lo: na.lo - nb.hi,
+                                hi: na.hi - nb.lo,
+                            }
+                        };
+                        let n = checked(n)?;
+                        Lowered::Num(if *op == Arith::Add { ea + eb } else { ea - eb }, n)
+                    }
+                }
+            }
+        })
+    }
+
+    fn bool(&self, n: &Node) -> Result<Expr, String> {
+        match self.lower(n)? {
+            Lowered::Bool(e) => Ok(e),
+            _ => Err("expected true or false".into()),
+        }
+    }
+
+    fn num_of(&self, n: &Node) -> Result<(Expr, Num), String> {
+        match self.lower(n)? {
+            Lowered::Num(e, n) => Ok((e, n)),
+            _ => Err("expected a number".into()),
+        }
+    }
+
+    fn fold(&self, xs: &[Node], f: impl Fn(Expr, Expr) -> Expr) -> Result<Expr, String> {
+        let mut it = xs.iter();
+        let first = self.bool(it.next().ok_or("an empty `&&` or `||`")?)?;
+        it.try_fold(first, |acc, x| Ok(f(acc, self.bool(x)?)))
+    }
+}
+
+#[derive(Clone)]
+enum Lowered {
+    Bool(Expr),
+    Str(Expr),
+    Num(Expr, Num),
+}
+
+const LIMIT: i128 = i64::MAX as i128;
+
+fn checked(n: Num) -> Result<Num, String> {
+    if n.lo < -LIMIT || n.hi > LIMIT {
+        Err("its arithmetic could leave 64 bits on tonight's values".into())
+    } else {
+        Ok(n)
+    }
+}
+
+/// Brings two numbers to the same scale, exactly.
+fn align(a: Scaled, b: Scaled) -> Result<(Scaled, Scaled), String> {
+    let scale = a.1.scale.max(b.1.scale);
+    let up = |(e, n): Scaled| -> Result<Scaled, String> {
+        if n.scale == scale {
+            return Ok((e, n));
+        }
+        let f = 10i128
+            .checked_pow(scale - n.scale)
+            .filter(|f| *f <= LIMIT)
+            .ok_or("its numbers differ too much in decimal places")?;
+        let n = checked(Num {
+            scale,
+            lo: n.lo * f,
+            hi: n.hi * f,
+        })?;
+        Ok((e * lit(f as i64), n))
+    };
+    Ok((up(a)?, up(b)?))
+}
+
+fn compare(op: Cmp, a: Lowered, b: Lowered) -> Result<Expr, String> {
+    let (ea, eb) = match (a, b) {
+        (Lowered::Num(ea, na), Lowered::Num(eb, nb)) => {
+            let ((ea, _), (eb, _)) = align((ea, na), (eb, nb))?;
+            (ea, eb)
+        }
+        (Lowered::Str(ea), Lowered::Str(eb)) | (Lowered::Bool(ea), Lowered::Bool(eb)) => (ea, eb),
+        _ => return Err("compares values of different types".into()),
+    };
+    Ok(match op {
+        Cmp::Eq => ea.eq(eb),
+        Cmp::Ne => ea.neq(eb),
+        Cmp::Lt => ea.lt(eb),
+        Cmp::Le => ea.lt_eq(eb),
+        Cmp::Gt => ea.gt(eb),
+        Cmp::Ge => ea.gt_eq(eb),
+    })
+}
+
+fn var_ty(var: usize) -> Ty {
+    match VARIABLES.get(var).map(|v| v.1) {
+        Some("string") => Ty::Str,
+        Some("bool") | None => Ty::Bool,
+        Some("int") => Ty::Int,
+        Some(_) => Ty::Dec,
+    }
+}
+
+/// A numeric variable's column: integers as they are, money in cents, other
+/// decimals scaled to the most decimal places any account has (when they
+/// all fit in 64 bits).
+fn numbers(facts: &[Facts<'_>], var: usize) -> (Vec<i64>, Result<Num, String>) {
+    let n = facts.len();
+    let scale = facts
+        .iter()
+        .map(|f| match f.value(var) {
+            Fact::Money(_) => 2,
+            Fact::Decimal(d) => d.scale(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(n);
+    let mut lo = i128::MAX;
+    let mut hi = i128::MIN;
+    let mut bad = None;
+    for f in facts {
+        let v: Option<i128> = match f.value(var) {
+            Fact::Int(x) => 10i128.checked_pow(scale).map(|p| i128::from(x) * p),
+            Fact::Money(c) => 10i128
+                .checked_pow(scale.saturating_sub(2))
+                .map(|p| i128::from(c) * p),
+            Fact::Decimal(d) => 10i128
+                .checked_pow(scale - d.scale())
+                .and_then(|p| d.mantissa().checked_mul(p)),
+            _ => Some(0),
+        };
+        match v.filter(|v| (-LIMIT..=LIMIT).contains(v)) {
+            Some(v) => {
+                lo = lo.min(v);
+                hi = hi.max(v);
+                out.push(v as i64);
+            }
+            None => {
+                bad = Some(format!(
+                    "`{}` has values that do not fit 64 bits at {scale} decimal places tonight",
+                    VARIABLES.get(var).map_or("?", |v| v.0)
+                ));
+                out.push(0);
+            }
+        }
+    }
+    if n == 0 {
+        (lo, hi) = (0, 0);
+    }
+    let num = match bad {
+        Some(why) => Err(why),
+        None => Ok(Num { scale, lo, hi }),
+    };
+    (out, num)
+}
