@@ -487,6 +487,7 @@ impl Policy {
             warnings: Vec::new(),
             engine: script::engine(),
             conditions: 0,
+            helpers: Vec::new(),
         }
         .build(doc, files, sha256)
     }
@@ -506,6 +507,8 @@ struct Builder {
     engine: Engine,
     /// Conditions compiled so far: the next one's id.
     conditions: usize,
+    /// The helper functions, for inlining into vectorised conditions.
+    helpers: Vec<crate::vector::Helper>,
 }
 
 /// The candidate closest to `word`, when one is close enough to be a typo.
@@ -659,6 +662,9 @@ impl Builder {
                 let names = crate::vector::Names {
                     flags: &flags,
                     with_segment: scope.contains(script::SEGMENT_VARIABLE.0),
+                    helpers: &self.helpers,
+                    params: None,
+                    depth: 0,
                 };
                 let plan = crate::vector::translate(&ast, &names);
                 let id = self.conditions;
@@ -776,7 +782,14 @@ impl Builder {
             }
             match std::fs::read_to_string(&path) {
                 Ok(src) => match self.engine.compile(&src) {
-                    Ok(ast) => helpers = helpers.merge(&ast.clone_functions_only()),
+                    Ok(ast) => {
+                        self.helpers.extend(crate::vector::Helper::from_file(
+                            &self.engine,
+                            &src,
+                            &ast,
+                        ));
+                        helpers = helpers.merge(&ast.clone_functions_only())
+                    }
                     Err(e) => self.problems.push(Problem {
                         file: display_path(&path),
                         line: e.1.line(),

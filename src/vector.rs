@@ -117,10 +117,79 @@ impl Node {
     }
 }
 
-/// The variables a condition may read, by name: index and type.
+/// A helper function of the policy, for inlining: `fn name(params) { body }`
+/// where the body is one expression.
+#[derive(Debug, Clone)]
+pub struct Helper {
+    pub name: String,
+    pub params: Vec<String>,
+    /// The body compiled on its own, or why it cannot be inlined.
+    pub body: Result<AST, String>,
+}
+
+impl Helper {
+    /// Every function of a helper file, its body cut from `source` by the
+    /// positions Rhai recorded and compiled as an expression of its
+    /// parameters.
+    pub fn from_file(engine: &rhai::Engine, source: &str, ast: &AST) -> Vec<Helper> {
+        ast.iter_fn_def()
+            .map(|f| {
+                let params: Vec<String> = f.params.iter().map(|p| p.to_string()).collect();
+                let body = (|| {
+                    let start = offset(source, f.body.start_position()).ok_or("no position")?;
+                    let end = offset(source, f.body.end_position()).ok_or("no position")?;
+                    let text = source
+                        .get(start..end)
+                        .and_then(|t| t.strip_prefix('{'))
+                        .ok_or("its body could not be read")?;
+                    let mut scope = rhai::Scope::new();
+                    for p in &params {
+                        scope.push_dynamic(p.as_str(), Dynamic::UNIT);
+                    }
+                    engine
+                        .compile_with_scope(&scope, text)
+                        .map_err(|e| format!("its body does not compile alone: {e}"))
+                })();
+                Helper {
+                    name: f.name.to_string(),
+                    params,
+                    body: body.map_err(|e: String| e),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The byte offset of a Rhai position (1-based line and character).
+fn offset(source: &str, pos: rhai::Position) -> Option<usize> {
+    let (line, column) = (pos.line()?, pos.position()?);
+    let start = source
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum::<usize>();
+    let rest = source.get(start..)?;
+    Some(
+        start
+            + rest
+                .char_indices()
+                .nth(column - 1)
+                .map_or(rest.len(), |(i, _)| i),
+    )
+}
+
+/// How deep helpers may call helpers before the condition runs in Rhai.
+const MAX_INLINE: usize = 8;
+
+/// The variables a condition may read, by name: index and type; inside a
+/// helper, only its parameters.
 pub struct Names<'a> {
     pub flags: &'a [String],
     pub with_segment: bool,
+    pub helpers: &'a [Helper],
+    /// Inside a helper: its parameters bound to the caller's arguments.
+    pub params: Option<&'a [(String, Node)]>,
+    pub depth: usize,
 }
 
 impl Names<'_> {
@@ -166,6 +235,13 @@ fn expr(e: &RExpr, names: &Names<'_>) -> Result<Node, String> {
         RExpr::DynamicConstant(d, _) => constant(d)?,
         RExpr::Variable(v, _, _) => {
             let name = v.1.as_str();
+            if let Some(params) = names.params {
+                return params
+                    .iter()
+                    .find(|(p, _)| p == name)
+                    .map(|(_, n)| n.clone())
+                    .ok_or_else(|| format!("a helper reads `{name}`"));
+            }
             let (i, ty) = names
                 .lookup(name)
                 .ok_or_else(|| format!("reads `{name}`, which is not an account variable"))?;
@@ -229,6 +305,13 @@ fn call(f: &FnCallExpr, names: &Names<'_>) -> Result<Node, String> {
     if f.is_qualified() {
         return Err(format!("calls `{name}` from a module"));
     }
+    let helper = names
+        .helpers
+        .iter()
+        .any(|h| h.name == name && h.params.len() == f.args.len());
+    if helper && !f.is_operator_call() {
+        return inline(f, names);
+    }
     // `x in list` is parsed as `contains(list, x)`.
     if name == "contains" && f.args.len() == 2 && !f.is_operator_call() {
         let items: Vec<Node> = match &f.args[0] {
@@ -290,6 +373,49 @@ fn call(f: &FnCallExpr, names: &Names<'_>) -> Result<Node, String> {
         }
         _ => unsupported(),
     }
+}
+
+/// A call of a helper, replaced by its body with the arguments in place
+/// of its parameters.
+fn inline(f: &FnCallExpr, names: &Names<'_>) -> Result<Node, String> {
+    let name = f.name.as_str();
+    let helper = names
+        .helpers
+        .iter()
+        .find(|h| h.name == name && h.params.len() == f.args.len())
+        .expect("the caller found it");
+    if names.depth >= MAX_INLINE {
+        return Err(format!("calls helpers more than {MAX_INLINE} deep"));
+    }
+    let body = helper
+        .body
+        .as_ref()
+        .map_err(|why| format!("calls the helper `{name}`, which {why}"))?;
+    let args: Vec<(String, Node)> = helper
+        .params
+        .iter()
+        .cloned()
+        .zip(
+            f.args
+                .iter()
+                .map(|a| expr(a, names))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+        .collect();
+    let inner = Names {
+        flags: &[],
+        with_segment: false,
+        helpers: names.helpers,
+        params: Some(&args),
+        depth: names.depth + 1,
+    };
+    let node = match body.statements() {
+        [Stmt::Expr(e)] => expr(e, &inner),
+        [Stmt::FnCall(c, _)] => call(c, &inner),
+        [Stmt::Return(Some(e), _, _)] => expr(e, &inner),
+        _ => Err("is not one expression".into()),
+    };
+    node.map_err(|why| format!("calls the helper `{name}`, which {why}"))
 }
 
 fn is_literal(n: &Node) -> bool {
@@ -547,7 +673,7 @@ impl Frame {
             Node::Bool(b) => Lowered::Bool(lit(*b)),
             Node::Str(s) => Lowered::Str(lit(s.clone())),
             Node::Int(n) => Lowered::Num(
-                lit(*n),
+                int(*n),
                 Num {
                     scale: 0,
                     lo: i128::from(*n),
@@ -558,7 +684,7 @@ impl Frame {
                 let m = d.mantissa();
                 let m64 = i64::try_from(m).map_err(|_| format!("the constant {d} is too large"))?;
                 Lowered::Num(
-                    lit(m64),
+                    int(m64),
                     Num {
                         scale: d.scale(),
                         lo: m,
@@ -597,7 +723,7 @@ impl Frame {
                     lo: -n.hi,
                     hi: -n.lo,
                 })?;
-                Lowered::Num(lit(0i64) - e, n)
+                Lowered::Num(int(0) - e, n)
             }
             Node::Arith(op, a, b) => {
                 let (ea, na) = self.num_of(a)?;
@@ -665,6 +791,13 @@ enum Lowered {
 
 const LIMIT: i128 = i64::MAX as i128;
 
+/// A 64-bit integer literal. A bare `lit(n)` is a "dynamic" integer that
+/// Polars may compute with in 32 bits when every operand is a literal, and
+/// `6442 * 100000` would wrap.
+fn int(n: i64) -> Expr {
+    lit(n).cast(DataType::Int64)
+}
+
 fn checked(n: Num) -> Result<Num, String> {
     if n.lo < -LIMIT || n.hi > LIMIT {
         Err("its arithmetic could leave 64 bits on tonight's values".into())
@@ -689,7 +822,7 @@ fn align(a: Scaled, b: Scaled) -> Result<(Scaled, Scaled), String> {
             lo: n.lo * f,
             hi: n.hi * f,
         })?;
-        Ok((e * lit(f as i64), n))
+        Ok((e * int(f as i64), n))
     };
     Ok((up(a)?, up(b)?))
 }
