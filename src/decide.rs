@@ -164,9 +164,17 @@ pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decis
     let results: Vec<Result<Decision, ScriptError>> = accounts
         .into_par_iter()
         .enumerate()
-        .map_init(Scope::new, |scope, (row, account)| {
-            decide_one(ctx, account, scope, &flag_names, &no_flags, &verdicts, row)
-        })
+        .map_init(
+            || (Scope::new(), Key::default()),
+            |(scope, key), (row, account)| {
+                let shared = Shared {
+                    flag_names: &flag_names,
+                    no_flags: &no_flags,
+                    verdicts: &verdicts,
+                };
+                decide_one(ctx, &shared, account, scope, key, row)
+            },
+        )
         .collect();
     results.into_iter().collect()
 }
@@ -175,18 +183,35 @@ pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decis
 /// path is tested against, and a way out should a night ever need one.
 pub const RULES_ENV: &str = "DUNNING_RULES";
 
+/// A reusable (debtor, currency) key: looking an account up in the state
+/// then costs no allocation, a million times a night.
+#[derive(Default)]
+struct Key((String, String));
+
+impl Key {
+    fn prior<'a>(&mut self, ctx: &'a Context<'_>, account: &Account) -> Option<&'a Prior> {
+        if ctx.priors.is_empty() {
+            return None;
+        }
+        let k = &mut self.0;
+        k.0.clear();
+        k.0.push_str(&account.debtor_id);
+        k.1.clear();
+        k.1.push_str(&account.currency);
+        ctx.priors.get(k)
+    }
+}
+
 /// What one account's rules read, and the state it comes with.
 fn facts_of<'a>(
     ctx: &'a Context<'_>,
     account: &'a Account,
+    key: &mut Key,
     no_prior: &'a Prior,
     no_flags: &'a [bool],
 ) -> (Facts<'a>, &'a Prior, Option<&'a crate::history::ActiveHold>) {
     let policy = ctx.policy;
-    let prior = ctx
-        .priors
-        .get(&(account.debtor_id.clone(), account.currency.clone()))
-        .unwrap_or(no_prior);
+    let prior = key.prior(ctx, account).unwrap_or(no_prior);
     let standing = ctx.standings.get(&account.debtor_id);
     let hold = standing.and_then(|s| s.hold.as_ref());
     let facts = Facts {
@@ -215,6 +240,7 @@ fn vectorise(ctx: &Context<'_>, accounts: &[Account], no_flags: &[bool]) -> Verd
         );
         return Verdicts::default();
     }
+    let started = std::time::Instant::now();
     let mut vars = Vec::new();
     for c in &conditions {
         if let Ok(node) = &c.plan {
@@ -224,7 +250,9 @@ fn vectorise(ctx: &Context<'_>, accounts: &[Account], no_flags: &[bool]) -> Verd
     let no_prior = Prior::default();
     let facts: Vec<Facts<'_>> = accounts
         .par_iter()
-        .map(|a| facts_of(ctx, a, &no_prior, no_flags).0)
+        .map_init(Key::default, |key, a| {
+            facts_of(ctx, a, key, &no_prior, no_flags).0
+        })
         .collect();
     let segments: Vec<(usize, &str)> = policy
         .segments
@@ -241,6 +269,7 @@ fn vectorise(ctx: &Context<'_>, accounts: &[Account], no_flags: &[bool]) -> Verd
                 target: "dunning::decide",
                 columns = v.columns(),
                 conditions = conditions.len(),
+                ms = started.elapsed().as_millis() as u64,
                 "rules evaluated as columns"
             );
             v
@@ -328,20 +357,26 @@ fn remember(
     Ok(d)
 }
 
+/// What every account of one decide pass shares.
+struct Shared<'a> {
+    flag_names: &'a [String],
+    no_flags: &'a [bool],
+    verdicts: &'a Verdicts,
+}
+
 /// One account: tonight's decision, then what the state keeps of it.
 fn decide_one(
     ctx: &Context<'_>,
+    shared: &Shared<'_>,
     account: Account,
     scope: &mut Scope<'static>,
-    flag_names: &[String],
-    no_flags: &[bool],
-    verdicts: &Verdicts,
+    key: &mut Key,
     row: usize,
 ) -> Result<Decision, ScriptError> {
     let no_prior = Prior::default();
     let mut d = {
-        let (facts, prior, hold) = facts_of(ctx, &account, &no_prior, no_flags);
-        let mut env = Env::new(scope, facts, flag_names, verdicts, row);
+        let (facts, prior, hold) = facts_of(ctx, &account, key, &no_prior, shared.no_flags);
+        let mut env = Env::new(scope, facts, shared.flag_names, shared.verdicts, row);
         let d = decide_ladder(ctx, &account, &mut env, prior, hold)?;
         remember(ctx, prior, d, &mut env, &account.debtor_id)?
     };
