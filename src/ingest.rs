@@ -282,23 +282,31 @@ pub fn read(
     let mut rejects = Vec::new();
     let mut counts = Vec::new();
 
-    let table = read_table(debtors, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)?;
-    let (debtor_map, n) = check_debtors(&table, &mut rejects, default_country);
-    counts.push(FileCount {
-        file: table.file.clone(),
-        name: table.name.clone(),
-        rows: table.height(),
-        rejected: n,
-    });
+    // Each file's text table is dropped as soon as it is checked: at a
+    // million debtors, the text of one file is hundreds of megabytes.
+    let debtor_map = {
+        let table = read_table(debtors, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)?;
+        let (debtor_map, n) = check_debtors(&table, &mut rejects, default_country);
+        counts.push(FileCount {
+            file: table.file.clone(),
+            name: table.name.clone(),
+            rows: table.height(),
+            rejected: n,
+        });
+        debtor_map
+    };
 
-    let table = read_table(ledger, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
-    let (items, n) = check_ledger(&table, &debtor_map, &mut rejects)?;
-    counts.push(FileCount {
-        file: table.file.clone(),
-        name: table.name.clone(),
-        rows: table.height(),
-        rejected: n,
-    });
+    let items = {
+        let table = read_table(ledger, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
+        let (items, n) = check_ledger(&table, &debtor_map, &mut rejects)?;
+        counts.push(FileCount {
+            file: table.file.clone(),
+            name: table.name.clone(),
+            rows: table.height(),
+            rejected: n,
+        });
+        items
+    };
 
     let mut event_list = Vec::new();
     let mut unknown_debtor_events = 0;

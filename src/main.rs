@@ -6,6 +6,9 @@ use dunning::night::{self, RunArgs};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default = if cli.quiet { "warn" } else { "info" };

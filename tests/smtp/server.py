@@ -63,8 +63,11 @@ class Handler:
         with open(path + ".eml.tmp", "wb") as f:
             f.write(data)
         os.rename(path + ".eml.tmp", path + ".eml")
-        with open(path + ".json", "w") as f:
+        # Written then renamed: a test reading the folder while a message
+        # arrives must never see half a file.
+        with open(path + ".json.tmp", "w") as f:
             json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos, "message_id": mid}, f)
+        os.rename(path + ".json.tmp", path + ".json")
         self.accepted += 1
         if self.delay:
             await asyncio.sleep(self.delay)
