@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each fuzz target uses one of these
 //! What each fuzz target checks, shared by `cargo fuzz` (fuzz/fuzz_targets)
 //! and by `tests/fuzz_corpus.rs`, which replays the kept corpus on every CI
 //! run, so an input that once broke the engine stays fixed.

@@ -8,9 +8,11 @@
 # first time. The toolchain here is stable: RUSTC_BOOTSTRAP lets cargo fuzz
 # pass the coverage flags libFuzzer needs; no sanitizer is used (the engine
 # has no unsafe code of its own; with a nightly toolchain, drop
-# `--sanitizer none` to add AddressSanitizer). New inputs that grow
-# coverage are added to fuzz/corpus/<target>/; a crash is written to
-# fuzz/artifacts/<target>/ and its path printed.
+# `--sanitizer none` to add AddressSanitizer). The hand-written seeds are
+# fuzz/seeds/<target>/; inputs that grow coverage go to
+# fuzz/corpus/<target>/ (shrink it with `cargo fuzz cmin` before
+# committing); a crash is written to fuzz/artifacts/<target>/ and its path
+# printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="${DUNNING_TOOLS:-$HOME/.cache/dunning-tools}"
@@ -24,6 +26,7 @@ targets=("${1:-ledger policy template}")
 seconds="${2:-600}"
 for t in ${targets[@]}; do
     echo "== fuzz $t for ${seconds}s"
-    cargo fuzz run --fuzz-dir fuzz --sanitizer none "$t" "fuzz/corpus/$t" -- \
+    mkdir -p "fuzz/corpus/$t"
+    cargo fuzz run --fuzz-dir fuzz --sanitizer none "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=10 -max_len=65536
 done

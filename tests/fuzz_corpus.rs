@@ -1,27 +1,29 @@
-//! Replays the fuzz targets' kept corpus (fuzz/corpus/<target>/) through
-//! the same checks the fuzzers run, so every input that once found a bug,
-//! and every seed, is tested on each CI run without a fuzzer.
+//! Replays the fuzz targets' seeds and kept corpus (fuzz/seeds/<target>/,
+//! fuzz/corpus/<target>/) through the same checks the fuzzers run, so every
+//! input that once found a bug, and every seed, is tested on each CI run
+//! without a fuzzer.
 
 #[path = "../fuzz/harness.rs"]
 mod harness;
 
 use std::path::{Path, PathBuf};
 
+/// The hand-written seeds and what the fuzzers kept (minimised).
 fn corpus(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 5,
-        "{}: the corpus should keep its seeds",
-        dir.display()
-    );
-    files
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let list = |dir: PathBuf| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    let seeds = list(fuzz.join("seeds").join(target));
+    assert!(seeds.len() >= 5, "{target}: the seeds are kept");
+    let kept = list(fuzz.join("corpus").join(target));
+    assert!(!kept.is_empty(), "{target}: the fuzzers' corpus is kept");
+    seeds.into_iter().chain(kept).collect()
 }
 
 fn replay(target: &str, check: impl Fn(&[u8])) {
