@@ -27,6 +27,9 @@ seconds="${2:-600}"
 for t in ${targets[@]}; do
     echo "== fuzz $t for ${seconds}s"
     mkdir -p "fuzz/corpus/$t"
-    cargo fuzz run --fuzz-dir fuzz --sanitizer none "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+    # The shipped templates are seeds of the template target as they stand.
+    extra=()
+    [ "$t" = template ] && extra=(rules/retail-fr/templates)
+    cargo fuzz run --fuzz-dir fuzz --sanitizer none "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" "${extra[@]}" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=10 -max_len=65536
 done

@@ -160,24 +160,36 @@ pub struct Context<'a> {
 pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decision>, ScriptError> {
     let no_flags = vec![false; ctx.policy.flags.len()];
     let flag_names = ctx.policy.flag_names();
-    let verdicts = vectorise(ctx, &accounts, &no_flags);
-    let results: Vec<Result<Decision, ScriptError>> = accounts
-        .into_par_iter()
-        .enumerate()
-        .map_init(
-            || (Scope::new(), Key::default()),
-            |(scope, key), (row, account)| {
-                let shared = Shared {
-                    flag_names: &flag_names,
-                    no_flags: &no_flags,
-                    verdicts: &verdicts,
-                };
-                decide_one(ctx, &shared, account, scope, key, row)
-            },
-        )
+    let no_prior = Prior::default();
+    // Each account's facts are looked up once (state, debtor, events) and
+    // serve both the columns and the account's own pass.
+    let seen: Vec<Seen<'_>> = accounts
+        .par_iter()
+        .map_init(Key::default, |key, a| {
+            facts_of(ctx, a, key, &no_prior, &no_flags)
+        })
         .collect();
-    results.into_iter().collect()
+    let verdicts = vectorise(ctx, &seen);
+    let results: Vec<Result<Decision, ScriptError>> = seen
+        .par_iter()
+        .enumerate()
+        .map_init(Scope::new, |scope, (row, &(facts, prior, hold))| {
+            let mut env = Env::new(scope, facts, &flag_names, &verdicts, row);
+            let d = decide_ladder(ctx, facts.account, &mut env, prior, hold)?;
+            remember(ctx, prior, d, &mut env, &facts.account.debtor_id)
+        })
+        .collect();
+    drop(seen);
+    let mut decisions = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // The decisions were made on borrowed accounts; now they own them.
+    for (d, a) in decisions.iter_mut().zip(accounts) {
+        d.account = a;
+    }
+    Ok(decisions)
 }
+
+/// One account's facts, its state from the last night, and its hold.
+type Seen<'a> = (Facts<'a>, &'a Prior, Option<&'a crate::history::ActiveHold>);
 
 /// Set to `rhai` to run every rule in Rhai: the reference the vectorised
 /// path is tested against, and a way out should a night ever need one.
@@ -209,7 +221,7 @@ fn facts_of<'a>(
     key: &mut Key,
     no_prior: &'a Prior,
     no_flags: &'a [bool],
-) -> (Facts<'a>, &'a Prior, Option<&'a crate::history::ActiveHold>) {
+) -> Seen<'a> {
     let policy = ctx.policy;
     let prior = key.prior(ctx, account).unwrap_or(no_prior);
     let standing = ctx.standings.get(&account.debtor_id);
@@ -229,7 +241,7 @@ fn facts_of<'a>(
 
 /// Evaluates every vectorised condition for all accounts at once. A
 /// failure here is not the night's: the rules then run in Rhai.
-fn vectorise(ctx: &Context<'_>, accounts: &[Account], no_flags: &[bool]) -> Verdicts {
+fn vectorise(ctx: &Context<'_>, seen: &[Seen<'_>]) -> Verdicts {
     let policy = ctx.policy;
     let conditions = policy.conditions();
     if std::env::var(RULES_ENV).is_ok_and(|v| v == "rhai") {
@@ -247,19 +259,13 @@ fn vectorise(ctx: &Context<'_>, accounts: &[Account], no_flags: &[bool]) -> Verd
             node.reads(&mut vars);
         }
     }
-    let no_prior = Prior::default();
-    let facts: Vec<Facts<'_>> = accounts
-        .par_iter()
-        .map_init(Key::default, |key, a| {
-            facts_of(ctx, a, key, &no_prior, no_flags).0
-        })
-        .collect();
     let segments: Vec<(usize, &str)> = policy
         .segments
         .iter()
         .map(|s| (s.when.id, s.name.as_str()))
         .collect();
-    let verdicts = Frame::build(&facts, &vars).and_then(|f| f.evaluate(&conditions, &segments));
+    let verdicts =
+        Frame::build(seen, |s| s.0, &vars).and_then(|f| f.evaluate(&conditions, &segments));
     match verdicts {
         Ok(v) => {
             for (rule, why) in &v.fell_back {
@@ -357,38 +363,11 @@ fn remember(
     Ok(d)
 }
 
-/// What every account of one decide pass shares.
-struct Shared<'a> {
-    flag_names: &'a [String],
-    no_flags: &'a [bool],
-    verdicts: &'a Verdicts,
-}
-
-/// One account: tonight's decision, then what the state keeps of it.
-fn decide_one(
-    ctx: &Context<'_>,
-    shared: &Shared<'_>,
-    account: Account,
-    scope: &mut Scope<'static>,
-    key: &mut Key,
-    row: usize,
-) -> Result<Decision, ScriptError> {
-    let no_prior = Prior::default();
-    let mut d = {
-        let (facts, prior, hold) = facts_of(ctx, &account, key, &no_prior, shared.no_flags);
-        let mut env = Env::new(scope, facts, shared.flag_names, shared.verdicts, row);
-        let d = decide_ladder(ctx, &account, &mut env, prior, hold)?;
-        remember(ctx, prior, d, &mut env, &account.debtor_id)?
-    };
-    d.account = account;
-    Ok(d)
-}
-
 /// Tonight's level and actions; the decision's `account` is left empty for
 /// the caller to fill.
 fn decide_ladder<'a>(
     ctx: &'a Context<'a>,
-    account: &Account,
+    account: &'a Account,
     env: &mut Env<'_, 'a>,
     prior: &Prior,
     hold: Option<&crate::history::ActiveHold>,

@@ -153,7 +153,7 @@ impl Helper {
                 Helper {
                     name: f.name.to_string(),
                     params,
-                    body: body.map_err(|e: String| e),
+                    body,
                 }
             })
             .collect()
@@ -497,8 +497,15 @@ fn column_name(var: usize) -> String {
 impl Frame {
     /// Builds the columns `vars` (variable indices, see [`Facts::value`])
     /// from every account's facts.
-    pub fn build(facts: &[Facts<'_>], vars: &[usize]) -> PolarsResult<Frame> {
-        let n = facts.len();
+    ///
+    /// `rows` are whatever the caller keeps per account; `facts` reads the
+    /// account's facts from one (no copy of them all is made).
+    pub fn build<'f, R: Sync>(
+        rows: &[R],
+        facts: impl Fn(&R) -> Facts<'f> + Sync + Copy,
+        vars: &[usize],
+    ) -> PolarsResult<Frame> {
+        let n = rows.len();
         let built: Vec<(Column, Option<Layout>)> = vars
             .par_iter()
             .filter(|v| **v != SEGMENT)
@@ -508,9 +515,8 @@ impl Frame {
                     Ty::Bool => (
                         BooleanChunked::from_iter_values(
                             name,
-                            facts
-                                .iter()
-                                .map(|f| matches!(f.value(var), Fact::Bool(true))),
+                            rows.iter()
+                                .map(|r| matches!(facts(r).value(var), Fact::Bool(true))),
                         )
                         .into_column(),
                         None,
@@ -518,7 +524,7 @@ impl Frame {
                     Ty::Str => (
                         StringChunked::from_iter_values(
                             name,
-                            facts.iter().map(|f| match f.value(var) {
+                            rows.iter().map(|r| match facts(r).value(var) {
                                 Fact::Str(s) => s,
                                 _ => "",
                             }),
@@ -527,7 +533,7 @@ impl Frame {
                         None,
                     ),
                     Ty::Int | Ty::Dec => {
-                        let (values, num) = numbers(facts, var);
+                        let (values, num) = numbers(rows, facts, var);
                         (
                             Int64Chunked::from_vec(name, values).into_column(),
                             Some((var, num)),
@@ -619,25 +625,19 @@ impl Frame {
                 lf = lf.with_column(e.alias(SEGMENT_VARIABLE.0));
             }
             _ => {
-                let before = lowered.len();
-                let mut dropped = Vec::new();
+                // Without a segment column, what reads `segment` runs in Rhai.
                 lowered.retain(|(id, _)| {
-                    let keep = !reads_segment(*id);
-                    if !keep {
-                        dropped.push(*id);
+                    if !reads_segment(*id) {
+                        return true;
                     }
-                    keep
+                    if let Some(c) = conditions.iter().find(|c| c.id == *id) {
+                        verdicts.fell_back.push((
+                            c.rule.clone(),
+                            "reads `segment`, and a segment condition runs in Rhai".into(),
+                        ));
+                    }
+                    false
                 });
-                if lowered.len() != before {
-                    for id in dropped {
-                        if let Some(c) = conditions.iter().find(|c| c.id == id) {
-                            verdicts.fell_back.push((
-                                c.rule.clone(),
-                                "reads `segment`, and a segment condition runs in Rhai".into(),
-                            ));
-                        }
-                    }
-                }
             }
         }
         if lowered.is_empty() {
@@ -858,11 +858,15 @@ fn var_ty(var: usize) -> Ty {
 /// A numeric variable's column: integers as they are, money in cents, other
 /// decimals scaled to the most decimal places any account has (when they
 /// all fit in 64 bits).
-fn numbers(facts: &[Facts<'_>], var: usize) -> (Vec<i64>, Result<Num, String>) {
-    let n = facts.len();
-    let scale = facts
+fn numbers<'f, R>(
+    rows: &[R],
+    facts: impl Fn(&R) -> Facts<'f>,
+    var: usize,
+) -> (Vec<i64>, Result<Num, String>) {
+    let n = rows.len();
+    let scale = rows
         .iter()
-        .map(|f| match f.value(var) {
+        .map(|r| match facts(r).value(var) {
             Fact::Money(_) => 2,
             Fact::Decimal(d) => d.scale(),
             _ => 0,
@@ -873,8 +877,8 @@ fn numbers(facts: &[Facts<'_>], var: usize) -> (Vec<i64>, Result<Num, String>) {
     let mut lo = i128::MAX;
     let mut hi = i128::MIN;
     let mut bad = None;
-    for f in facts {
-        let v: Option<i128> = match f.value(var) {
+    for r in rows {
+        let v: Option<i128> = match facts(r).value(var) {
             Fact::Int(x) => 10i128.checked_pow(scale).map(|p| i128::from(x) * p),
             Fact::Money(c) => 10i128
                 .checked_pow(scale.saturating_sub(2))

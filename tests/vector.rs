@@ -221,15 +221,19 @@ fn boolean() -> impl Strategy<Value = String> {
 }
 
 fn condition(source: &str, id: usize) -> Option<Condition> {
+    compile(source, id, false)
+}
+
+fn compile(source: &str, id: usize, with_segment: bool) -> Option<Condition> {
     let engine = script::engine();
     let flags: Vec<String> = FLAGS.iter().map(|s| s.to_string()).collect();
-    let scope = script::declaration_scope(false, &flags);
+    let scope = script::declaration_scope(with_segment, &flags);
     let ast = engine.compile_with_scope(&scope, source).ok()?;
     let plan = vector::translate(
         &ast,
         &Names {
             flags: &flags,
-            with_segment: false,
+            with_segment,
             helpers: &[],
             params: None,
             depth: 0,
@@ -259,7 +263,7 @@ proptest! {
         if let Ok(node) = &cond.plan {
             node.reads(&mut vars);
         }
-        let frame = Frame::build(&all, &vars).unwrap();
+        let frame = Frame::build(&all, |f| *f, &vars).unwrap();
         let verdicts = frame.evaluate(&[&cond], &[]).unwrap();
         let engine = script::engine();
         let flags: Vec<String> = FLAGS.iter().map(|s| s.to_string()).collect();
@@ -318,7 +322,7 @@ fn arithmetic_that_could_wrap_runs_in_rhai() {
     assert!(cond.plan.is_ok());
     let mut vars = Vec::new();
     cond.plan.as_ref().unwrap().reads(&mut vars);
-    let v = Frame::build(&all, &vars)
+    let v = Frame::build(&all, |f| *f, &vars)
         .unwrap()
         .evaluate(&[&cond], &[])
         .unwrap();
@@ -329,6 +333,42 @@ fn arithmetic_that_could_wrap_runs_in_rhai() {
     );
     assert_eq!(v.fell_back.len(), 1);
     assert!(v.fell_back[0].1.contains("64 bits"), "{:?}", v.fell_back);
+}
+
+#[test]
+fn segment_columns_need_every_segment_condition_as_a_column() {
+    let rows = rows();
+    let all: Vec<Facts<'_>> = rows.iter().map(facts).collect();
+    let level = compile("segment == \"big\" && max_dpd >= 5", 2, true).unwrap();
+    let big = compile("overdue >= 5000.00", 0, false).unwrap();
+    let retail = compile("true", 1, false).unwrap();
+    let in_rhai = compile("abs(score) > 1", 0, false).unwrap();
+    assert!(level.plan.is_ok() && big.plan.is_ok() && in_rhai.plan.is_err());
+    let mut vars = Vec::new();
+    for c in [&level, &big] {
+        c.plan.as_ref().unwrap().reads(&mut vars);
+    }
+    let frame = Frame::build(&all, |f| *f, &vars).unwrap();
+    // Every segment a column: the level reads the segment column.
+    let v = frame
+        .evaluate(&[&big, &retail, &level], &[(0, "big"), (1, "retail")])
+        .unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        let want = r.account.overdue >= 500_000 && r.account.max_dpd >= 5;
+        assert_eq!(v.get(2, i), Some(want), "account {i}");
+    }
+    // A segment condition in Rhai: the level goes to Rhai too, and says why.
+    let v = frame
+        .evaluate(&[&in_rhai, &retail, &level], &[(0, "big"), (1, "retail")])
+        .unwrap();
+    assert_eq!(v.get(2, 0), None);
+    assert!(
+        v.fell_back
+            .iter()
+            .any(|(_, why)| why.contains("reads `segment`")),
+        "{:?}",
+        v.fell_back
+    );
 }
 
 /// A policy whose conditions use the whole subset: arithmetic on amounts,
