@@ -392,7 +392,16 @@ fn run_case(policy: &Policy, case: &Case, scratch: &Path) -> Result<Vec<Decision
             },
         );
     }
-    crate::night::decide_night(policy, None, &data, as_of, &priors, false, &[])
+    crate::night::decide_night(
+        policy,
+        None,
+        &data,
+        as_of,
+        &priors,
+        false,
+        &[],
+        &Default::default(),
+    )
         .map_err(|e| format!("{e:#}"))
 }
 

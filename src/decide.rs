@@ -84,6 +84,9 @@ pub struct Trace {
     pub segments: Vec<Tried>,
     pub levels: Vec<LevelTried>,
     pub guards: Vec<Guarded>,
+    /// What the compliance guards did (deferred, dropped, rerouted, sent
+    /// late), in order.
+    pub compliance: Vec<String>,
 }
 
 /// The event behind an active hold.

@@ -120,20 +120,41 @@ impl Staging {
     }
 
     pub fn write(&mut self, file: &str, bytes: &[u8]) -> Result<(), EmitError> {
+        let w = self.put(file, bytes)?;
+        self.record(w);
+        Ok(())
+    }
+
+    /// Writes one file without recording it, so that documents can be
+    /// written by the threads that render them (creating 100,000 files is
+    /// most of a night's document time on ext4); the caller then `record`s
+    /// them in the night's order, which keeps the manifest independent of
+    /// thread timing.
+    pub fn put(&self, file: &str, bytes: &[u8]) -> Result<Written, EmitError> {
         let path = self.tmp.join(file);
-        if let Some(p) = path.parent() {
-            fs::create_dir_all(p).map_err(|e| self.io(e))?;
-        }
         // Not synced one by one: a night of 100,000 e-mails would wait on
         // 100,000 flushes. The whole folder is flushed once in `finish`,
-        // before it is renamed into place.
-        fs::write(&path, bytes).map_err(|e| self.io(e))?;
-        self.written.push(Written {
+        // before it is renamed into place. The folder is made on first need
+        // only: one system call per file saved.
+        match fs::write(&path, bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(p) = path.parent() {
+                    fs::create_dir_all(p).map_err(|e| self.io(e))?;
+                }
+                fs::write(&path, bytes).map_err(|e| self.io(e))?;
+            }
+            r => r.map_err(|e| self.io(e))?,
+        }
+        Ok(Written {
             file: file.to_owned(),
             sha256: audit::sha256_bytes(bytes),
             bytes: bytes.len() as u64,
-        });
-        Ok(())
+        })
+    }
+
+    /// Records a file written by `put`, for the manifest.
+    pub fn record(&mut self, w: Written) {
+        self.written.push(w);
     }
 
     pub fn written(&self) -> &[Written] {

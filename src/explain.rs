@@ -70,6 +70,7 @@ pub fn to_json(d: &Decision) -> Value {
             "emitted": g.emitted.as_ref().map(|a| a.to_string()),
             "refused_by": g.refused_by,
         })).collect::<Vec<_>>(),
+        "compliance": t.compliance,
         "decision": {
             "strategy": d.strategy_name(),
             "segment": d.segment,
@@ -217,6 +218,12 @@ pub fn to_text(d: &Decision) -> String {
                 ),
             };
             let _ = writeln!(s, "    {line}");
+        }
+    }
+    if !t.compliance.is_empty() {
+        let _ = writeln!(s, "  compliance:");
+        for n in &t.compliance {
+            let _ = writeln!(s, "    {n}");
         }
     }
     let _ = writeln!(

@@ -20,6 +20,8 @@ pub struct Prior {
     pub writeoff_on: Option<NaiveDate>,
     /// Every escalation since the last cure, for dossiers and placements.
     pub history: Vec<Step>,
+    /// Actions a compliance guard deferred, tried again each night.
+    pub deferred: Vec<crate::compliance::Deferred>,
 }
 
 /// One escalation: the level reached, the night, the actions emitted.
@@ -142,6 +144,7 @@ mod tests {
             kind,
             until: until.map(|u| crate::dates::parse_date(u).unwrap()),
             amount: None,
+            note: String::new(),
             row: 2,
         }
     }

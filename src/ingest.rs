@@ -181,6 +181,9 @@ pub struct Event {
     pub kind: EventKind,
     pub until: Option<NaiveDate>,
     pub amount: Option<Cents>,
+    /// What the collector wrote, trimmed: compliance reads outcome codes
+    /// (`conversation`, `wrong_party`) from `contact_outcome` events.
+    pub note: String,
     /// Where the event came from, to name it in a trace.
     pub row: usize,
 }
@@ -996,7 +999,7 @@ fn check_events(
 ) -> (Vec<Event>, usize) {
     let col = |name: &str| t.col(name).expect("required column");
     let (debtor_id, date, kind) = (col("debtor_id"), col("date"), col("kind"));
-    let (until, amount) = (t.col("until"), t.col("amount"));
+    let (until, amount, note) = (t.col("until"), t.col("amount"), t.col("note"));
     let mut out = Vec::new();
     let mut bad_rows = 0;
     for i in 0..t.height() {
@@ -1065,6 +1068,11 @@ fn check_events(
                 kind,
                 until: u,
                 amount: a,
+                note: note
+                    .and_then(|c| c.get(i))
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
                 row: t.row(i),
             });
         }

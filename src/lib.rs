@@ -1,8 +1,8 @@
 //! dunning: a nightly, rules-driven batch engine for debt collection.
 //!
 //! The modules follow the flow of a night (see DESIGN.md):
-//! `ingest -> accounts -> history -> segment -> decide -> guard -> emit ->
-//! state`, wired together by `night`. `policy` and `script` load and sandbox
+//! `ingest -> accounts -> history -> segment -> decide -> guard ->
+//! compliance -> emit -> state`, wired together by `night`. `policy` and `script` load and sandbox
 //! the risk team's rules; `money` and `dates` keep amounts exact and days
 //! free of clocks; `audit` hashes what a night read and wrote.
 
@@ -11,6 +11,7 @@ pub mod actions;
 pub mod audit;
 pub mod cases;
 pub mod cli;
+pub mod compliance;
 pub mod dates;
 pub mod decide;
 pub mod diff;

@@ -253,6 +253,7 @@ pub fn explain(args: &RunArgs, debtor_id: &str) -> anyhow::Result<Vec<Decision>>
     let nights = state.nights()?;
     let previous = nights.iter().rev().find(|n| **n < args.as_of).copied();
     let priors = priors_for(&state, previous)?;
+    let contacts = contacts_for(&state, previous)?;
     let mut data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
     let undelivered = crate::send::undelivered(&args.state, &nights, previous)?;
     mark_bounced(&mut data, &undelivered);
@@ -265,6 +266,7 @@ pub fn explain(args: &RunArgs, debtor_id: &str) -> anyhow::Result<Vec<Decision>>
         &priors,
         true,
         &undelivered.failed_last_night,
+        &contacts,
     )?;
     Ok(decisions
         .into_iter()
@@ -279,6 +281,17 @@ fn priors_for(
 ) -> anyhow::Result<HashMap<(String, String), Prior>> {
     Ok(match previous {
         Some(n) => state.load(n)?,
+        None => Default::default(),
+    })
+}
+
+/// The compliance contact log the last committed night left.
+fn contacts_for(
+    state: &state::Reader,
+    previous: Option<NaiveDate>,
+) -> anyhow::Result<crate::compliance::Log> {
+    Ok(match previous {
+        Some(n) => state.contacts(n)?,
         None => Default::default(),
     })
 }
@@ -402,6 +415,7 @@ pub fn decide_night(
     priors: &HashMap<(String, String), Prior>,
     trace: bool,
     failed_last_night: &[(String, String, String, String)],
+    contacts: &crate::compliance::Log,
 ) -> anyhow::Result<Vec<Decision>> {
     let mut decisions = decide_accounts(policy, challenger, data, as_of, priors, trace)?;
     for (debtor, currency, template, reply) in failed_last_night {
@@ -443,6 +457,20 @@ pub fn decide_night(
             d.actions.push(action);
         }
     }
+    // The law's contact rules, last: over the ladder, the channel rules and
+    // the fallback above.
+    let mut policies = vec![policy];
+    if let Some(c) = challenger {
+        policies.push(&c.policy);
+    }
+    crate::compliance::apply(
+        &policies,
+        &mut decisions,
+        &data.debtors,
+        &data.events,
+        as_of,
+        contacts,
+    );
     Ok(decisions)
 }
 
@@ -596,11 +624,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
 
     let mut data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
     let mut priors = priors_for(&state, previous)?;
+    let mut contacts = contacts_for(&state, previous)?;
     mark_bounced(&mut data, &undelivered);
     crate::failpoint("after-ingest");
     if let Some(sh) = args.shard {
         keep_shard(&mut data, sh)?;
         priors.retain(|k, _| sh.holds(&k.0));
+        contacts.retain(|k, _| sh.holds(k));
     }
     let t = Instant::now();
     let decisions = decide_night(
@@ -611,6 +641,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         &priors,
         args.trace,
         &undelivered.failed_last_night,
+        &contacts,
     )?;
     let mut policy_names = vec![policy.name.as_str()];
     if let Some(c) = &challenger {
@@ -642,6 +673,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         )
     }));
     let snapshot_sha = audit::sha256_bytes(&snapshot);
+    // The contact log, kept only when a policy has compliance rules.
+    let contacts_csv = {
+        let mut ps = vec![&policy];
+        if let Some(c) = &challenger {
+            ps.push(&c.policy);
+        }
+        ps.iter().any(|p| p.compliance.is_some()).then(|| {
+            crate::compliance::log_csv(&crate::compliance::log_after(
+                &ps, &contacts, &decisions, as_of,
+            ))
+        })
+    };
     if let Some(record) = &committed {
         anyhow::ensure!(
             record.accounts_sha256 == snapshot_sha,
@@ -729,7 +772,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             inputs: input_pairs,
             accounts_sha256: snapshot_sha,
         };
-        state.commit(as_of, &snapshot, &record)?;
+        state.commit(as_of, &snapshot, contacts_csv.as_deref(), &record)?;
         info!(stage = "commit", night = %as_of, "state committed");
         crate::failpoint("after-commit");
     }

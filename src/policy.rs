@@ -115,6 +115,9 @@ struct PolicyDoc {
     agencies: Option<AgenciesDoc>,
     #[serde(default)]
     writeoff: Option<WriteoffDoc>,
+    /// The contact rules of the law, over the ladder (src/compliance.rs).
+    #[serde(default)]
+    compliance: Option<crate::compliance::ComplianceDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -404,6 +407,8 @@ pub struct Policy {
     pub agencies: Option<Condition>,
     /// When a write-off is proposed.
     pub writeoff: Option<Condition>,
+    /// Guards no rule overrides: caps, quiet days, cooling-off, consent.
+    pub compliance: Option<crate::compliance::Compliance>,
     /// Every file of the policy folder, sorted by path.
     pub files: Vec<PolicyFile>,
     /// SHA-256 over the sorted (path, hash) list.
@@ -491,6 +496,17 @@ impl Policy {
         }
         .build(doc, files, sha256)
     }
+}
+
+/// Line and column (1-based) of the first `needle` in `text`.
+fn find_in(text: &str, needle: &str) -> (Option<usize>, Option<usize>) {
+    let Some(off) = text.find(needle) else {
+        return (None, None);
+    };
+    let before = &text[..off];
+    let line = before.matches('\n').count() + 1;
+    let col = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (Some(line), Some(col))
 }
 
 /// Paths in messages are shown as given, with `/` separators.
@@ -1075,7 +1091,31 @@ impl Builder {
                 }
             }
         }
-        let messages = self.messages(&doc, &used, &rule_scope, &helpers);
+        let mut messages = self.messages(&doc, &used, &rule_scope, &helpers);
+        let mut files = files;
+        let mut sha256 = sha256;
+        let compliance = match &doc.compliance {
+            None => None,
+            Some(c) => {
+                let known: Vec<String> = crate::compliance::CHANNELS
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .chain(channels.keys().cloned())
+                    .collect();
+                let (compiled, read) = self.compliance(c, &known);
+                if !read.is_empty() {
+                    files.extend(read);
+                    files.sort_by(|a, b| a.path.cmp(&b.path));
+                    sha256 = crate::audit::hash_list(
+                        files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())),
+                    );
+                }
+                if let Some(c) = &compiled {
+                    self.shape_windows(c, &mut messages);
+                }
+                compiled
+            }
+        };
         let agencies = doc
             .agencies
             .as_ref()
@@ -1097,6 +1137,7 @@ impl Builder {
             messages,
             agencies,
             writeoff,
+            compliance,
             name: doc.name,
             version: doc.version,
             dir: self.dir,
@@ -1116,6 +1157,141 @@ impl Builder {
 }
 
 impl Builder {
+    /// Reads the compliance section and the presets it includes, and
+    /// compiles them; the files read are returned for the policy's hash
+    /// (a preset edited is a policy changed).
+    fn compliance(
+        &mut self,
+        own: &crate::compliance::ComplianceDoc,
+        known: &[String],
+    ) -> (Option<crate::compliance::Compliance>, Vec<PolicyFile>) {
+        use crate::compliance::{ComplianceDoc, Layer};
+        let mut layers = Vec::new();
+        let mut read = Vec::new();
+        for inc in &own.include {
+            let path = self.dir.join(inc);
+            let shown = inc.replace('\\', "/");
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.problem_at(
+                        Some("compliance:"),
+                        inc,
+                        format!("compliance.include: cannot read `{inc}`: {e}"),
+                    );
+                    continue;
+                }
+            };
+            let doc: ComplianceDoc = match serde_yaml_ng::from_str(&text) {
+                Ok(d) => d,
+                Err(e) => {
+                    let loc = e.location();
+                    self.problems.push(Problem {
+                        file: shown.clone(),
+                        line: loc.as_ref().map(|l| l.line()),
+                        column: loc.as_ref().map(|l| l.column()),
+                        message: with_suggestion(&without_position(&e.to_string())),
+                    });
+                    continue;
+                }
+            };
+            if !doc.include.is_empty() {
+                self.problems.push(Problem {
+                    file: shown.clone(),
+                    line: None,
+                    column: None,
+                    message: "include: a preset cannot include other presets; include them all from the policy".into(),
+                });
+            }
+            read.push(PolicyFile {
+                path: shown.clone(),
+                sha256: crate::audit::sha256_bytes(text.as_bytes()),
+            });
+            layers.push(Layer {
+                file: shown,
+                text,
+                dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                doc,
+            });
+        }
+        // The policy's own rules, over its presets. Its text is searched from
+        // the `compliance:` key so that messages point into that section.
+        let text = self
+            .text
+            .find("compliance:")
+            .map(|i| self.text[i..].to_owned())
+            .unwrap_or_default();
+        let offset_line = self
+            .text
+            .find("compliance:")
+            .map(|i| self.text[..i].matches('\n').count())
+            .unwrap_or(0);
+        let own_layer = Layer {
+            file: self.file.clone(),
+            text,
+            dir: self.dir.clone(),
+            doc: ComplianceDoc {
+                include: Vec::new(),
+                ..own.clone()
+            },
+        };
+        layers.push(own_layer);
+        let (compiled, problems, reads) = crate::compliance::compile(&layers, known);
+        for p in problems {
+            let layer = &layers[p.layer];
+            let (line, column) = find_in(&layer.text, &p.needle);
+            let line = line.map(|l| {
+                if p.layer + 1 == layers.len() {
+                    l + offset_line
+                } else {
+                    l
+                }
+            });
+            self.problems.push(Problem {
+                file: layer.file.clone(),
+                line,
+                column,
+                message: p.message,
+            });
+        }
+        for r in reads {
+            read.push(PolicyFile {
+                path: r.file,
+                sha256: crate::audit::sha256_bytes(&r.bytes),
+            });
+        }
+        (compiled, read)
+    }
+
+    /// Allowed hours narrow the call windows written in calls.csv and set
+    /// the SMS send windows; hours that leave no call window are an error.
+    fn shape_windows(
+        &mut self,
+        c: &crate::compliance::Compliance,
+        messages: &mut crate::render::Messages,
+    ) {
+        if let (Some(&(a, b)), Some(calls)) = (c.hours.get("call"), messages.calls.as_mut()) {
+            let (start, end) = (calls.start.max(a), calls.end.min(b));
+            if start >= end {
+                self.problem_at(
+                    Some("calls:"),
+                    "hours:",
+                    format!(
+                        "calls.hours {}-{} and compliance.hours.call {}-{} do not overlap: no call could ever be made",
+                        calls.start.format("%H:%M"),
+                        calls.end.format("%H:%M"),
+                        a.format("%H:%M"),
+                        b.format("%H:%M")
+                    ),
+                );
+            } else {
+                calls.start = start;
+                calls.end = end;
+            }
+        }
+        messages.sms_window = c.hours.get("sms").copied();
+    }
+
     /// The static checks of `lint` on every ladder: a level that can never
     /// be reached is an error, a threshold that looks like a slip a warning.
     fn lint_ladders(&mut self, doc: &PolicyDoc) {
@@ -1382,6 +1558,7 @@ impl Builder {
             contact: doc.contact.clone(),
             email,
             max_segments,
+            sms_window: None,
             calls,
             letters,
             templates,

@@ -63,6 +63,8 @@ pub struct Messages {
     pub contact: BTreeMap<String, String>,
     pub email: Option<EmailSettings>,
     pub max_segments: u32,
+    /// SMS send hours from the compliance section, in the debtor's zone.
+    pub sms_window: Option<(NaiveTime, NaiveTime)>,
     pub calls: Option<CallSettings>,
     pub letters: Option<crate::actions::letter::LetterSettings>,
     pub templates: Templates,

@@ -109,10 +109,13 @@ impl State {
     }
 
     /// Commits a night: written beside, then renamed into place.
+    /// `contacts` is the compliance contact log (`contacts.csv`), written
+    /// only when a policy keeps one.
     pub fn commit(
         &self,
         night: NaiveDate,
         accounts_csv: &[u8],
+        contacts: Option<&[u8]>,
         record: &NightRecord,
     ) -> Result<(), StateError> {
         let nights = self.dir.join("nights");
@@ -121,6 +124,9 @@ impl State {
         let write = || -> std::io::Result<()> {
             fs::create_dir_all(&tmp)?;
             write_synced(&tmp.join("accounts.csv"), accounts_csv)?;
+            if let Some(c) = contacts {
+                write_synced(&tmp.join("contacts.csv"), c)?;
+            }
             let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
             write_synced(&tmp.join("night.json"), &json)?;
             crate::failpoint("mid-commit");
@@ -212,10 +218,28 @@ impl Reader {
                 writeoff_on: date(&row.writeoff_proposed_on)?,
                 history: Step::decode(&row.history)
                     .ok_or_else(|| corrupt(format!("row {}: bad history", i + 2)))?,
+                deferred: crate::compliance::Deferred::decode(&row.deferred)
+                    .ok_or_else(|| corrupt(format!("row {}: bad deferred actions", i + 2)))?,
             };
             out.insert((row.debtor_id, row.currency), prior);
         }
         Ok(out)
+    }
+
+    /// The compliance contact log a night left; empty when it kept none.
+    pub fn contacts(&self, night: NaiveDate) -> Result<crate::compliance::Log, StateError> {
+        let path = self.night_dir(night).join("contacts.csv");
+        match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(self.io(e)),
+            Ok(bytes) => {
+                crate::compliance::read_log(&bytes).map_err(|message| StateError::Corrupt {
+                    dir: self.label(),
+                    path: path.display().to_string(),
+                    message,
+                })
+            }
+        }
     }
 
     /// The committed accounts.csv of a night, as bytes.
@@ -245,6 +269,9 @@ struct SnapshotRow {
     writeoff_proposed_on: String,
     #[serde(default)]
     history: String,
+    // Added with compliance guards.
+    #[serde(default)]
+    deferred: String,
 }
 
 /// The snapshot a night leaves: accounts above level 0, in the order given
@@ -267,6 +294,7 @@ pub fn snapshot_csv<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a Prior)
             placed_on: opt(p.placed_on),
             writeoff_proposed_on: opt(p.writeoff_on),
             history: Step::encode(&p.history),
+            deferred: crate::compliance::Deferred::encode(&p.deferred),
         })
         .expect("in memory");
     }
@@ -280,6 +308,7 @@ pub fn snapshot_csv<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a Prior)
             "placed_on",
             "writeoff_proposed_on",
             "history",
+            "deferred",
         ])
         .expect("in memory");
     }

@@ -67,7 +67,7 @@ pub fn timezone(messages: &Messages, debtor: &Debtor) -> Tz {
         .unwrap_or(messages.default_tz)
 }
 
-fn local(tz: Tz, day: NaiveDate, t: chrono::NaiveTime) -> String {
+pub(super) fn local(tz: Tz, day: NaiveDate, t: chrono::NaiveTime) -> String {
     let naive = day.and_time(t);
     // In a spring-forward gap the earliest valid instant after it is used.
     let dt = tz

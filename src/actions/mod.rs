@@ -59,6 +59,9 @@ struct Rendered {
     letters: Vec<letter::Letter>,
     sms: Vec<sms::Sms>,
     calls: Vec<call::Call>,
+    /// The e-mail and letter files, already written, in the order of the
+    /// account's actions.
+    files: Vec<crate::emit::Written>,
 }
 
 const CHANNELS: &[&str] = &["email", "letter", "sms", "call"];
@@ -151,7 +154,7 @@ pub fn write(
     let items = overdue_items(inputs, &wanted, as_of)?;
     let no_items = Vec::new();
 
-    let render_one = |d: &Decision| -> Result<Rendered, ActionError> {
+    let render_one = |d: &Decision, staging: &Staging| -> anyhow::Result<Rendered> {
         let policy = policy_of(d);
         let messages = &policy.messages;
         let mut r = Rendered::default();
@@ -191,8 +194,20 @@ pub fn write(
                 as_of,
             };
             match a.channel.as_str() {
-                "letter" => r.letters.push(letter::build(&job)?),
-                "email" => r.emails.push(email::build(&job)?),
+                "letter" => {
+                    let mut l = letter::build(&job)?;
+                    r.files
+                        .push(staging.put(&format!("letters/{}", l.file), &l.bytes)?);
+                    l.bytes = Vec::new();
+                    r.letters.push(l);
+                }
+                "email" => {
+                    let mut e = email::build(&job)?;
+                    r.files
+                        .push(staging.put(&format!("emails/{}", e.file), &e.bytes)?);
+                    e.bytes = Vec::new();
+                    r.emails.push(e);
+                }
                 "sms" => r.sms.push(sms::build(&job)?),
                 "call" => r.calls.push(call::build(&job)?),
                 _ => {}
@@ -213,17 +228,21 @@ pub fn write(
     // memory stays bounded by one chunk of documents however large the
     // night, and the error reported is the first in decision order.
     for chunk in with_messages.chunks(RENDER_CHUNK) {
-        let rendered: Vec<Result<Rendered, ActionError>> =
-            chunk.par_iter().map(|d| render_one(d)).collect();
+        // Each thread writes the files it renders; they are recorded here,
+        // in decision order.
+        let shared: &Staging = staging;
+        let rendered: Vec<anyhow::Result<Rendered>> =
+            chunk.par_iter().map(|d| render_one(d, shared)).collect();
         for r in rendered {
             let r = r?;
+            for w in r.files {
+                staging.record(w);
+            }
             for e in r.emails {
-                staging.write(&format!("emails/{}", e.file), &e.bytes)?;
                 email_index.write_record(e.index_row().iter().map(|c| cell(c).into_owned()))?;
                 counts.emails += 1;
             }
             for l in r.letters {
-                staging.write(&format!("letters/{}", l.file), &l.bytes)?;
                 letter_index.write_record(l.index_row().iter().map(|c| cell(c).into_owned()))?;
                 counts.letters += 1;
             }

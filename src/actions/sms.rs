@@ -14,6 +14,8 @@ pub const COLUMNS: &[&str] = &[
     "encoding",
     "segments",
     "text",
+    "window_start",
+    "window_end",
 ];
 
 const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
@@ -56,10 +58,14 @@ pub struct Sms {
     encoding: Encoding,
     segments: u32,
     text: String,
+    /// When the policy's compliance section sets SMS hours: the send
+    /// window on the night's day, in the debtor's time zone.
+    window_start: String,
+    window_end: String,
 }
 
 impl Sms {
-    pub fn row(&self) -> [String; 8] {
+    pub fn row(&self) -> [String; 10] {
         [
             self.debtor_id.clone(),
             self.currency.clone(),
@@ -72,6 +78,8 @@ impl Sms {
             },
             self.segments.to_string(),
             self.text.clone(),
+            self.window_start.clone(),
+            self.window_end.clone(),
         ]
     }
 }
@@ -84,7 +92,7 @@ pub fn build(job: &Job<'_>) -> Result<Sms, ActionError> {
         lang,
         template,
         ctx,
-        ..
+        as_of,
     } = *job;
     let name = format!("{lang}/sms/{template}.txt");
     let text = messages.templates.render(&name, ctx, &debtor.id)?;
@@ -99,7 +107,19 @@ pub fn build(job: &Job<'_>) -> Result<Sms, ActionError> {
             max: messages.max_segments,
         });
     }
+    let (window_start, window_end) = match messages.sms_window {
+        Some((a, b)) => {
+            let tz = super::call::timezone(messages, debtor);
+            (
+                super::call::local(tz, as_of, a),
+                super::call::local(tz, as_of, b),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
     Ok(Sms {
+        window_start,
+        window_end,
         debtor_id: debtor.id.clone(),
         currency: d.account.currency.clone(),
         phone: debtor.phone_e164.clone().unwrap_or_default(),
