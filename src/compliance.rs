@@ -232,6 +232,111 @@ pub struct Compliance {
 }
 
 impl Compliance {
+    /// What `dunning check` shows: every guard, in the order applied, with
+    /// what it does to a refused contact; then the hours.
+    pub fn summary(&self, call_hours: Option<(NaiveTime, NaiveTime)>) -> Vec<String> {
+        fn then(t: &Then) -> String {
+            match t {
+                Then::Defer => "defer".into(),
+                Then::Drop => "drop".into(),
+                Then::Reroute(c) => format!("reroute to {c}"),
+            }
+        }
+        let mut out = Vec::new();
+        let block = |name: &str, b: &EventBlock| {
+            let notes = if b.notes.is_empty() {
+                String::new()
+            } else {
+                format!(" `{}`", b.notes.join("|"))
+            };
+            let until = if b.cleared_by.is_empty() {
+                String::new()
+            } else {
+                format!(" until a later `{}`", b.cleared_by.join("|"))
+            };
+            format!(
+                "{name}: {}{notes} stops {}{until} ({})",
+                b.event.as_str(),
+                b.channels.join(", "),
+                then(&b.then)
+            )
+        };
+        if let Some(b) = &self.do_not_contact {
+            out.push(block("do_not_contact", b));
+        }
+        if let Some(k) = &self.consent {
+            let list: Vec<String> = k
+                .channels
+                .iter()
+                .map(|(c, f)| format!("{c} needs {}", f.column()))
+                .collect();
+            out.push(format!("consent: {} ({})", list.join(", "), then(&k.then)));
+        }
+        if let Some(b) = &self.own_contact_only {
+            out.push(block("own_contact_only", b));
+        }
+        for q in &self.quiet_days {
+            let mut what: Vec<String> = q.weekdays.iter().map(|d| day_name(*d).to_owned()).collect();
+            if let Some(cal) = &q.holidays {
+                for (country, days) in cal {
+                    let span = match (days.keys().next(), days.keys().last()) {
+                        (Some(a), Some(b)) => format!(", {a} to {b}"),
+                        _ => String::new(),
+                    };
+                    what.push(format!("public holidays of {country} ({} days{span})", days.len()));
+                }
+            }
+            out.push(format!(
+                "quiet_days.{}: {} for {} ({})",
+                q.name,
+                what.join(", "),
+                q.channels.join(", "),
+                then(&q.then)
+            ));
+        }
+        for k in &self.cooling_off {
+            let notes = if k.notes.is_empty() {
+                String::new()
+            } else {
+                format!(" `{}`", k.notes.join("|"))
+            };
+            out.push(format!(
+                "cooling_off.{}: {} day(s) from a {}{notes} for {} ({})",
+                k.name,
+                k.days,
+                k.event.as_str(),
+                k.channels.join(", "),
+                then(&k.then)
+            ));
+        }
+        for k in &self.caps {
+            out.push(format!(
+                "caps.{}: at most {} {} in {} day(s) per debtor ({})",
+                k.name,
+                k.max,
+                k.channels.join("/"),
+                k.days,
+                then(&k.then)
+            ));
+        }
+        let mut hours = Vec::new();
+        if let Some((a, b)) = call_hours.filter(|_| self.hours.contains_key("call")) {
+            hours.push(format!("call {}-{}", a.format("%H:%M"), b.format("%H:%M")));
+        }
+        if let Some((a, b)) = self.hours.get("sms") {
+            hours.push(format!("sms {}-{}", a.format("%H:%M"), b.format("%H:%M")));
+        }
+        if !hours.is_empty() {
+            out.push(format!("hours: {} in the debtor's time zone", hours.join(", ")));
+        }
+        out.push(format!(
+            "a deferred contact waits at most {} night(s); contacts counted: {}",
+            self.defer_days,
+            self.contacts.join(", ")
+        ));
+        out
+    }
+
     /// How many days of contacts the rolling windows look back on.
     pub fn log_days(&self) -> u32 {
         self.caps.iter().map(|c| c.days).max().unwrap_or(0)
@@ -241,16 +346,34 @@ impl Compliance {
 /// The channels a night can emit, for validation.
 pub const CHANNELS: &[&str] = &["email", "letter", "sms", "call", "agency", "legal"];
 
+fn day_name(d: Weekday) -> &'static str {
+    match d {
+        Weekday::Mon => "Monday",
+        Weekday::Tue => "Tuesday",
+        Weekday::Wed => "Wednesday",
+        Weekday::Thu => "Thursday",
+        Weekday::Fri => "Friday",
+        Weekday::Sat => "Saturday",
+        Weekday::Sun => "Sunday",
+    }
+}
+
+/// `sun` or `sunday`, any case.
 pub fn weekday(s: &str) -> Option<Weekday> {
-    Some(match s.trim().to_ascii_lowercase().get(..3)? {
-        "mon" => Weekday::Mon,
-        "tue" => Weekday::Tue,
-        "wed" => Weekday::Wed,
-        "thu" => Weekday::Thu,
-        "fri" => Weekday::Fri,
-        "sat" => Weekday::Sat,
-        "sun" => Weekday::Sun,
-        _ => return None,
+    let s = s.trim().to_ascii_lowercase();
+    [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ]
+    .into_iter()
+    .find(|d| {
+        let full = day_name(*d).to_ascii_lowercase();
+        s == full || s == full[..3]
     })
 }
 
@@ -317,6 +440,8 @@ pub(crate) struct Layer {
 /// A problem in one layer: the file, the text to point at, the message.
 pub(crate) struct LayerProblem {
     pub layer: usize,
+    /// Searched for first (a rule's `name: x`); the needle after it.
+    pub anchor: Option<String>,
     pub needle: String,
     pub message: String,
 }
@@ -351,9 +476,17 @@ pub(crate) fn compile(
     };
     for (li, layer) in layers.iter().enumerate() {
         let doc = &layer.doc;
+        // Messages name the rule (`compliance.caps.x...`); the rule's
+        // `name: x` line anchors the search for the offending text.
         let mut bad = |needle: &str, message: String| {
+            let anchor = message
+                .strip_prefix("compliance.")
+                .and_then(|m| m.split(':').next())
+                .and_then(|path| path.split('.').nth(1))
+                .map(|rule| format!("name: {rule}"));
             problems.push(LayerProblem {
                 layer: li,
+                anchor,
                 needle: needle.to_owned(),
                 message,
             })
@@ -480,7 +613,7 @@ pub(crate) fn compile(
                     }
                 }
             });
-            if weekdays.is_empty() && holidays.is_none() {
+            if q.weekdays.is_empty() && q.holidays.is_none() {
                 bad(&q.name, format!("{at}: needs weekdays or holidays"));
             }
             let rule = Quiet {
@@ -578,6 +711,7 @@ pub(crate) fn compile(
                         if to == from {
                             problems.push(LayerProblem {
                                 layer: layers.len().saturating_sub(1),
+                                anchor: None,
                                 needle: name.clone(),
                                 message: format!(
                                     "compliance: reroutes go round in a circle through `{from}` ({}); one of them must defer or drop",
@@ -852,7 +986,7 @@ fn check(
             return Some(Refusal {
                 guard: format!("quiet_days.{}", q.name),
                 then: q.then.clone(),
-                why: format!("{as_of} is a {:?}", as_of.weekday()),
+                why: format!("{as_of} is a {}", day_name(as_of.weekday())),
             });
         }
         if let Some(name) = q
@@ -1148,5 +1282,6 @@ mod tests {
         assert_eq!(weekday("Sunday"), Some(Weekday::Sun));
         assert_eq!(weekday("sat"), Some(Weekday::Sat));
         assert_eq!(weekday("dimanche"), None);
+        assert_eq!(weekday("sundae"), None);
     }
 }

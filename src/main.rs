@@ -185,8 +185,14 @@ fn explain(e: ExplainCmd) -> anyhow::Result<()> {
 /// `dunning check`: the policy loader's verdict, every problem at once;
 /// warnings are shown but do not fail the check.
 fn check(c: &CheckCmd) -> ExitCode {
+    let mut sha256 = None;
+    let mut compliance = Vec::new();
     let (errors, warnings, rules) = match dunning::policy::Policy::load(&c.policy) {
         Ok(p) => {
+            sha256 = Some(p.sha256.clone());
+            if let Some(k) = &p.compliance {
+                compliance = k.summary(p.messages.calls.as_ref().map(|c| (c.start, c.end)));
+            }
             // How each rule runs: as a column for every account at once, or
             // in Rhai account by account (and why).
             let rules: Vec<(String, Option<String>)> = p
@@ -218,6 +224,8 @@ fn check(c: &CheckCmd) -> ExitCode {
                 "{}",
                 serde_json::json!({
                     "ok": errors.is_empty(),
+                    "sha256": sha256,
+                    "compliance": compliance,
                     "errors": errors.len(),
                     "warnings": warnings.len(),
                     "problems": list,
@@ -253,6 +261,12 @@ fn check(c: &CheckCmd) -> ExitCode {
                 );
                 for (rule, why) in rhai {
                     println!("  {rule}: {why}");
+                }
+                if !compliance.is_empty() {
+                    println!("compliance: guards over every rule, in this order:");
+                    for line in &compliance {
+                        println!("  {line}");
+                    }
                 }
                 println!(
                     "{}: ok{}",

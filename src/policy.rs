@@ -1097,11 +1097,13 @@ impl Builder {
         let compliance = match &doc.compliance {
             None => None,
             Some(c) => {
-                let known: Vec<String> = crate::compliance::CHANNELS
+                let mut known: Vec<String> = crate::compliance::CHANNELS
                     .iter()
                     .map(|c| (*c).to_owned())
                     .chain(channels.keys().cloned())
                     .collect();
+                known.sort();
+                known.dedup();
                 let (compiled, read) = self.compliance(c, &known);
                 if !read.is_empty() {
                     files.extend(read);
@@ -1239,7 +1241,24 @@ impl Builder {
         let (compiled, problems, reads) = crate::compliance::compile(&layers, known);
         for p in problems {
             let layer = &layers[p.layer];
-            let (line, column) = find_in(&layer.text, &p.needle);
+            let from = p
+                .anchor
+                .as_deref()
+                .and_then(|a| layer.text.find(a).map(|i| i + a.len()))
+                .unwrap_or(0);
+            let (line, column) = match find_in(&layer.text[from..], &p.needle) {
+                (Some(l), Some(c)) => {
+                    let before = &layer.text[..from];
+                    let extra = before.matches('\n').count();
+                    let col = if l == 1 {
+                        c + from - before.rfind('\n').map_or(0, |i| i + 1)
+                    } else {
+                        c
+                    };
+                    (Some(l + extra), Some(col))
+                }
+                _ => find_in(&layer.text, &p.needle),
+            };
             let line = line.map(|l| {
                 if p.layer + 1 == layers.len() {
                     l + offset_line
