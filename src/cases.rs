@@ -402,7 +402,7 @@ fn run_case(policy: &Policy, case: &Case, scratch: &Path) -> Result<Vec<Decision
         &[],
         &Default::default(),
     )
-        .map_err(|e| format!("{e:#}"))
+    .map_err(|e| format!("{e:#}"))
 }
 
 fn compare(case: &Case, decided: &[Decision]) -> Vec<String> {

@@ -276,14 +276,18 @@ impl Compliance {
             out.push(block("own_contact_only", b));
         }
         for q in &self.quiet_days {
-            let mut what: Vec<String> = q.weekdays.iter().map(|d| day_name(*d).to_owned()).collect();
+            let mut what: Vec<String> =
+                q.weekdays.iter().map(|d| day_name(*d).to_owned()).collect();
             if let Some(cal) = &q.holidays {
                 for (country, days) in cal {
                     let span = match (days.keys().next(), days.keys().last()) {
                         (Some(a), Some(b)) => format!(", {a} to {b}"),
                         _ => String::new(),
                     };
-                    what.push(format!("public holidays of {country} ({} days{span})", days.len()));
+                    what.push(format!(
+                        "public holidays of {country} ({} days{span})",
+                        days.len()
+                    ));
                 }
             }
             out.push(format!(
@@ -327,7 +331,10 @@ impl Compliance {
             hours.push(format!("sms {}-{}", a.format("%H:%M"), b.format("%H:%M")));
         }
         if !hours.is_empty() {
-            out.push(format!("hours: {} in the debtor's time zone", hours.join(", ")));
+            out.push(format!(
+                "hours: {} in the debtor's time zone",
+                hours.join(", ")
+            ));
         }
         out.push(format!(
             "a deferred contact waits at most {} night(s); contacts counted: {}",
@@ -421,7 +428,10 @@ pub fn read_calendars(dir: &std::path::Path) -> Result<Calendars, String> {
         out.insert(country, days);
     }
     if out.is_empty() {
-        return Err(format!("{}: no <COUNTRY>.csv calendar in it", dir.display()));
+        return Err(format!(
+            "{}: no <COUNTRY>.csv calendar in it",
+            dir.display()
+        ));
     }
     Ok(out)
 }
@@ -505,17 +515,26 @@ pub(crate) fn compile(
             }
             list.to_vec()
         };
-        let then = |t: &Option<String>, default: Then, at: &str, bad: &mut dyn FnMut(&str, String)| {
+        let then = |t: &Option<String>,
+                    default: Then,
+                    at: &str,
+                    bad: &mut dyn FnMut(&str, String)| {
             match t {
                 None => default,
                 Some(s) => match Then::parse(s) {
                     Some(Then::Reroute(ch)) if !known_channels.contains(&ch) => {
-                        bad(s, format!("{at}.then: `{s}` reroutes to an unknown channel `{ch}`"));
+                        bad(
+                            s,
+                            format!("{at}.then: `{s}` reroutes to an unknown channel `{ch}`"),
+                        );
                         Then::Drop
                     }
                     Some(t) => t,
                     None => {
-                        bad(s, format!("{at}.then: `{s}` must be defer, drop or reroute:<channel>"));
+                        bad(
+                            s,
+                            format!("{at}.then: `{s}` must be defer, drop or reroute:<channel>"),
+                        );
                         Then::Drop
                     }
                 },
@@ -554,13 +573,21 @@ pub(crate) fn compile(
             c.do_not_contact = Some(block(b, "compliance.do_not_contact", &mut bad));
         }
         if let Some(b) = &doc.own_contact_only {
-            channels(&b.channels, "compliance.own_contact_only.channels", &mut bad);
+            channels(
+                &b.channels,
+                "compliance.own_contact_only.channels",
+                &mut bad,
+            );
             c.own_contact_only = Some(block(b, "compliance.own_contact_only", &mut bad));
         }
         if let Some(k) = &doc.consent {
             let mut list = c.consent.take().map(|k| k.channels).unwrap_or_default();
             for (ch, field) in &k.channels {
-                channels(std::slice::from_ref(ch), "compliance.consent.channels", &mut bad);
+                channels(
+                    std::slice::from_ref(ch),
+                    "compliance.consent.channels",
+                    &mut bad,
+                );
                 match ConsentField::parse(field) {
                     Some(f) => {
                         list.retain(|(x, _)| x != ch);
@@ -584,7 +611,12 @@ pub(crate) fn compile(
             for w in &q.weekdays {
                 match weekday(w) {
                     Some(d) => weekdays.push(d),
-                    None => bad(w, format!("{at}.weekdays: `{w}` is not a day of the week (mon, tue, ..., sun)")),
+                    None => bad(
+                        w,
+                        format!(
+                            "{at}.weekdays: `{w}` is not a day of the week (mon, tue, ..., sun)"
+                        ),
+                    ),
                 }
             }
             let holidays = q.holidays.as_ref().and_then(|h| {
@@ -635,7 +667,10 @@ pub(crate) fn compile(
                 Some(w) => {
                     c.hours.insert(ch.clone(), w);
                 }
-                None => bad(h, format!("compliance.hours.{ch}: `{h}` is not a window such as \"08:00-20:00\"")),
+                None => bad(
+                    h,
+                    format!("compliance.hours.{ch}: `{h}` is not a window such as \"08:00-20:00\""),
+                ),
             }
         }
         for k in &doc.cooling_off {
@@ -928,12 +963,7 @@ struct Debtor_<'a> {
     log: Vec<Contact>,
 }
 
-fn check(
-    c: &Compliance,
-    who: &Debtor_<'_>,
-    channel: &str,
-    as_of: NaiveDate,
-) -> Option<Refusal> {
+fn check(c: &Compliance, who: &Debtor_<'_>, channel: &str, as_of: NaiveDate) -> Option<Refusal> {
     if let Some(b) = &c.do_not_contact {
         if b.channels.iter().any(|x| x == channel) {
             if let Some(e) = standing(b, who.events, as_of) {
@@ -1165,10 +1195,7 @@ fn account(c: &Compliance, d: &mut Decision, who: &mut Debtor_<'_>, as_of: Naive
                                 guard: r.guard.clone(),
                             });
                         }
-                        notes.push(format!(
-                            "{a} deferred (compliance.{}: {})",
-                            r.guard, r.why
-                        ));
+                        notes.push(format!("{a} deferred (compliance.{}: {})", r.guard, r.why));
                         break;
                     }
                     Then::Drop => {

@@ -127,6 +127,11 @@ pub struct Decision {
     pub trace: Option<Trace>,
     /// Which policy decided: 0 the champion, 1 the challenger.
     pub strategy: u8,
+    /// Fees of the level reached tonight (`charges.fees`), by name.
+    pub fees: Vec<(String, crate::money::Cents)>,
+    /// Tonight's charges on this account (`charges.csv`, shown in letters
+    /// and e-mails).
+    pub charges: Vec<crate::charges::Charge>,
 }
 
 /// The names `decisions.csv` and `summary.json` give the strategies.
@@ -420,6 +425,8 @@ fn decide_ladder<'a>(
         trace: None,
         strategy: ctx.strategy,
         account: Account::default(),
+        fees: Vec::new(),
+        charges: Vec::new(),
     };
 
     // 1. Cure wins over everything, holds included.
@@ -545,6 +552,24 @@ fn decide_ladder<'a>(
                     env.scope(),
                     debtor_id,
                 )?);
+            }
+        }
+        if let Some(c) = &policy.charges {
+            for fee in c.fees.iter().filter(|f| f.level == level.number) {
+                if let Some(cond) = &fee.when {
+                    if !env.eval(&policy.engine, cond, debtor_id)? {
+                        continue;
+                    }
+                }
+                let amount = match &fee.amount {
+                    crate::charges::FeeAmount::Flat(c) => *c,
+                    crate::charges::FeeAmount::Rule(rule) => {
+                        script::eval_amount(&policy.engine, rule, env.scope(), debtor_id)?
+                    }
+                };
+                if amount > 0 {
+                    d.fees.push((fee.name.clone(), amount));
+                }
             }
         }
         d.level_after = level.number;

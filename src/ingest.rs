@@ -1068,11 +1068,7 @@ fn check_events(
                 kind,
                 until: u,
                 amount: a,
-                note: note
-                    .and_then(|c| c.get(i))
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned(),
+                note: note.and_then(|c| c.get(i)).unwrap_or("").trim().to_owned(),
                 row: t.row(i),
             });
         }

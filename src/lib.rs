@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod actions;
 pub mod audit;
 pub mod cases;
+pub mod charges;
 pub mod cli;
 pub mod compliance;
 pub mod dates;
@@ -77,6 +78,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<emit::EmitError>()
             || cause.is::<actions::ActionError>()
             || cause.is::<render::RenderError>()
+            || cause.is::<charges::ChargeError>()
         {
             return 2;
         }

@@ -285,6 +285,43 @@ fn priors_for(
     })
 }
 
+/// Tonight's charges (attached to the decisions) and the charge state after
+/// tonight; nothing when no policy charges.
+fn charge(
+    policies: &[&Policy],
+    decisions: &mut [Decision],
+    data: &ingest::Inputs,
+    as_of: NaiveDate,
+    before: &crate::charges::Ledger,
+) -> anyhow::Result<crate::charges::Ledger> {
+    if policies.iter().all(|p| p.charges.is_none()) {
+        return Ok(Default::default());
+    }
+    let t = Instant::now();
+    let policy_of = |d: &Decision| policies[usize::from(d.strategy).min(policies.len() - 1)];
+    let wanted: HashMap<(&str, &str), i64> = decisions
+        .iter()
+        .filter(|d| policy_of(d).charges.is_some())
+        .map(|d| {
+            (
+                (d.account.debtor_id.as_str(), d.account.currency.as_str()),
+                policy_of(d).grace_days,
+            )
+        })
+        .collect();
+    let items = crate::actions::overdue_items(data, &wanted, as_of)?;
+    drop(wanted);
+    let after = crate::charges::compute(policies, decisions, &data.debtors, &items, as_of, before)?;
+    info!(
+        stage = "charges",
+        charges = decisions.iter().map(|d| d.charges.len()).sum::<usize>(),
+        items = after.len(),
+        ms = t.elapsed().as_millis() as u64,
+        "charges computed"
+    );
+    Ok(after)
+}
+
 /// The compliance contact log the last committed night left.
 fn contacts_for(
     state: &state::Reader,
@@ -407,6 +444,9 @@ fn decide_with(
 /// Then last night's e-mails that failed for good are sent again through
 /// the e-mail channel's fallback (retail-fr: a letter with the same
 /// template), unless the account is cured or on hold.
+// The inputs of one night's decisions, each from its own source (policy,
+// files, state); bundling them would only rename the list.
+#[allow(clippy::too_many_arguments)]
 pub fn decide_night(
     policy: &Policy,
     challenger: Option<&Challenger>,
@@ -625,15 +665,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let mut data = read_inputs(&policy, &args.ledger, &args.debtors, args.events.as_deref())?;
     let mut priors = priors_for(&state, previous)?;
     let mut contacts = contacts_for(&state, previous)?;
+    let mut charged = match previous {
+        Some(n) => state.charged(n)?,
+        None => Default::default(),
+    };
     mark_bounced(&mut data, &undelivered);
     crate::failpoint("after-ingest");
     if let Some(sh) = args.shard {
         keep_shard(&mut data, sh)?;
         priors.retain(|k, _| sh.holds(&k.0));
         contacts.retain(|k, _| sh.holds(k));
+        charged.retain(|_, c| sh.holds(&c.debtor_id));
     }
     let t = Instant::now();
-    let decisions = decide_night(
+    let mut decisions = decide_night(
         &policy,
         challenger.as_ref(),
         &data,
@@ -643,6 +688,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         &undelivered.failed_last_night,
         &contacts,
     )?;
+    let charged_after = {
+        let mut ps = vec![&policy];
+        if let Some(c) = &challenger {
+            ps.push(&c.policy);
+        }
+        charge(&ps, &mut decisions, &data, as_of, &charged)?
+    };
     let mut policy_names = vec![policy.name.as_str()];
     if let Some(c) = &challenger {
         policy_names.push(c.policy.name.as_str());
@@ -673,18 +725,26 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         )
     }));
     let snapshot_sha = audit::sha256_bytes(&snapshot);
-    // The contact log, kept only when a policy has compliance rules.
-    let contacts_csv = {
+    // The contact log and the charge state, kept only when a policy has
+    // compliance rules or charges.
+    let mut extra_state: Vec<(&str, Vec<u8>)> = Vec::new();
+    {
         let mut ps = vec![&policy];
         if let Some(c) = &challenger {
             ps.push(&c.policy);
         }
-        ps.iter().any(|p| p.compliance.is_some()).then(|| {
-            crate::compliance::log_csv(&crate::compliance::log_after(
-                &ps, &contacts, &decisions, as_of,
-            ))
-        })
-    };
+        if ps.iter().any(|p| p.compliance.is_some()) {
+            extra_state.push((
+                "contacts.csv",
+                crate::compliance::log_csv(&crate::compliance::log_after(
+                    &ps, &contacts, &decisions, as_of,
+                )),
+            ));
+        }
+        if ps.iter().any(|p| p.charges.is_some()) {
+            extra_state.push(("charged.csv", crate::charges::state_csv(&charged_after)));
+        }
+    }
     if let Some(record) = &committed {
         anyhow::ensure!(
             record.accounts_sha256 == snapshot_sha,
@@ -695,6 +755,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let mut staging = Staging::new(&args.out)?;
     staging.write("decisions.csv", &emit::decisions_csv(&decisions))?;
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
+    let rows: Vec<&crate::charges::Charge> =
+        decisions.iter().flat_map(|d| d.charges.iter()).collect();
+    staging.write("charges.csv", &crate::charges::csv(&rows))?;
     staging.write("summary.json", &emit::json(&summary))?;
     if args.trace {
         staging.write("trace.jsonl", &crate::explain::jsonl(&decisions))?;
@@ -772,7 +835,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             inputs: input_pairs,
             accounts_sha256: snapshot_sha,
         };
-        state.commit(as_of, &snapshot, contacts_csv.as_deref(), &record)?;
+        state.commit(as_of, &snapshot, &extra_state, &record)?;
         info!(stage = "commit", night = %as_of, "state committed");
         crate::failpoint("after-commit");
     }

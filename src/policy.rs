@@ -118,6 +118,9 @@ struct PolicyDoc {
     /// The contact rules of the law, over the ladder (src/compliance.rs).
     #[serde(default)]
     compliance: Option<crate::compliance::ComplianceDoc>,
+    /// Fees, the recovery indemnity and late interest (src/charges.rs).
+    #[serde(default)]
+    charges: Option<crate::charges::ChargesDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -409,6 +412,8 @@ pub struct Policy {
     pub writeoff: Option<Condition>,
     /// Guards no rule overrides: caps, quiet days, cooling-off, consent.
     pub compliance: Option<crate::compliance::Compliance>,
+    /// What the night proposes to charge (`charges.csv`).
+    pub charges: Option<crate::charges::Charges>,
     /// Every file of the policy folder, sorted by path.
     pub files: Vec<PolicyFile>,
     /// SHA-256 over the sorted (path, hash) list.
@@ -442,6 +447,13 @@ impl Policy {
                 .filter_map(|c| c.allowed_when.as_ref()),
         );
         out.extend(self.writeoff.iter());
+        // Fee conditions are booleans like the ladder's; fee amounts are
+        // not conditions and always run in Rhai.
+        out.extend(
+            self.charges
+                .iter()
+                .flat_map(|c| c.fees.iter().filter_map(|f| f.when.as_ref())),
+        );
         out.extend(self.agencies.iter());
         out.extend(
             self.messages
@@ -1127,6 +1139,10 @@ impl Builder {
             .as_ref()
             .and_then(|w| self.compile("writeoff.when".into(), &w.when, &rule_scope, &helpers));
 
+        let charges = doc
+            .charges
+            .as_ref()
+            .map(|c| self.charges(c, &ladders, &rule_scope, &helpers));
         self.lint_ladders(&doc);
 
         if !self.problems.is_empty() {
@@ -1140,6 +1156,7 @@ impl Builder {
             agencies,
             writeoff,
             compliance,
+            charges,
             name: doc.name,
             version: doc.version,
             dir: self.dir,
@@ -1280,6 +1297,147 @@ impl Builder {
             });
         }
         (compiled, read)
+    }
+
+    /// Fees (flat or by a rule), the recovery indemnity and late interest.
+    fn charges(
+        &mut self,
+        c: &crate::charges::ChargesDoc,
+        ladders: &[Ladder],
+        scope: &rhai::Scope,
+        helpers: &AST,
+    ) -> crate::charges::Charges {
+        use crate::charges::*;
+        let anchor = Some("charges:");
+        let mut fees = Vec::new();
+        for f in &c.fees {
+            let at = format!("charges.fees.{}", f.name);
+            let name_anchor = format!("name: {}", f.name);
+            if !ladders.iter().any(|l| l.level(f.level).is_some()) {
+                self.problem_at(
+                    Some(&name_anchor),
+                    "level:",
+                    format!("{at}.level: no ladder has a level {}", f.level),
+                );
+            }
+            let amount = match (&f.amount, &f.rule) {
+                (Some(a), None) => match Decimal::from_str(a.trim())
+                    .ok()
+                    .and_then(money::decimal_to_cents)
+                    .filter(|c| *c >= 0)
+                {
+                    Some(c) => Some(FeeAmount::Flat(c)),
+                    None => {
+                        self.problem_at(
+                            Some(&name_anchor),
+                            a,
+                            format!("{at}.amount: `{a}` must be an amount >= 0 with at most 2 decimals, e.g. \"15.00\""),
+                        );
+                        None
+                    }
+                },
+                (None, Some(r)) => self
+                    .compile(
+                        format!("{at}.rule"),
+                        &WhenDoc::Text(r.clone()),
+                        scope,
+                        helpers,
+                    )
+                    .map(FeeAmount::Rule),
+                _ => {
+                    self.problem_at(
+                        Some(&name_anchor),
+                        &name_anchor,
+                        format!("{at}: give either `amount` or `rule`"),
+                    );
+                    None
+                }
+            };
+            let when = f.when.as_ref().and_then(|w| {
+                self.compile(
+                    format!("{at}.when"),
+                    &WhenDoc::Text(w.clone()),
+                    scope,
+                    helpers,
+                )
+            });
+            if let Some(amount) = amount {
+                fees.push(Fee {
+                    name: f.name.clone(),
+                    level: f.level,
+                    amount,
+                    when,
+                });
+            }
+        }
+        let mut indemnity = BTreeMap::new();
+        if let Some(i) = &c.recovery_indemnity {
+            for (cur, a) in &i.amounts {
+                match Decimal::from_str(a.trim())
+                    .ok()
+                    .and_then(money::decimal_to_cents)
+                    .filter(|c| *c > 0)
+                {
+                    Some(cents) => {
+                        indemnity.insert(cur.clone(), cents);
+                    }
+                    None => self.problem_at(
+                        Some("recovery_indemnity:"),
+                        a,
+                        format!("charges.recovery_indemnity.amounts.{cur}: `{a}` must be an amount > 0, e.g. \"40.00\""),
+                    ),
+                }
+            }
+        }
+        let interest = c.late_interest.as_ref().and_then(|i| {
+            let day_count = DayCount::parse(&i.day_count);
+            if day_count.is_none() {
+                self.problem_at(
+                    Some("late_interest:"),
+                    &i.day_count,
+                    format!("charges.late_interest.day_count: `{}` must be act/365, act/360 or 30/360", i.day_count),
+                );
+            }
+            let rounding = Rounding::parse(&i.rounding);
+            if rounding.is_none() {
+                self.problem_at(
+                    Some("late_interest:"),
+                    &i.rounding,
+                    format!("charges.late_interest.rounding: `{}` must be half_up, half_even or down", i.rounding),
+                );
+            }
+            let rates = if i.rates.contains("..") || Path::new(&i.rates).is_absolute() {
+                self.problem_at(
+                    Some("late_interest:"),
+                    &i.rates,
+                    format!("charges.late_interest.rates: `{}` must be a file inside the policy folder (it is part of the policy's hash)", i.rates),
+                );
+                None
+            } else {
+                let path = self.dir.join(&i.rates);
+                match read_rates(&path, &display_path(&path)) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        self.problem(format!("charges.late_interest.rates: {e}"));
+                        None
+                    }
+                }
+            };
+            Some(Interest {
+                debtor_kinds: i.debtor_kinds.clone(),
+                rates_file: i.rates.clone(),
+                rates: rates?,
+                day_count: day_count?,
+                rounding: rounding?,
+            })
+        });
+        let _ = anchor;
+        Charges {
+            fees,
+            indemnity,
+            interest,
+            during_holds: c.during_holds,
+        }
     }
 
     /// Allowed hours narrow the call windows written in calls.csv and set

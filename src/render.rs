@@ -308,6 +308,8 @@ pub fn sample_context(contact: &BTreeMap<String, String>) -> Value {
         },
         company: contact,
         payment_reference: String::new(),
+        charges: Vec::new(),
+        charges_total: String::new(),
     };
     Value::from(minijinja::value::Serde(&ctx))
 }
@@ -380,6 +382,45 @@ struct Context<'a> {
     level: LevelView<'a>,
     company: &'a BTreeMap<String, String>,
     payment_reference: String,
+    /// Tonight's charges on the account (empty when the policy charges
+    /// nothing), and their total.
+    charges: Vec<ChargeView>,
+    charges_total: String,
+}
+
+/// One charge as a template sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChargeView {
+    /// `fee:<name>`, `recovery_indemnity` or `late_interest`.
+    pub kind: String,
+    /// What the debtor reads, in their language.
+    pub label: String,
+    pub item_id: String,
+    pub period: String,
+    pub rate: String,
+    pub amount: String,
+    pub amount_value: String,
+}
+
+/// The label of a charge kind in a language (French, English, Chinese;
+/// English for others).
+fn charge_label(kind: &str, lang: &str) -> String {
+    let fee = kind.strip_prefix("fee:");
+    match (lang, kind, fee) {
+        ("fr", "recovery_indemnity", _) => {
+            "Indemnité forfaitaire pour frais de recouvrement (art. D441-5 du Code de commerce)"
+                .into()
+        }
+        ("fr", "late_interest", _) => "Intérêts de retard".into(),
+        ("fr", _, Some(n)) => format!("Frais : {}", n.replace('_', " ")),
+        ("zh", "recovery_indemnity", _) => "固定催收费用".into(),
+        ("zh", "late_interest", _) => "逾期利息".into(),
+        ("zh", _, Some(n)) => format!("费用：{}", n.replace('_', " ")),
+        (_, "recovery_indemnity", _) => "Fixed recovery indemnity".into(),
+        (_, "late_interest", _) => "Late-payment interest".into(),
+        (_, _, Some(n)) => format!("Fee: {}", n.replace('_', " ")),
+        _ => kind.to_owned(),
+    }
 }
 
 /// Builds the context a template renders with. `items` are the account's
@@ -442,6 +483,20 @@ pub fn context(
         },
         company: &messages.contact,
         payment_reference: String::new(),
+        charges: decision
+            .charges
+            .iter()
+            .map(|c| ChargeView {
+                kind: c.kind.clone(),
+                label: charge_label(&c.kind, lang),
+                item_id: c.item_id.clone(),
+                period: c.period.clone(),
+                rate: c.rate.clone(),
+                amount: locale::money(c.amount, cur, lang),
+                amount_value: money::format_cents(c.amount),
+            })
+            .collect(),
+        charges_total: locale::money(decision.charges.iter().map(|c| c.amount).sum(), cur, lang),
     };
     let reference = messages.templates.render(
         PAYMENT_REFERENCE,

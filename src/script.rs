@@ -429,6 +429,38 @@ pub fn eval_int(
     })
 }
 
+/// Evaluates a rule that must give an amount (a fee): a decimal or a whole
+/// number, in the account's currency, with at most two decimals kept
+/// exactly (more is an error, never silently rounded).
+pub fn eval_amount(
+    engine: &Engine,
+    cond: &Condition,
+    scope: &mut Scope<'_>,
+    debtor_id: &str,
+) -> Result<money::Cents, ScriptError> {
+    let v = run(engine, cond, scope, debtor_id)?;
+    let d = if let Some(d) = v.clone().try_cast::<rust_decimal::Decimal>() {
+        d
+    } else if let Some(i) = v.clone().try_cast::<INT>() {
+        rust_decimal::Decimal::from(i)
+    } else {
+        return Err(failure(
+            cond,
+            debtor_id,
+            format!("the rule gave a {}, not an amount", v.type_name()),
+        ));
+    };
+    money::decimal_to_cents(d.normalize())
+        .filter(|c| *c >= 0)
+        .ok_or_else(|| {
+            failure(
+                cond,
+                debtor_id,
+                format!("the rule gave {d}: an amount must be >= 0 with at most 2 decimals (round it in the rule, e.g. `(overdue * 0.01).round(2)`)"),
+            )
+        })
+}
+
 /// Evaluates a rule that must give a name (e.g. the agency to place with).
 pub fn eval_string(
     engine: &Engine,

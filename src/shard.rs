@@ -223,6 +223,8 @@ fn decision_of(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Decision,
         writeoff: false,
         trace: None,
         strategy: u8::from(get("strategy") == "challenger"),
+        fees: Vec::new(),
+        charges: Vec::new(),
     })
 }
 

@@ -109,13 +109,14 @@ impl State {
     }
 
     /// Commits a night: written beside, then renamed into place.
-    /// `contacts` is the compliance contact log (`contacts.csv`), written
-    /// only when a policy keeps one.
+    /// `extra` are the files a policy's features keep beside accounts.csv:
+    /// the compliance contact log (`contacts.csv`) and the charge state
+    /// (`charged.csv`).
     pub fn commit(
         &self,
         night: NaiveDate,
         accounts_csv: &[u8],
-        contacts: Option<&[u8]>,
+        extra: &[(&str, Vec<u8>)],
         record: &NightRecord,
     ) -> Result<(), StateError> {
         let nights = self.dir.join("nights");
@@ -124,8 +125,8 @@ impl State {
         let write = || -> std::io::Result<()> {
             fs::create_dir_all(&tmp)?;
             write_synced(&tmp.join("accounts.csv"), accounts_csv)?;
-            if let Some(c) = contacts {
-                write_synced(&tmp.join("contacts.csv"), c)?;
+            for (name, bytes) in extra {
+                write_synced(&tmp.join(name), bytes)?;
             }
             let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
             write_synced(&tmp.join("night.json"), &json)?;
@@ -234,6 +235,22 @@ impl Reader {
             Err(e) => Err(self.io(e)),
             Ok(bytes) => {
                 crate::compliance::read_log(&bytes).map_err(|message| StateError::Corrupt {
+                    dir: self.label(),
+                    path: path.display().to_string(),
+                    message,
+                })
+            }
+        }
+    }
+
+    /// What was charged per item up to a night; empty when nothing was.
+    pub fn charged(&self, night: NaiveDate) -> Result<crate::charges::Ledger, StateError> {
+        let path = self.night_dir(night).join("charged.csv");
+        match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(self.io(e)),
+            Ok(bytes) => {
+                crate::charges::read_state(&bytes).map_err(|message| StateError::Corrupt {
                     dir: self.label(),
                     path: path.display().to_string(),
                     message,

@@ -91,11 +91,10 @@ fn world(dir: &Path) -> (Vec<Ev>, HashMap<String, HashMap<String, String>>) {
     );
     std::fs::write(&yaml, text).unwrap();
 
-    let debtors: HashMap<String, HashMap<String, String>> =
-        read_csv(&dir.join("data/debtors.csv"))
-            .into_iter()
-            .map(|r| (r["debtor_id"].clone(), r))
-            .collect();
+    let debtors: HashMap<String, HashMap<String, String>> = read_csv(&dir.join("data/debtors.csv"))
+        .into_iter()
+        .map(|r| (r["debtor_id"].clone(), r))
+        .collect();
     let mut ids: Vec<&String> = debtors.keys().collect();
     ids.sort();
     let mut events: Vec<Ev> = read_csv(&dir.join("data/events.csv"))
@@ -185,11 +184,8 @@ fn ledger_for(dir: &Path, n: i64) -> std::path::PathBuf {
     w.write_record(cols).unwrap();
     let week = n / 7;
     for r in rows {
-        let num: u64 = r["debtor_id"]
-            .trim_start_matches('D')
-            .parse()
-            .unwrap_or(0);
-        let paid = (num.wrapping_mul(2_654_435_761) ^ week as u64) % 4 == 0;
+        let num: u64 = r["debtor_id"].trim_start_matches('D').parse().unwrap_or(0);
+        let paid = (num.wrapping_mul(2_654_435_761) ^ week as u64).is_multiple_of(4);
         let mut rec: Vec<String> = cols.iter().map(|c| r[*c].clone()).collect();
         if paid {
             rec[4] = "0.00".into();
@@ -293,7 +289,9 @@ fn ninety_nights_break_no_contact_rule() {
             let evs = by_debtor.get(debtor.as_str()).cloned().unwrap_or_default();
             let upto = |kind: &str, note: &str| {
                 evs.iter()
-                    .filter(|e| e.date <= date && e.kind == kind && (note.is_empty() || e.note == note))
+                    .filter(|e| {
+                        e.date <= date && e.kind == kind && (note.is_empty() || e.note == note)
+                    })
                     .map(|e| e.date)
                     .max()
             };
@@ -327,7 +325,8 @@ fn ninety_nights_break_no_contact_rule() {
                     }
                 }
             }
-            let no = |v: &str| matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0" | "n");
+            let no =
+                |v: &str| matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0" | "n");
             if channel == "email" && no(&d["consent_email"]) {
                 broke("e-mail without consent");
             }
@@ -344,7 +343,9 @@ fn ninety_nights_break_no_contact_rule() {
             let d = day(START) + chrono::Duration::days(n);
             let within = |days: i64, chans: &[&str]| {
                 list.iter()
-                    .filter(|(on, c)| *on <= d && (d - *on).num_days() < days && chans.contains(&c.as_str()))
+                    .filter(|(on, c)| {
+                        *on <= d && (d - *on).num_days() < days && chans.contains(&c.as_str())
+                    })
                     .count()
             };
             if within(1, &["call"]) > 1 {
@@ -368,12 +369,24 @@ fn ninety_nights_break_no_contact_rule() {
     // The rules were exercised, not vacuously true.
     for (what, needle) in [
         ("a cap deferred a contact", "deferred (compliance.caps."),
-        ("a Sunday deferred a contact", "deferred (compliance.quiet_days.sunday"),
-        ("a holiday deferred a contact", "deferred (compliance.quiet_days.public_holiday"),
-        ("a conversation deferred a contact", "deferred (compliance.cooling_off.after_conversation"),
+        (
+            "a Sunday deferred a contact",
+            "deferred (compliance.quiet_days.sunday",
+        ),
+        (
+            "a holiday deferred a contact",
+            "deferred (compliance.quiet_days.public_holiday",
+        ),
+        (
+            "a conversation deferred a contact",
+            "deferred (compliance.cooling_off.after_conversation",
+        ),
         ("a deferred contact went out later", "sent tonight"),
         ("a cure or hold cancelled one", "cancelled"),
-        ("a wrong number dropped one", "dropped (compliance.own_contact_only"),
+        (
+            "a wrong number dropped one",
+            "dropped (compliance.own_contact_only",
+        ),
     ] {
         assert!(reasons.contains(needle), "never happened: {what}");
     }
@@ -395,7 +408,9 @@ fn a_preset_with_a_mistake_is_named_with_its_line() {
     let text = std::fs::read_to_string(&yaml).unwrap();
     std::fs::write(
         &yaml,
-        format!("{text}\ncompliance:\n  include: [../compliance/fr.yaml, ../compliance/nope.yaml]\n"),
+        format!(
+            "{text}\ncompliance:\n  include: [../compliance/fr.yaml, ../compliance/nope.yaml]\n"
+        ),
     )
     .unwrap();
     let o = std::process::Command::new(bin())
@@ -452,5 +467,9 @@ fn an_edited_preset_changes_the_policy_hash() {
         .unwrap()
         .replace("max: 7", "max: 6");
     std::fs::write(&preset, text).unwrap();
-    assert_ne!(before, hash(), "a preset edit must change the policy's hash");
+    assert_ne!(
+        before,
+        hash(),
+        "a preset edit must change the policy's hash"
+    );
 }

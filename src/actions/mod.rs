@@ -70,7 +70,7 @@ const CHANNELS: &[&str] = &["email", "letter", "sms", "call"];
 const RENDER_CHUNK: usize = 4096;
 
 /// The overdue items of the accounts that get a message, oldest first.
-fn overdue_items(
+pub(crate) fn overdue_items(
     inputs: &Inputs,
     wanted: &HashMap<(&str, &str), i64>,
     as_of: NaiveDate,
