@@ -344,6 +344,23 @@ impl Compliance {
         out
     }
 
+    /// Calendars that end before the night: their holidays after the last
+    /// listed day are unknown, so the night would contact on them.
+    pub fn stale_calendars(&self, as_of: NaiveDate) -> Vec<String> {
+        let mut out = Vec::new();
+        for q in &self.quiet_days {
+            for (country, days) in q.holidays.iter().flatten() {
+                if let Some(last) = days.keys().last().filter(|l| **l < as_of) {
+                    out.push(format!(
+                        "compliance.quiet_days.{}: the {country} calendar ends on {last}; add the holidays of the coming years",
+                        q.name
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// How many days of contacts the rolling windows look back on.
     pub fn log_days(&self) -> u32 {
         self.caps.iter().map(|c| c.days).max().unwrap_or(0)

@@ -71,6 +71,14 @@ pub fn to_json(d: &Decision) -> Value {
             "refused_by": g.refused_by,
         })).collect::<Vec<_>>(),
         "compliance": t.compliance,
+        "charges": d.charges.iter().map(|c| json!({
+            "item_id": c.item_id,
+            "kind": c.kind,
+            "period": c.period,
+            "base": crate::money::format_cents(c.base),
+            "rate": c.rate,
+            "amount": crate::money::format_cents(c.amount),
+        })).collect::<Vec<_>>(),
         "decision": {
             "strategy": d.strategy_name(),
             "segment": d.segment,
@@ -224,6 +232,29 @@ pub fn to_text(d: &Decision) -> String {
         let _ = writeln!(s, "  compliance:");
         for n in &t.compliance {
             let _ = writeln!(s, "    {n}");
+        }
+    }
+    if !d.charges.is_empty() {
+        let _ = writeln!(s, "  charges:");
+        for c in &d.charges {
+            let item = if c.item_id.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", c.item_id)
+            };
+            let rate = if c.rate.is_empty() {
+                String::new()
+            } else {
+                format!(" at {} %", c.rate)
+            };
+            let _ = writeln!(
+                s,
+                "    {}{item} {}: {} on {}{rate}",
+                c.kind,
+                c.period,
+                crate::money::format_cents(c.amount),
+                crate::money::format_cents(c.base)
+            );
         }
     }
     let _ = writeln!(

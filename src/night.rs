@@ -258,7 +258,7 @@ pub fn explain(args: &RunArgs, debtor_id: &str) -> anyhow::Result<Vec<Decision>>
     let undelivered = crate::send::undelivered(&args.state, &nights, previous)?;
     mark_bounced(&mut data, &undelivered);
     let challenger = load_challenger(args)?;
-    let decisions = decide_night(
+    let mut decisions = decide_night(
         &policy,
         challenger.as_ref(),
         &data,
@@ -268,6 +268,15 @@ pub fn explain(args: &RunArgs, debtor_id: &str) -> anyhow::Result<Vec<Decision>>
         &undelivered.failed_last_night,
         &contacts,
     )?;
+    let charged = match previous {
+        Some(n) => state.charged(n)?,
+        None => Default::default(),
+    };
+    let mut policies = vec![&policy];
+    if let Some(c) = &challenger {
+        policies.push(&c.policy);
+    }
+    charge(&policies, &mut decisions, &data, args.as_of, &charged)?;
     Ok(decisions
         .into_iter()
         .filter(|d| d.account.debtor_id == debtor_id)
@@ -573,6 +582,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     info!(stage = "policy", policy = %policy.name, sha256 = %&policy.sha256[..12], segments = policy.segments.len(), ms = t.elapsed().as_millis() as u64, "policy loaded");
     for w in &policy.warnings {
         tracing::warn!(stage = "policy", "{}", w.as_warning());
+    }
+    if let Some(c) = &policy.compliance {
+        for w in c.stale_calendars(as_of) {
+            tracing::warn!(stage = "policy", "{w}");
+        }
     }
     crate::failpoint("after-policy");
     let challenger = load_challenger(args)?;
