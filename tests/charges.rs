@@ -113,6 +113,27 @@ fn fees_indemnity_and_interest_to_the_cent_and_each_charged_once() {
          B1,EUR,F-1001,late_interest,2026-01-11..2026-01-17,1000.00,12,2.31\n\
          B1,EUR,F-1002,late_interest,2026-01-11..2026-01-17,200.00,12,0.46\n"
     );
+    // `explain` shows the same charges, with their base and rate.
+    let f = fixture();
+    let o = std::process::Command::new(bin())
+        .args(["explain", "--debtor", "B1", "--policy"])
+        .arg(&pol)
+        .arg("--ledger")
+        .arg(f.join("ledger.csv"))
+        .arg("--debtors")
+        .arg(f.join("debtors.csv"))
+        .arg("--events")
+        .arg(f.join("events.csv"))
+        .args(["--as-of", "2026-01-17", "--state"])
+        .arg(dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("  charges:\n    late_interest F-1001 2026-01-11..2026-01-17: 2.31 on 1000.00 at 12 %\n"),
+        "{text}"
+    );
     let state = std::fs::read_to_string(dir.join("state/nights/2026-01-17/charged.csv")).unwrap();
     assert!(
         state.contains("F-1001,B1,EUR,2026-01-10,2026-01-17,"),
