@@ -4,8 +4,9 @@
 # compare against), the fonts letters embed (DejaVu for Latin scripts, Noto
 # CJK for Chinese) and poppler-utils (pdftotext/pdfinfo, which the tests use
 # to read the letters back), and aiosmtpd (the real SMTP server the e-mail
-# delivery tests start on loopback, run with Debian's /usr/bin/python3);
-# plus the rustfmt and clippy components.
+# delivery tests start on loopback, run with Debian's /usr/bin/python3),
+# and Chromium (the headless browser the report test renders report.html
+# in); plus the rustfmt and clippy components.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 missing=()
@@ -15,6 +16,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing+=(fonts-noto-cjk)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     echo "setup: installing ${missing[*]}"

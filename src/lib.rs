@@ -29,6 +29,7 @@ pub mod night;
 pub mod phone;
 pub mod policy;
 pub mod render;
+pub mod report;
 pub mod script;
 pub mod segment;
 pub mod send;

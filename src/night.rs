@@ -804,7 +804,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     );
     let counts_by_file: std::collections::HashMap<&str, &ingest::FileCount> =
         data.counts.iter().map(|c| (c.file.as_str(), c)).collect();
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         engine: "dunning".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         as_of: as_of.to_string(),
@@ -832,9 +832,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             })
             .collect(),
         previous_night: previous.map(|d| d.to_string()),
-        outputs: emit::sorted(staging.written()),
+        outputs: Vec::new(),
         counts: Counts::of(&summary),
     };
+    // The report is built from the manifest's header, before the manifest
+    // lists it among the outputs.
+    staging.write(
+        "report.html",
+        &crate::report::html(&manifest, &decisions, &data.rejects),
+    )?;
+    manifest.outputs = emit::sorted(staging.written());
     let manifest = emit::json(&manifest);
     staging.write("manifest.json", &manifest)?;
     crate::failpoint("before-rename");

@@ -228,6 +228,24 @@ fn decision_of(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Decision,
     })
 }
 
+/// `rejects.csv` read back, for the report.
+fn read_rejects(bytes: &[u8]) -> Result<Vec<crate::ingest::Reject>, ShardError> {
+    let mut rdr = csv::Reader::from_reader(bytes);
+    let mut out = Vec::new();
+    for r in rdr.records() {
+        let r = r.map_err(|e| ShardError::Mismatch(format!("rejects.csv: {e}")))?;
+        let get = |i: usize| r.get(i).unwrap_or("").to_owned();
+        out.push(crate::ingest::Reject {
+            file: get(0),
+            row: get(1).parse().unwrap_or(0),
+            column: get(2),
+            value: get(3),
+            reason: get(4),
+        });
+    }
+    Ok(out)
+}
+
 /// Combines shard output folders into `out`, written beside and renamed
 /// into place like a night.
 pub fn merge(shards: &[PathBuf], out: &Path) -> anyhow::Result<PathBuf> {
@@ -305,7 +323,10 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> anyhow::Result<PathBuf> {
     let mut staging = Staging::new(out)?;
     let mut merged: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for name in &names {
-        if matches!(name.as_str(), "manifest.json" | "summary.json") {
+        if matches!(
+            name.as_str(),
+            "manifest.json" | "summary.json" | "report.html"
+        ) {
             continue;
         }
         // Read one file at a time from the shards that have it.
@@ -370,12 +391,22 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> anyhow::Result<PathBuf> {
         staging.write(name, bytes)?;
     }
     staging.write("summary.json", &emit::json(&summary))?;
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         shard: None,
-        outputs: emit::sorted(staging.written()),
+        outputs: Vec::new(),
         counts: Counts::of(&summary),
         ..first
     };
+    let rejects = merged
+        .get("rejects.csv")
+        .map(|b| read_rejects(b))
+        .transpose()?
+        .unwrap_or_default();
+    staging.write(
+        "report.html",
+        &crate::report::html(&manifest, &decisions, &rejects),
+    )?;
+    manifest.outputs = emit::sorted(staging.written());
     staging.write("manifest.json", &emit::json(&manifest))?;
     Ok(staging.finish()?)
 }
