@@ -36,7 +36,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Run one night: decide every account and write the night's files.
     #[command(
-        after_help = "Example:\n  dunning run --policy rules/retail-fr \\\n    --ledger fixtures/basic/night1/ledger.csv --debtors fixtures/basic/debtors.csv \\\n    --events fixtures/basic/night1/events.csv --as-of 2026-01-10 \\\n    --state /var/lib/dunning/state --out /var/lib/dunning/out/2026-01-10"
+        after_help = "Example:\n  dunning run --policy rules/retail-fr \\\n    --ledger fixtures/holds/nights/2026-01-05/ledger.csv --debtors fixtures/holds/debtors.csv \\\n    --events fixtures/holds/events.csv --as-of 2026-01-05 \\\n    --state /var/lib/dunning/state --out /var/lib/dunning/out/2026-01-05\n\nIt ends with a one-screen summary (not with --quiet) and writes report.html beside the\nnight's files. Exit codes: 0 the night is done and committed, 2 bad input, policy or\nstate (the message says where and what to do), 1 an internal error. A failed night\nleaves nothing behind: fix the cause and run it again."
     )]
     Run(RunCmd),
     /// Load a policy and report every problem found, with file:line:column.

@@ -37,6 +37,30 @@ pub mod shard;
 pub mod state;
 pub mod vector;
 
+/// Whether long stages draw a progress bar (on a terminal only; `run
+/// --quiet` and `--log-format json` turn it off). Set once by the binary.
+pub static PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A progress bar on standard error for `len` steps, or a hidden one when
+/// progress is off or standard error is not a terminal (a scheduler's log
+/// then gets no control characters).
+pub fn progress(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !PROGRESS.load(std::sync::atomic::Ordering::Relaxed) || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what);
+    bar
+}
+
 /// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
 /// process kills itself with SIGKILL here, as a power cut or the OOM killer
 /// would: no destructor, no flush, no unwinding. Crash-safety tests use it

@@ -21,11 +21,21 @@ fn main() -> ExitCode {
         LogFormat::Text => builder.with_target(false).init(),
     }
 
+    dunning::PROGRESS.store(
+        !cli.quiet && matches!(cli.log_format, LogFormat::Text),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let result = match cli.command {
         Command::Run(r) => {
             let mut args = run_args(r.inputs, r.out, r.trace);
             args.shard = r.shard;
-            night::run(&args).map(|_| ())
+            night::run(&args).map(|report| {
+                // The closing screen, for a person; the log has the same
+                // counts for machines.
+                if !cli.quiet {
+                    print!("{}", report.to_text());
+                }
+            })
         }
         Command::Merge(m) => dunning::shard::merge(&m.shards, &m.out).map(|out| {
             tracing::info!(out = %out.display(), shards = m.shards.len(), "shards merged");

@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::info;
@@ -69,6 +69,85 @@ pub struct Report {
     pub counts: Counts,
     pub rerun: bool,
     pub out: PathBuf,
+    /// For the closing screen: escalations by level reached, actions by
+    /// channel, accounts by hold.
+    pub escalated_to: BTreeMap<u32, u64>,
+    pub by_channel: BTreeMap<String, u64>,
+    pub by_hold: BTreeMap<String, u64>,
+    pub as_of: NaiveDate,
+    pub elapsed: std::time::Duration,
+}
+
+impl Report {
+    /// One screen for the operator at the end of `run`: what happened and
+    /// where to look next. No personal data.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let c = &self.counts;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "night {}{}: done in {:.1} s, output in {}",
+            self.as_of,
+            if self.rerun {
+                " (re-run: state unchanged)"
+            } else {
+                ""
+            },
+            self.elapsed.as_secs_f64(),
+            self.out.display()
+        );
+        let _ = writeln!(
+            s,
+            "  accounts     {:>9}   escalations {:>9}   cures {:>9}   on hold {:>9}",
+            c.accounts, c.escalations, c.cures, c.held
+        );
+        let list = |m: &mut dyn Iterator<Item = (String, u64)>| {
+            let v: Vec<String> = m.map(|(k, n)| format!("{k} {n}")).collect();
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let _ = writeln!(
+            s,
+            "  escalated to {}",
+            list(
+                &mut self
+                    .escalated_to
+                    .iter()
+                    .map(|(l, n)| (format!("level {l}:"), *n))
+            )
+        );
+        let _ = writeln!(
+            s,
+            "  actions      {} ({})",
+            c.actions,
+            list(&mut self.by_channel.iter().map(|(k, n)| (format!("{k}:"), *n)))
+        );
+        let _ = writeln!(
+            s,
+            "  holds        {}",
+            list(&mut self.by_hold.iter().map(|(k, n)| (format!("{k}:"), *n)))
+        );
+        let _ = writeln!(
+            s,
+            "  rejected     {} value(s){}",
+            c.rejected_values,
+            if c.rejected_values > 0 {
+                format!(" (see {})", self.out.join("rejects.csv").display())
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  report       {}",
+            self.out.join("report.html").display()
+        );
+        s
+    }
 }
 
 /// `manifest.json`: what a night read and wrote, with hashes. Owned and
@@ -861,10 +940,29 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         crate::failpoint("after-commit");
     }
 
+    let mut escalated_to: BTreeMap<u32, u64> = BTreeMap::new();
+    for d in &decisions {
+        if d.outcome == decide::Outcome::Escalate {
+            *escalated_to.entry(d.level_after).or_default() += 1;
+        }
+    }
     let report = Report {
         counts: Counts::of(&summary),
         rerun,
         out,
+        escalated_to,
+        by_channel: summary
+            .by_channel
+            .iter()
+            .map(|(k, t)| (k.clone(), t.accounts))
+            .collect(),
+        by_hold: summary
+            .by_hold
+            .iter()
+            .map(|(k, t)| (k.clone(), t.accounts))
+            .collect(),
+        as_of,
+        elapsed: started.elapsed(),
     };
     let c = &report.counts;
     info!(

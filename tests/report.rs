@@ -197,3 +197,63 @@ fn rejected_values_are_counted_without_showing_them() {
         "a rejected value leaked into the report"
     );
 }
+
+#[test]
+fn run_ends_with_a_one_screen_summary_unless_quiet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = &nights(&root().join("fixtures/holds"))[0];
+    let o = run_night(
+        n,
+        &policy(),
+        &tmp.path().join("s1"),
+        &tmp.path().join("o1"),
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() <= 24, "more than a screen:\n{out}");
+    assert!(
+        lines[0].starts_with(&format!("night {}: done in ", n.date)),
+        "{out}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("o1/summary.json")).unwrap())
+            .unwrap();
+    assert!(
+        out.contains(&format!(
+            "accounts {:>13}",
+            summary["accounts"].as_u64().unwrap()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("report.html"), "{out}");
+    // No personal data: the fixture's debtor names never appear.
+    let debtors = std::fs::read_to_string(&n.debtors).unwrap();
+    for row in debtors.lines().skip(1) {
+        let name = row.split(',').nth(1).unwrap();
+        assert!(!out.contains(name), "{name} in the summary");
+    }
+    let mut cmd = Command::new(bin());
+    cmd.arg("--quiet")
+        .args(["run", "--policy"])
+        .arg(policy())
+        .arg("--ledger")
+        .arg(&n.ledger)
+        .arg("--debtors")
+        .arg(&n.debtors)
+        .args(["--as-of", &n.date, "--state"])
+        .arg(tmp.path().join("s2"))
+        .arg("--out")
+        .arg(tmp.path().join("o2"));
+    if let Some(e) = &n.events {
+        cmd.arg("--events").arg(e);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success());
+    assert!(
+        o.stdout.is_empty(),
+        "--quiet printed: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

@@ -227,6 +227,7 @@ pub fn write(
     // Rendered in parallel a chunk at a time and written in decision order:
     // memory stays bounded by one chunk of documents however large the
     // night, and the error reported is the first in decision order.
+    let bar = crate::progress(with_messages.len() as u64, "documents");
     for chunk in with_messages.chunks(RENDER_CHUNK) {
         // Each thread writes the files it renders; they are recorded here,
         // in decision order.
@@ -252,8 +253,10 @@ pub fn write(
             }
             calls.extend(r.calls);
         }
+        bar.inc(chunk.len() as u64);
         crate::failpoint("mid-actions");
     }
+    bar.finish_and_clear();
     // The call-centre queue is worked from the top: by priority, then as
     // decisions are sorted.
     calls.sort_by_key(|c| c.priority);
