@@ -80,6 +80,28 @@ are deferred or in doubt (the report lists them), 2 bad arguments or output fold
         after_help = "The result is byte for byte the output the unsharded night would have written.\n\nExample:\n  dunning merge --out /data/out/2026-11-22 /data/out/2026-11-22.shard-*"
     )]
     Merge(MergeCmd),
+    /// Collections KPIs across committed nights: cure and roll rates per
+    /// level, amounts recovered, promises kept and broken, per strategy.
+    #[command(
+        after_help = "Reads the state, never writes or locks it; writes kpis.csv, promises.csv and\nkpis.html (time-series charts, one self-contained file) into --out.\n\nExample:\n  dunning report --state /var/lib/dunning/state --from 2026-10-01 --to 2026-11-22 \\\n    --out /var/lib/dunning/kpis\n\nExit codes: 0 written, 2 an unreadable state or output folder."
+    )]
+    Report(ReportCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportCmd {
+    /// The state folder of `run`.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// First night (included); default: the first committed night.
+    #[arg(long, value_parser = parse_day)]
+    pub from: Option<NaiveDate>,
+    /// Last night (included); default: the last committed night.
+    #[arg(long, value_parser = parse_day)]
+    pub to: Option<NaiveDate>,
+    /// Where to write kpis.csv, promises.csv and kpis.html.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -310,6 +310,7 @@ fn remember(
     let mut after = Prior {
         level: d.level_after,
         last_escalated_on: d.last_escalated_on,
+        overdue: env.facts().account.overdue,
         ..prior.clone()
     };
     match d.outcome {

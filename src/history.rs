@@ -22,6 +22,9 @@ pub struct Prior {
     pub history: Vec<Step>,
     /// Actions a compliance guard deferred, tried again each night.
     pub deferred: Vec<crate::compliance::Deferred>,
+    /// The account's overdue amount that night: tomorrow's KPIs measure
+    /// what was recovered against it.
+    pub overdue: crate::money::Cents,
 }
 
 /// One escalation: the level reached, the night, the actions emitted.

@@ -22,6 +22,7 @@ pub mod gen;
 pub mod guard;
 pub mod history;
 pub mod ingest;
+pub mod kpi;
 pub mod lint;
 pub mod locale;
 pub mod money;
@@ -104,6 +105,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<actions::ActionError>()
             || cause.is::<render::RenderError>()
             || cause.is::<charges::ChargeError>()
+            || cause.is::<kpi::KpiError>()
         {
             return 2;
         }

@@ -37,6 +37,20 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Report(r) => dunning::kpi::report(&r.state, r.from, r.to, &r.out).map(|k| {
+            if !cli.quiet {
+                println!(
+                    "{} night(s) read{}; wrote kpis.csv, promises.csv and kpis.html in {}",
+                    k.nights.len(),
+                    if k.missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} without KPIs, from an older engine)", k.missing.len())
+                    },
+                    r.out.display()
+                );
+            }
+        }),
         Command::Merge(m) => dunning::shard::merge(&m.shards, &m.out).map(|out| {
             tracing::info!(out = %out.display(), shards = m.shards.len(), "shards merged");
         }),

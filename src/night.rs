@@ -838,6 +838,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             extra_state.push(("charged.csv", crate::charges::state_csv(&charged_after)));
         }
     }
+    // What tomorrow's KPIs need: tonight's transitions and the promises to
+    // pay still running.
+    {
+        let watched = match previous {
+            Some(n) => state.promises(n)?,
+            None => Vec::new(),
+        };
+        let (kpis, promises) =
+            crate::kpi::night(&decisions, &priors, &data.events, &watched, as_of);
+        extra_state.push(("kpis.csv", kpis));
+        extra_state.push(("promises.csv", crate::kpi::promises_csv(&promises)));
+    }
     if let Some(record) = &committed {
         anyhow::ensure!(
             record.accounts_sha256 == snapshot_sha,

@@ -221,6 +221,14 @@ impl Reader {
                     .ok_or_else(|| corrupt(format!("row {}: bad history", i + 2)))?,
                 deferred: crate::compliance::Deferred::decode(&row.deferred)
                     .ok_or_else(|| corrupt(format!("row {}: bad deferred actions", i + 2)))?,
+                overdue: if row.overdue.is_empty() {
+                    0
+                } else {
+                    rust_decimal::Decimal::from_str_exact(&row.overdue)
+                        .ok()
+                        .and_then(crate::money::decimal_to_cents)
+                        .ok_or_else(|| corrupt(format!("row {}: bad overdue amount", i + 2)))?
+                },
             };
             out.insert((row.debtor_id, row.currency), prior);
         }
@@ -240,6 +248,31 @@ impl Reader {
                     message,
                 })
             }
+        }
+    }
+
+    /// A night's `kpis.csv` (its path, for messages, and bytes), if the
+    /// night left one.
+    pub fn kpis(&self, night: NaiveDate) -> Result<Option<(String, Vec<u8>)>, StateError> {
+        let path = self.night_dir(night).join("kpis.csv");
+        match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(e)),
+            Ok(bytes) => Ok(Some((path.display().to_string(), bytes))),
+        }
+    }
+
+    /// The promises to pay a night was still watching.
+    pub fn promises(&self, night: NaiveDate) -> Result<Vec<crate::kpi::Promise>, StateError> {
+        let path = self.night_dir(night).join("promises.csv");
+        match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(self.io(e)),
+            Ok(bytes) => crate::kpi::read_promises(&bytes).map_err(|message| StateError::Corrupt {
+                dir: self.label(),
+                path: path.display().to_string(),
+                message,
+            }),
         }
     }
 
@@ -289,6 +322,9 @@ struct SnapshotRow {
     // Added with compliance guards.
     #[serde(default)]
     deferred: String,
+    // Added with the KPIs.
+    #[serde(default)]
+    overdue: String,
 }
 
 /// The snapshot a night leaves: accounts above level 0, in the order given
@@ -312,6 +348,7 @@ pub fn snapshot_csv<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a Prior)
             writeoff_proposed_on: opt(p.writeoff_on),
             history: Step::encode(&p.history),
             deferred: crate::compliance::Deferred::encode(&p.deferred),
+            overdue: crate::money::format_cents(p.overdue),
         })
         .expect("in memory");
     }
@@ -326,6 +363,7 @@ pub fn snapshot_csv<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a Prior)
             "writeoff_proposed_on",
             "history",
             "deferred",
+            "overdue",
         ])
         .expect("in memory");
     }
