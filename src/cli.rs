@@ -13,7 +13,14 @@ use std::path::PathBuf;
     long_about = "Reads the receivables ledger, finds who is late and by how much, places \
 every debtor in a segment, applies the policy's escalation rules and writes the files \
 other systems act on.\n\nExit codes: 0 ok, 2 bad input, policy or state (the message says \
-where), 1 internal error."
+where), 1 internal error.",
+    after_help = "A first night, on the shipped fixtures:\n  dunning check rules/retail-fr\n  \
+dunning run --policy rules/retail-fr --ledger fixtures/holds/nights/2026-01-05/ledger.csv \\\n    \
+--debtors fixtures/holds/debtors.csv --events fixtures/holds/events.csv \\\n    \
+--as-of 2026-01-05 --state /tmp/state --out /tmp/out/2026-01-05\n  \
+dunning explain --debtor H01 --policy rules/retail-fr ... (the same inputs)\n  \
+dunning report --state /tmp/state --out /tmp/kpis\n\n\
+`dunning <command> --help` shows each command's options and an example."
 )]
 pub struct Cli {
     /// Log format on standard error.

@@ -257,3 +257,21 @@ fn run_ends_with_a_one_screen_summary_unless_quiet() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn every_command_explains_itself_with_an_example() {
+    let top = run(&["--help"]);
+    assert!(top.status.success());
+    assert!(String::from_utf8_lossy(&top.stdout).contains("A first night, on the shipped fixtures"));
+    for c in [
+        "run", "check", "explain", "test", "diff", "send", "gen", "merge", "report",
+    ] {
+        let o = run(&[c, "--help"]);
+        assert!(o.status.success(), "{c}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("Example"),
+            "`dunning {c} --help` has no example:\n{text}"
+        );
+    }
+}
