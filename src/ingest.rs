@@ -23,7 +23,7 @@ use std::str::FromStr;
 /// A structural problem: the file as a whole cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read")]
     Unreadable {
         file: String,
         source: std::io::Error,

@@ -665,6 +665,13 @@ pub fn report(
     to: Option<NaiveDate>,
     out: &Path,
 ) -> anyhow::Result<Kpis> {
+    if !state.join("nights").is_dir() {
+        return Err(crate::night::Refused(format!(
+            "{} is not a state folder of `dunning run` (it has no nights/); pass the --state a night ran with",
+            state.display()
+        ))
+        .into());
+    }
     let reader = crate::state::Reader::new(state);
     let k = read(&reader, from, to)?;
     std::fs::create_dir_all(out)?;
