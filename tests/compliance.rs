@@ -473,3 +473,74 @@ fn an_edited_preset_changes_the_policy_hash() {
         "a preset edit must change the policy's hash"
     );
 }
+
+#[test]
+fn every_preset_loads_and_lists_its_guards() {
+    for preset in ["fr", "cn", "us-regf"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        copy_tree(&policy(), &dir.join("policy"));
+        copy_tree(&root().join("rules/compliance"), &dir.join("compliance"));
+        let yaml = dir.join("policy/policy.yaml");
+        let text = std::fs::read_to_string(&yaml).unwrap();
+        std::fs::write(
+            &yaml,
+            format!("{text}\ncompliance:\n  include: [../compliance/{preset}.yaml]\n"),
+        )
+        .unwrap();
+        let o = std::process::Command::new(bin())
+            .current_dir(dir)
+            .args(["check", "policy"])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{preset}: {out}");
+        assert!(
+            out.contains("compliance: guards over every rule, in this order:"),
+            "{out}"
+        );
+        let must = match preset {
+            "us-regf" => "caps.calls_7_in_7: at most 7 call in 7 day(s) per debtor (defer)",
+            "cn" => "caps.calls_per_day: at most 3 call in 1 day(s) per debtor (defer)",
+            _ => "quiet_days.public_holiday: public holidays of FR",
+        };
+        assert!(out.contains(must), "{preset}: {out}");
+    }
+}
+
+/// The law's guard stands even where the risk team's channel rule would
+/// let an e-mail through: here retail-fr's e-mail rule forgets consent, and
+/// the compliance section sends the letter instead.
+#[test]
+fn a_refused_contact_is_rerouted_as_the_rule_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_tree(&policy(), &dir.join("policy"));
+    let yaml = dir.join("policy/policy.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap().replace(
+        "allowed_when: has_email && consent_email && !do_not_contact",
+        "allowed_when: has_email",
+    );
+    std::fs::write(
+        &yaml,
+        format!("{text}\ncompliance:\n  consent:\n    channels: {{email: consent_email}}\n    then: reroute:letter\n"),
+    )
+    .unwrap();
+    let n = &nights(&root().join("fixtures/holds"))[0];
+    let out = dir.join("out");
+    let o = run_night(n, &dir.join("policy"), &dir.join("state"), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = read_csv(&out.join("decisions.csv"));
+    let h12 = rows.iter().find(|r| r["debtor_id"] == "H12").unwrap();
+    assert_eq!(h12["actions"], "letter:reminder", "{h12:?}");
+    assert!(
+        h12["reason"].contains(
+            "email:reminder -> letter:reminder (compliance.consent: consent_email is false)"
+        ),
+        "{h12:?}"
+    );
+    let letters = read_csv(&out.join("letters/index.csv"));
+    assert!(letters.iter().any(|l| l["debtor_id"] == "H12"));
+    let emails = read_csv(&out.join("emails/index.csv"));
+    assert!(!emails.iter().any(|e| e["debtor_id"] == "H12"));
+}
