@@ -192,7 +192,9 @@ pub struct Charges {
 
 /// Reads a rate table; errors name the row and column.
 pub fn read_rates(path: &std::path::Path, shown: &str) -> Result<Vec<RatePeriod>, String> {
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    let bytes =
+        crate::policy::read_side_file(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    let mut rdr = csv::Reader::from_reader(bytes.as_slice());
     let h: Vec<String> = rdr
         .headers()
         .map_err(|e| format!("{shown}: {e}"))?

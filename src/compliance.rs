@@ -419,8 +419,9 @@ pub fn read_calendars(dir: &std::path::Path) -> Result<Calendars, String> {
             .map(|s| s.to_string_lossy().to_ascii_uppercase())
             .unwrap_or_default();
         let shown = crate::policy::display_path(&f);
-        let mut rdr =
-            csv::Reader::from_path(&f).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+        let bytes =
+            crate::policy::read_side_file(&f).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+        let mut rdr = csv::Reader::from_reader(bytes.as_slice());
         let headers = rdr
             .headers()
             .map_err(|e| format!("{shown}: {e}"))?

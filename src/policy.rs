@@ -510,6 +510,28 @@ impl Policy {
     }
 }
 
+/// The largest file a policy may pull in besides its own folder's (a
+/// preset, a calendar, a rate table): a typo naming `/dev/zero` or a huge
+/// export must fail the check, not hang it.
+pub const MAX_SIDE_FILE: u64 = 4 << 20;
+
+/// Reads a file a policy names, refusing anything that is not a regular
+/// file of at most [`MAX_SIDE_FILE`] bytes.
+pub fn read_side_file(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_SIDE_FILE {
+        return Err(format!(
+            "{} bytes, more than the {} a policy file may have",
+            meta.len(),
+            MAX_SIDE_FILE
+        ));
+    }
+    std::fs::read(path).map_err(|e| e.to_string())
+}
+
 /// Line and column (1-based) of the first `needle` in `text`.
 fn find_in(text: &str, needle: &str) -> (Option<usize>, Option<usize>) {
     let Some(off) = text.find(needle) else {
@@ -1190,7 +1212,9 @@ impl Builder {
         for inc in &own.include {
             let path = self.dir.join(inc);
             let shown = inc.replace('\\', "/");
-            let text = match std::fs::read_to_string(&path) {
+            let text = match read_side_file(&path)
+                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_owned()))
+            {
                 Ok(t) => t,
                 Err(e) => {
                     self.problem_at(

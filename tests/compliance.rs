@@ -544,3 +544,33 @@ fn a_refused_contact_is_rerouted_as_the_rule_says() {
     let emails = read_csv(&out.join("emails/index.csv"));
     assert!(!emails.iter().any(|e| e["debtor_id"] == "H12"));
 }
+
+#[test]
+fn a_policy_cannot_pull_in_a_device_or_a_huge_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_tree(&policy(), &dir.join("policy"));
+    std::fs::write(dir.join("big.yaml"), vec![b'#'; 5 << 20]).unwrap();
+    let yaml = dir.join("policy/policy.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        format!("{text}\ncompliance:\n  include: [/dev/zero, ../big.yaml]\n"),
+    )
+    .unwrap();
+    let o = std::process::Command::new(bin())
+        .current_dir(dir)
+        .args(["check", "policy"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("compliance.include: cannot read `/dev/zero`: not a regular file"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cannot read `../big.yaml`: 5242880 bytes, more than the 4194304"),
+        "{out}"
+    );
+}
