@@ -235,40 +235,20 @@ impl Reader {
         Ok(out)
     }
 
-    /// The compliance contact log a night left; empty when it kept none.
-    pub fn contacts(&self, night: NaiveDate) -> Result<crate::compliance::Log, StateError> {
-        let path = self.night_dir(night).join("contacts.csv");
+    /// A file a night keeps only with some policy features, read with
+    /// `parse`; the default when the night has none (an older engine, or
+    /// a policy without the feature).
+    fn optional<T: Default>(
+        &self,
+        night: NaiveDate,
+        name: &str,
+        parse: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, StateError> {
+        let path = self.night_dir(night).join(name);
         match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
             Err(e) => Err(self.io(e)),
-            Ok(bytes) => {
-                crate::compliance::read_log(&bytes).map_err(|message| StateError::Corrupt {
-                    dir: self.label(),
-                    path: path.display().to_string(),
-                    message,
-                })
-            }
-        }
-    }
-
-    /// A night's `kpis.csv` (its path, for messages, and bytes), if the
-    /// night left one.
-    pub fn kpis(&self, night: NaiveDate) -> Result<Option<(String, Vec<u8>)>, StateError> {
-        let path = self.night_dir(night).join("kpis.csv");
-        match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io(e)),
-            Ok(bytes) => Ok(Some((path.display().to_string(), bytes))),
-        }
-    }
-
-    /// The promises to pay a night was still watching.
-    pub fn promises(&self, night: NaiveDate) -> Result<Vec<crate::kpi::Promise>, StateError> {
-        let path = self.night_dir(night).join("promises.csv");
-        match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(self.io(e)),
-            Ok(bytes) => crate::kpi::read_promises(&bytes).map_err(|message| StateError::Corrupt {
+            Ok(bytes) => parse(&bytes).map_err(|message| StateError::Corrupt {
                 dir: self.label(),
                 path: path.display().to_string(),
                 message,
@@ -276,20 +256,26 @@ impl Reader {
         }
     }
 
+    /// The compliance contact log a night left; empty when it kept none.
+    pub fn contacts(&self, night: NaiveDate) -> Result<crate::compliance::Log, StateError> {
+        self.optional(night, "contacts.csv", crate::compliance::read_log)
+    }
+
+    /// A night's `kpis.csv` (its path, for messages, and bytes), if the
+    /// night left one.
+    pub fn kpis(&self, night: NaiveDate) -> Result<Option<(String, Vec<u8>)>, StateError> {
+        let path = self.night_dir(night).join("kpis.csv").display().to_string();
+        self.optional(night, "kpis.csv", |b| Ok(Some((path, b.to_vec()))))
+    }
+
+    /// The promises to pay a night was still watching.
+    pub fn promises(&self, night: NaiveDate) -> Result<Vec<crate::kpi::Promise>, StateError> {
+        self.optional(night, "promises.csv", crate::kpi::read_promises)
+    }
+
     /// What was charged per item up to a night; empty when nothing was.
     pub fn charged(&self, night: NaiveDate) -> Result<crate::charges::Ledger, StateError> {
-        let path = self.night_dir(night).join("charged.csv");
-        match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-            Err(e) => Err(self.io(e)),
-            Ok(bytes) => {
-                crate::charges::read_state(&bytes).map_err(|message| StateError::Corrupt {
-                    dir: self.label(),
-                    path: path.display().to_string(),
-                    message,
-                })
-            }
-        }
+        self.optional(night, "charged.csv", crate::charges::read_state)
     }
 
     /// The committed accounts.csv of a night, as bytes.

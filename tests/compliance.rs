@@ -76,20 +76,17 @@ fn world(dir: &Path) -> (Vec<Ev>, HashMap<String, HashMap<String, String>>) {
         dir.join("data").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    copy_tree(&policy(), &dir.join("policy"));
-    copy_tree(&root().join("rules/compliance"), &dir.join("compliance"));
-    let yaml = dir.join("policy/policy.yaml");
-    let text = std::fs::read_to_string(&yaml)
-        .unwrap()
-        .replace(
-            "min_days_between_escalations: 7",
-            "min_days_between_escalations: 1",
-        )
-        .replace("when: segment == \"high_balance\"", "when: true");
-    let text = format!(
-        "{text}\ncompliance:\n  include: [../compliance/fr.yaml]\n  caps:\n    - name: calls_per_week\n      channels: [call]\n      max: 2\n      days: 7\n    - name: contacts_per_week\n      channels: [email, sms, call, letter]\n      max: 3\n      days: 7\n"
+    policy_with(
+        dir,
+        |t| {
+            t.replace(
+                "min_days_between_escalations: 7",
+                "min_days_between_escalations: 1",
+            )
+            .replace("when: segment == \"high_balance\"", "when: true")
+        },
+        "compliance:\n  include: [../compliance/fr.yaml]\n  caps:\n    - name: calls_per_week\n      channels: [call]\n      max: 2\n      days: 7\n    - name: contacts_per_week\n      channels: [email, sms, call, letter]\n      max: 3\n      days: 7\n",
     );
-    std::fs::write(&yaml, text).unwrap();
 
     let debtors: HashMap<String, HashMap<String, String>> = read_csv(&dir.join("data/debtors.csv"))
         .into_iter()
@@ -219,6 +216,31 @@ fn holidays() -> BTreeSet<chrono::NaiveDate> {
         .iter()
         .map(|r| day(&r["date"]))
         .collect()
+}
+
+/// retail-fr with the presets beside it (as in rules/), its policy.yaml
+/// passed through `edit` and ending with `extra`; returns the folder
+/// holding `policy/` and `compliance/`.
+fn policy_with(dir: &Path, edit: impl Fn(String) -> String, extra: &str) -> std::path::PathBuf {
+    copy_tree(&policy(), &dir.join("policy"));
+    copy_tree(&root().join("rules/compliance"), &dir.join("compliance"));
+    let yaml = dir.join("policy/policy.yaml");
+    let text = edit(std::fs::read_to_string(&yaml).unwrap());
+    std::fs::write(&yaml, format!("{text}\n{extra}")).unwrap();
+    dir.join("policy")
+}
+
+/// `dunning check policy` run in `dir`: exit code and standard output.
+fn check_in(dir: &Path) -> (Option<i32>, String) {
+    let o = std::process::Command::new(bin())
+        .current_dir(dir)
+        .args(["check", "policy"])
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -397,35 +419,19 @@ fn ninety_nights_break_no_contact_rule() {
 fn a_preset_with_a_mistake_is_named_with_its_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    copy_tree(&policy(), &dir.join("policy"));
-    copy_tree(&root().join("rules/compliance"), &dir.join("compliance"));
+    policy_with(
+        dir,
+        |t| t,
+        "compliance:\n  include: [../compliance/fr.yaml, ../compliance/nope.yaml]\n",
+    );
     let preset = dir.join("compliance/fr.yaml");
     let text = std::fs::read_to_string(&preset)
         .unwrap()
         .replace("weekdays: [sun]", "weekdays: [sundae]");
-    std::fs::write(&preset, text).unwrap();
-    let yaml = dir.join("policy/policy.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(
-        &yaml,
-        format!(
-            "{text}\ncompliance:\n  include: [../compliance/fr.yaml, ../compliance/nope.yaml]\n"
-        ),
-    )
-    .unwrap();
-    let o = std::process::Command::new(bin())
-        .current_dir(dir)
-        .args(["check", "policy"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let out = String::from_utf8_lossy(&o.stdout);
-    let line = std::fs::read_to_string(&preset)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains("sundae"))
-        .unwrap()
-        + 1;
+    std::fs::write(&preset, &text).unwrap();
+    let (code, out) = check_in(dir);
+    assert_eq!(code, Some(2));
+    let line = text.lines().position(|l| l.contains("sundae")).unwrap() + 1;
     assert!(
         out.contains(&format!(
             "../compliance/fr.yaml:{line}:16: compliance.quiet_days.sunday.weekdays: `sundae` is not a day of the week"
@@ -442,15 +448,11 @@ fn a_preset_with_a_mistake_is_named_with_its_line() {
 fn an_edited_preset_changes_the_policy_hash() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    copy_tree(&policy(), &dir.join("policy"));
-    copy_tree(&root().join("rules/compliance"), &dir.join("compliance"));
-    let yaml = dir.join("policy/policy.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(
-        &yaml,
-        format!("{text}\ncompliance:\n  include: [../compliance/us-regf.yaml]\n"),
-    )
-    .unwrap();
+    policy_with(
+        dir,
+        |t| t,
+        "compliance:\n  include: [../compliance/us-regf.yaml]\n",
+    );
     let hash = || {
         let o = std::process::Command::new(bin())
             .current_dir(dir)
@@ -479,22 +481,13 @@ fn every_preset_loads_and_lists_its_guards() {
     for preset in ["fr", "cn", "us-regf"] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        copy_tree(&policy(), &dir.join("policy"));
-        copy_tree(&root().join("rules/compliance"), &dir.join("compliance"));
-        let yaml = dir.join("policy/policy.yaml");
-        let text = std::fs::read_to_string(&yaml).unwrap();
-        std::fs::write(
-            &yaml,
-            format!("{text}\ncompliance:\n  include: [../compliance/{preset}.yaml]\n"),
-        )
-        .unwrap();
-        let o = std::process::Command::new(bin())
-            .current_dir(dir)
-            .args(["check", "policy"])
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success(), "{preset}: {out}");
+        policy_with(
+            dir,
+            |t| t,
+            &format!("compliance:\n  include: [../compliance/{preset}.yaml]\n"),
+        );
+        let (code, out) = check_in(dir);
+        assert_eq!(code, Some(0), "{preset}: {out}");
         assert!(
             out.contains("compliance: guards over every rule, in this order:"),
             "{out}"
@@ -515,20 +508,19 @@ fn every_preset_loads_and_lists_its_guards() {
 fn a_refused_contact_is_rerouted_as_the_rule_says() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    copy_tree(&policy(), &dir.join("policy"));
-    let yaml = dir.join("policy/policy.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap().replace(
-        "allowed_when: has_email && consent_email && !do_not_contact",
-        "allowed_when: has_email",
+    let pol = policy_with(
+        dir,
+        |t| {
+            t.replace(
+                "allowed_when: has_email && consent_email && !do_not_contact",
+                "allowed_when: has_email",
+            )
+        },
+        "compliance:\n  consent:\n    channels: {email: consent_email}\n    then: reroute:letter\n",
     );
-    std::fs::write(
-        &yaml,
-        format!("{text}\ncompliance:\n  consent:\n    channels: {{email: consent_email}}\n    then: reroute:letter\n"),
-    )
-    .unwrap();
     let n = &nights(&root().join("fixtures/holds"))[0];
     let out = dir.join("out");
-    let o = run_night(n, &dir.join("policy"), &dir.join("state"), &out, &[]);
+    let o = run_night(n, &pol, &dir.join("state"), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rows = read_csv(&out.join("decisions.csv"));
     let h12 = rows.iter().find(|r| r["debtor_id"] == "H12").unwrap();
@@ -549,22 +541,14 @@ fn a_refused_contact_is_rerouted_as_the_rule_says() {
 fn a_policy_cannot_pull_in_a_device_or_a_huge_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    copy_tree(&policy(), &dir.join("policy"));
     std::fs::write(dir.join("big.yaml"), vec![b'#'; 5 << 20]).unwrap();
-    let yaml = dir.join("policy/policy.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(
-        &yaml,
-        format!("{text}\ncompliance:\n  include: [/dev/zero, ../big.yaml]\n"),
-    )
-    .unwrap();
-    let o = std::process::Command::new(bin())
-        .current_dir(dir)
-        .args(["check", "policy"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let out = String::from_utf8_lossy(&o.stdout);
+    policy_with(
+        dir,
+        |t| t,
+        "compliance:\n  include: [/dev/zero, ../big.yaml]\n",
+    );
+    let (code, out) = check_in(dir);
+    assert_eq!(code, Some(2));
     assert!(
         out.contains("compliance.include: cannot read `/dev/zero`: not a regular file"),
         "{out}"
