@@ -25,10 +25,12 @@ fn charging_policy(dir: &Path) -> PathBuf {
     pol
 }
 
-fn night(pol: &Path, dir: &Path, date: &str) -> std::process::Output {
+/// `dunning <command>` on the fixture's files and `dir/state`, as of `date`.
+fn on_fixture(command: &[&str], pol: &Path, dir: &Path, date: &str) -> std::process::Command {
     let f = fixture();
-    std::process::Command::new(bin())
-        .args(["run", "--policy"])
+    let mut c = std::process::Command::new(bin());
+    c.args(command)
+        .arg("--policy")
         .arg(pol)
         .arg("--ledger")
         .arg(f.join("ledger.csv"))
@@ -37,7 +39,12 @@ fn night(pol: &Path, dir: &Path, date: &str) -> std::process::Output {
         .arg("--events")
         .arg(f.join("events.csv"))
         .args(["--as-of", date, "--state"])
-        .arg(dir.join("state"))
+        .arg(dir.join("state"));
+    c
+}
+
+fn night(pol: &Path, dir: &Path, date: &str) -> std::process::Output {
+    on_fixture(&["run"], pol, dir, date)
         .arg("--out")
         .arg(dir.join(format!("out/{date}")))
         .output()
@@ -114,18 +121,7 @@ fn fees_indemnity_and_interest_to_the_cent_and_each_charged_once() {
          B1,EUR,F-1002,late_interest,2026-01-11..2026-01-17,200.00,12,0.46\n"
     );
     // `explain` shows the same charges, with their base and rate.
-    let f = fixture();
-    let o = std::process::Command::new(bin())
-        .args(["explain", "--debtor", "B1", "--policy"])
-        .arg(&pol)
-        .arg("--ledger")
-        .arg(f.join("ledger.csv"))
-        .arg("--debtors")
-        .arg(f.join("debtors.csv"))
-        .arg("--events")
-        .arg(f.join("events.csv"))
-        .args(["--as-of", "2026-01-17", "--state"])
-        .arg(dir.join("state"))
+    let o = on_fixture(&["explain", "--debtor", "B1"], &pol, dir, "2026-01-17")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
