@@ -135,6 +135,15 @@ fn each_debtor_is_decided_by_its_strategy_the_same_every_night() {
         manifest["challenger"]["policy"]["name"],
         "retail-fr-challenger"
     );
+    // report.html sets them side by side, by level.
+    let html = std::fs::read_to_string(last.join("report.html")).unwrap();
+    assert!(html.contains("challenger <strong>retail-fr-challenger</strong> on 50.00 %"));
+    let section = &html[html
+        .find("<section id=\"strategies\">")
+        .expect("strategies")..];
+    for side in ["champion", "challenger"] {
+        assert!(section.contains(&format!("<h3>{side}</h3>")), "{section}");
+    }
 }
 
 #[test]
