@@ -1191,10 +1191,26 @@ fn account(c: &Compliance, d: &mut Decision, who: &mut Debtor_<'_>, as_of: Naive
             ));
             continue;
         }
+        // A contact deferred on an earlier night went through the channel
+        // rules then; the debtor's data may have changed since (an address
+        // removed, a bounce): it is only sent if it can still be delivered.
+        if was_deferred {
+            if let Some(why) = undeliverable(&action.channel, who.debtor) {
+                notes.push(format!("{action} deferred since {since} dropped: {why}"));
+                continue;
+            }
+        }
         let mut a = action.clone();
         // A reroute is tried through the guards again; the bound stops a
         // loop of reroutes (the loader refuses circular ones too).
         for _ in 0..=CHANNELS.len() {
+            // A reroute's channel was not checked by the channel rules.
+            if a != action {
+                if let Some(why) = undeliverable(&a.channel, who.debtor) {
+                    notes.push(format!("{a} dropped: {why}"));
+                    break;
+                }
+            }
             if !c.contacts.contains(&a.channel) {
                 emit(d, who, &a, c, as_of, was_deferred, since, &mut notes);
                 break;
@@ -1234,6 +1250,16 @@ fn account(c: &Compliance, d: &mut Decision, who: &mut Debtor_<'_>, as_of: Naive
     }
     d.after.deferred = deferred;
     finish(d, notes);
+}
+
+/// Why a channel cannot reach this debtor any more, if it cannot.
+fn undeliverable(channel: &str, debtor: Option<&Debtor>) -> Option<&'static str> {
+    let d = debtor?;
+    match channel {
+        "email" if !d.email_ok || d.email_bounced => Some("no usable e-mail address"),
+        "sms" | "call" if d.phone_e164.is_none() => Some("no usable phone number"),
+        _ => None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

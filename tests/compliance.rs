@@ -558,3 +558,74 @@ fn a_policy_cannot_pull_in_a_device_or_a_huge_file() {
         "{out}"
     );
 }
+
+/// A contact deferred on Sunday is sent on Monday only if it can still be
+/// delivered: here every phone number has gone from the debtors file.
+#[test]
+fn a_deferred_contact_is_dropped_when_it_can_no_longer_be_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let o = run(&[
+        "gen",
+        "--debtors",
+        "200",
+        "--seed",
+        "3",
+        "--out",
+        dir.join("d").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Every first reminder comes with a call.
+    let pol = policy_with(
+        dir,
+        |t| t.replace("when: segment == \"high_balance\"", "when: true"),
+        "compliance:\n  quiet_days:\n    - {name: sunday, weekdays: [sun], channels: [call, sms]}\n",
+    );
+    let debtors = dir.join("d/debtors.csv");
+    let no_phones = dir.join("no-phones.csv");
+    let mut w = csv::Writer::from_path(&no_phones).unwrap();
+    let mut r = csv::Reader::from_path(&debtors).unwrap();
+    let h = r.headers().unwrap().clone();
+    let phone = h.iter().position(|c| c == "phone").unwrap();
+    w.write_record(&h).unwrap();
+    for rec in r.records() {
+        let mut rec: Vec<String> = rec.unwrap().iter().map(str::to_owned).collect();
+        rec[phone] = String::new();
+        w.write_record(&rec).unwrap();
+    }
+    w.flush().unwrap();
+    let night = |date: &str, debtors: &Path| {
+        let o = std::process::Command::new(bin())
+            .args(["run", "--policy"])
+            .arg(&pol)
+            .arg("--ledger")
+            .arg(dir.join("d/ledger.csv"))
+            .arg("--debtors")
+            .arg(debtors)
+            .args(["--as-of", date, "--state"])
+            .arg(dir.join("state"))
+            .arg("--out")
+            .arg(dir.join(date))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{date}: {}", stderr(&o));
+        read_csv(&dir.join(date).join("decisions.csv"))
+    };
+    // 2026-11-15 is a Sunday: the calls wait.
+    let sunday = night("2026-11-15", &debtors);
+    let waiting = sunday
+        .iter()
+        .filter(|r| r["reason"].contains("call:reminder deferred (compliance.quiet_days.sunday"))
+        .count();
+    assert!(waiting > 0, "no call deferred on Sunday");
+    let monday = night("2026-11-16", &no_phones);
+    let dropped = monday
+        .iter()
+        .filter(|r| {
+            r["reason"]
+                .contains("call:reminder deferred since 2026-11-15 dropped: no usable phone number")
+        })
+        .count();
+    assert_eq!(dropped, waiting);
+    assert!(read_csv(&dir.join("2026-11-16/calls.csv")).is_empty());
+}
