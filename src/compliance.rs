@@ -361,6 +361,38 @@ impl Compliance {
         out
     }
 
+    /// Every (from channel, to channel) a guard may reroute.
+    pub fn reroutes(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut add = |chs: &[String], t: &Then| {
+            if let Then::Reroute(to) = t {
+                out.extend(chs.iter().map(|c| (c.clone(), to.clone())));
+            }
+        };
+        for b in [&self.do_not_contact, &self.own_contact_only]
+            .into_iter()
+            .flatten()
+        {
+            add(&b.channels, &b.then);
+        }
+        if let Some(k) = &self.consent {
+            let chs: Vec<String> = k.channels.iter().map(|(c, _)| c.clone()).collect();
+            add(&chs, &k.then);
+        }
+        for q in &self.quiet_days {
+            add(&q.channels, &q.then);
+        }
+        for k in &self.cooling_off {
+            add(&k.channels, &k.then);
+        }
+        for k in &self.caps {
+            add(&k.channels, &k.then);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// How many days of contacts the rolling windows look back on.
     pub fn log_days(&self) -> u32 {
         self.caps.iter().map(|c| c.days).max().unwrap_or(0)

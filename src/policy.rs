@@ -1125,7 +1125,6 @@ impl Builder {
                 }
             }
         }
-        let mut messages = self.messages(&doc, &used, &rule_scope, &helpers);
         let mut files = files;
         let mut sha256 = sha256;
         let compliance = match &doc.compliance {
@@ -1146,12 +1145,38 @@ impl Builder {
                         files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())),
                     );
                 }
-                if let Some(c) = &compiled {
-                    self.shape_windows(c, &mut messages);
-                }
                 compiled
             }
         };
+        // A compliance reroute sends an action's template through another
+        // channel: those templates and that channel's settings must exist
+        // like the ladder's own.
+        if let Some(c) = &compliance {
+            let reroutes = c.reroutes();
+            for _ in 0..=reroutes.len() {
+                let more: Vec<Action> = used
+                    .iter()
+                    .flat_map(|a| {
+                        reroutes
+                            .iter()
+                            .filter(|(from, _)| *from == a.channel)
+                            .map(|(_, to)| Action {
+                                channel: to.clone(),
+                                template: a.template.clone(),
+                            })
+                    })
+                    .filter(|a| !used.contains(a))
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                used.extend(more);
+            }
+        }
+        let mut messages = self.messages(&doc, &used, &rule_scope, &helpers);
+        if let Some(c) = &compliance {
+            self.shape_windows(c, &mut messages);
+        }
         let agencies = doc
             .agencies
             .as_ref()
