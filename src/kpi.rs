@@ -120,7 +120,8 @@ pub fn night(
     watched: &[Promise],
     as_of: NaiveDate,
 ) -> (Vec<u8>, Vec<Promise>) {
-    let mut rows: BTreeMap<(String, String, u32, String, u32), Sums> = BTreeMap::new();
+    // Borrowed keys: a million accounts make a few hundred rows.
+    let mut rows: BTreeMap<(&str, &str, u32, &str, u32), Sums> = BTreeMap::new();
     let mut overdue_of: HashMap<&str, Cents> = HashMap::new();
     let mut strategy_of: HashMap<&str, &str> = HashMap::new();
     let mut key = (String::new(), String::new());
@@ -134,10 +135,10 @@ pub fn night(
         let before = prior.map_or(0, |p| p.overdue);
         let s = rows
             .entry((
-                d.strategy_name().to_owned(),
-                a.currency.clone(),
+                d.strategy_name(),
+                a.currency.as_str(),
                 d.level_before,
-                d.outcome.as_str().to_owned(),
+                d.outcome.as_str(),
                 d.level_after,
             ))
             .or_default();
@@ -204,7 +205,7 @@ pub fn night(
     w.write_record(NIGHT_COLUMNS).expect("in memory");
     for ((strategy, currency, from, outcome, to), s) in &rows {
         w.write_record([
-            strategy.as_str(),
+            *strategy,
             currency,
             &from.to_string(),
             outcome,
