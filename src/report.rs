@@ -25,16 +25,18 @@ struct Row {
     bar: u32,
 }
 
+/// Accounts and overdue amounts per currency, keyed on the decisions'
+/// own strings (a million accounts, a handful of rows).
 #[derive(Debug, Default)]
-struct Acc {
+struct Acc<'a> {
     accounts: u64,
-    cents: BTreeMap<String, Cents>,
+    cents: BTreeMap<&'a str, Cents>,
 }
 
-impl Acc {
-    fn add(&mut self, d: &Decision) {
+impl<'a> Acc<'a> {
+    fn add(&mut self, d: &'a Decision) {
         self.accounts += 1;
-        *self.cents.entry(d.account.currency.clone()).or_default() += d.account.overdue;
+        *self.cents.entry(d.account.currency.as_str()).or_default() += d.account.overdue;
     }
 
     /// Per currency, zero amounts left out (a level-0 account has none).
@@ -70,7 +72,7 @@ fn group(s: &str) -> String {
     }
 }
 
-fn rows(map: Vec<(String, Acc)>) -> Vec<Row> {
+fn rows(map: Vec<(String, Acc<'_>)>) -> Vec<Row> {
     let max = map
         .iter()
         .map(|(_, a)| a.accounts)
@@ -149,37 +151,32 @@ const BUCKETS: [&str; 5] = [
 /// The report for one night (or merged shards).
 pub fn html(manifest: &Manifest, decisions: &[Decision], rejects: &[Reject]) -> Vec<u8> {
     let mut by_level: BTreeMap<u32, Acc> = BTreeMap::new();
-    let mut by_segment: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut by_segment: BTreeMap<&str, Acc> = BTreeMap::new();
     let mut by_bucket: BTreeMap<&str, Acc> = BTreeMap::new();
-    let mut by_channel: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut by_hold: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut by_outcome: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut by_channel: BTreeMap<&str, Acc> = BTreeMap::new();
+    let mut by_hold: BTreeMap<&str, Acc> = BTreeMap::new();
+    let mut by_outcome: BTreeMap<&str, Acc> = BTreeMap::new();
     let mut moves: BTreeMap<(u32, u32), u64> = BTreeMap::new();
-    let mut by_strategy: BTreeMap<String, BTreeMap<u32, Acc>> = BTreeMap::new();
+    let mut by_strategy: BTreeMap<&str, BTreeMap<u32, Acc>> = BTreeMap::new();
     let (mut entered, mut cured, mut actions) = (0u64, 0u64, 0u64);
     let mut total = Acc::default();
     for d in decisions {
         total.add(d);
         by_level.entry(d.level_after).or_default().add(d);
-        by_segment.entry(d.segment.clone()).or_default().add(d);
+        by_segment.entry(d.segment.as_str()).or_default().add(d);
         by_bucket
             .entry(bucket(d.account.max_dpd))
             .or_default()
             .add(d);
-        by_outcome
-            .entry(d.outcome.as_str().to_owned())
-            .or_default()
-            .add(d);
+        by_outcome.entry(d.outcome.as_str()).or_default().add(d);
         if !d.held_by.is_empty() {
-            by_hold.entry(d.held_by.clone()).or_default().add(d);
+            by_hold.entry(d.held_by.as_str()).or_default().add(d);
         }
-        let mut seen = Vec::new();
-        for a in &d.actions {
+        for (i, a) in d.actions.iter().enumerate() {
             actions += 1;
             // An account counts once per channel, however many actions.
-            if !seen.contains(&a.channel) {
-                by_channel.entry(a.channel.clone()).or_default().add(d);
-                seen.push(a.channel.clone());
+            if !d.actions[..i].iter().any(|b| b.channel == a.channel) {
+                by_channel.entry(a.channel.as_str()).or_default().add(d);
             }
         }
         if d.level_after != d.level_before {
@@ -192,7 +189,7 @@ pub fn html(manifest: &Manifest, decisions: &[Decision], rejects: &[Reject]) -> 
             cured += 1;
         }
         by_strategy
-            .entry(d.strategy_name().to_owned())
+            .entry(d.strategy_name())
             .or_default()
             .entry(d.level_after)
             .or_default()
@@ -264,16 +261,36 @@ pub fn html(manifest: &Manifest, decisions: &[Decision], rejects: &[Reject]) -> 
                 .map(|(l, a)| (format!("level {l}"), a))
                 .collect(),
         ),
-        segments: rows(by_segment.into_iter().collect()),
+        segments: rows(
+            by_segment
+                .into_iter()
+                .map(|(k, a)| (k.to_owned(), a))
+                .collect(),
+        ),
         aging: rows(
             BUCKETS
                 .iter()
                 .map(|b| ((*b).to_owned(), by_bucket.remove(b).unwrap_or_default()))
                 .collect(),
         ),
-        channels: rows(by_channel.into_iter().collect()),
-        holds: rows(by_hold.into_iter().collect()),
-        outcomes: rows(by_outcome.into_iter().collect()),
+        channels: rows(
+            by_channel
+                .into_iter()
+                .map(|(k, a)| (k.to_owned(), a))
+                .collect(),
+        ),
+        holds: rows(
+            by_hold
+                .into_iter()
+                .map(|(k, a)| (k.to_owned(), a))
+                .collect(),
+        ),
+        outcomes: rows(
+            by_outcome
+                .into_iter()
+                .map(|(k, a)| (k.to_owned(), a))
+                .collect(),
+        ),
         moves: moves
             .into_iter()
             .map(|((from, to), accounts)| Move { from, to, accounts })
@@ -296,7 +313,7 @@ pub fn html(manifest: &Manifest, decisions: &[Decision], rejects: &[Reject]) -> 
                 .into_iter()
                 .map(|(s, levels)| {
                     (
-                        s,
+                        s.to_owned(),
                         rows(
                             levels
                                 .into_iter()
