@@ -122,7 +122,17 @@ pub fn night(
 ) -> (Vec<u8>, Vec<Promise>) {
     // Borrowed keys: a million accounts make a few hundred rows.
     let mut rows: BTreeMap<(&str, &str, u32, &str, u32), Sums> = BTreeMap::new();
-    let mut overdue_of: HashMap<&str, Cents> = HashMap::new();
+    // Overdue totals are needed only for the debtors with a promise.
+    let mut overdue_of: HashMap<&str, Cents> = watched
+        .iter()
+        .map(|p| (p.debtor_id.as_str(), 0))
+        .chain(
+            events
+                .iter()
+                .filter(|e| e.kind == EventKind::PromiseToPay)
+                .map(|e| (e.debtor_id.as_str(), 0)),
+        )
+        .collect();
     let mut strategy_of: HashMap<&str, &str> = HashMap::new();
     let mut key = (String::new(), String::new());
     for d in decisions {
@@ -148,8 +158,10 @@ pub fn night(
         if prior.is_some() {
             s.recovered += (before - a.overdue).max(0);
         }
-        *overdue_of.entry(a.debtor_id.as_str()).or_default() += a.overdue;
-        strategy_of.insert(a.debtor_id.as_str(), d.strategy_name());
+        if let Some(o) = overdue_of.get_mut(a.debtor_id.as_str()) {
+            *o += a.overdue;
+            strategy_of.insert(a.debtor_id.as_str(), d.strategy_name());
+        }
     }
     // Promises whose date has passed: kept or broken, once.
     let mut promise_rows: BTreeMap<(String, &str), u64> = BTreeMap::new();

@@ -532,9 +532,14 @@ pub fn read_side_file(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| e.to_string())
 }
 
-/// Line and column (1-based) of the first `needle` in `text`.
-fn find_in(text: &str, needle: &str) -> (Option<usize>, Option<usize>) {
-    let Some(off) = text.find(needle) else {
+/// Line and column (1-based) of the first `needle` in `text` at or after
+/// byte `from`.
+fn find_in(text: &str, from: usize, needle: &str) -> (Option<usize>, Option<usize>) {
+    let Some(off) = text
+        .get(from..)
+        .and_then(|t| t.find(needle))
+        .map(|o| o + from)
+    else {
         return (None, None);
     };
     let before = &text[..off];
@@ -628,13 +633,7 @@ impl Builder {
     /// (the first place `anchor` stands) when one is given.
     fn find(&self, anchor: Option<&str>, needle: &str) -> (Option<usize>, Option<usize>) {
         let start = anchor.and_then(|a| self.text.find(a)).unwrap_or(0);
-        let Some(off) = self.text[start..].find(needle).map(|o| o + start) else {
-            return (None, None);
-        };
-        let before = &self.text[..off];
-        let line = before.matches('\n').count() + 1;
-        let col = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        (Some(line), Some(col))
+        find_in(&self.text, start, needle)
     }
 
     /// A problem pointing at where `needle` stands (after `anchor`).
@@ -1307,23 +1306,15 @@ impl Builder {
         let (compiled, problems, reads) = crate::compliance::compile(&layers, known);
         for p in problems {
             let layer = &layers[p.layer];
+            // Searched after the rule's anchor, else anywhere in the file.
             let from = p
                 .anchor
                 .as_deref()
                 .and_then(|a| layer.text.find(a).map(|i| i + a.len()))
                 .unwrap_or(0);
-            let (line, column) = match find_in(&layer.text[from..], &p.needle) {
-                (Some(l), Some(c)) => {
-                    let before = &layer.text[..from];
-                    let extra = before.matches('\n').count();
-                    let col = if l == 1 {
-                        c + from - before.rfind('\n').map_or(0, |i| i + 1)
-                    } else {
-                        c
-                    };
-                    (Some(l + extra), Some(col))
-                }
-                _ => find_in(&layer.text, &p.needle),
+            let (line, column) = match find_in(&layer.text, from, &p.needle) {
+                (None, _) => find_in(&layer.text, 0, &p.needle),
+                found => found,
             };
             let line = line.map(|l| {
                 if p.layer + 1 == layers.len() {
