@@ -757,62 +757,31 @@ pub(crate) fn compile(
             c.caps.push(rule);
         }
     }
-    // A reroute chain must end: follow every rule's reroute from its
-    // channels; a channel met twice is a loop.
-    let mut edges: Vec<(String, String, String)> = Vec::new();
-    let mut add = |chs: &[String], t: &Then, name: &str| {
-        if let Then::Reroute(to) = t {
-            for ch in chs {
-                edges.push((ch.clone(), to.clone(), name.to_owned()));
-            }
-        }
-    };
-    if let Some(b) = &c.do_not_contact {
-        add(&b.channels, &b.then, "do_not_contact");
-    }
-    if let Some(b) = &c.own_contact_only {
-        add(&b.channels, &b.then, "own_contact_only");
-    }
-    if let Some(k) = &c.consent {
-        let chs: Vec<String> = k.channels.iter().map(|(c, _)| c.clone()).collect();
-        add(&chs, &k.then, "consent");
-    }
-    for q in &c.quiet_days {
-        add(&q.channels, &q.then, &q.name);
-    }
-    for k in &c.cooling_off {
-        add(&k.channels, &k.then, &k.name);
-    }
-    for k in &c.caps {
-        add(&k.channels, &k.then, &k.name);
-    }
-    for (from, _, name) in &edges {
+    // A reroute chain must end: from each channel, follow the reroutes; a
+    // channel met again is a loop.
+    let edges = c.reroutes();
+    for (from, _) in &edges {
         let mut seen = vec![from.clone()];
         let mut frontier = vec![from.clone()];
         while let Some(ch) = frontier.pop() {
-            for (f, to, _) in &edges {
-                if *f == ch {
-                    if seen.contains(to) {
-                        if to == from {
-                            problems.push(LayerProblem {
-                                layer: layers.len().saturating_sub(1),
-                                anchor: None,
-                                needle: name.clone(),
-                                message: format!(
-                                    "compliance: reroutes go round in a circle through `{from}` ({}); one of them must defer or drop",
-                                    seen.join(" -> ")
-                                ),
-                            });
-                        }
-                        continue;
-                    }
+            for (_, to) in edges.iter().filter(|(f, _)| *f == ch) {
+                if to == from {
+                    problems.push(LayerProblem {
+                        layer: layers.len().saturating_sub(1),
+                        anchor: None,
+                        needle: format!("reroute:{to}"),
+                        message: format!(
+                            "compliance: reroutes go round in a circle through `{from}` ({} -> {from}); one of them must defer or drop",
+                            seen.join(" -> ")
+                        ),
+                    });
+                    return (Some(c), problems, reads);
+                }
+                if !seen.contains(to) {
                     seen.push(to.clone());
                     frontier.push(to.clone());
                 }
             }
-        }
-        if !problems.is_empty() {
-            break;
         }
     }
     (Some(c), problems, reads)
@@ -1005,7 +974,7 @@ fn standing<'e>(block: &EventBlock, events: &[&'e Event], as_of: NaiveDate) -> O
 }
 
 /// What one debtor's guards look at tonight.
-struct Debtor_<'a> {
+struct Who<'a> {
     debtor: Option<&'a Debtor>,
     country: String,
     events: &'a [&'a Event],
@@ -1013,7 +982,7 @@ struct Debtor_<'a> {
     log: Vec<Contact>,
 }
 
-fn check(c: &Compliance, who: &Debtor_<'_>, channel: &str, as_of: NaiveDate) -> Option<Refusal> {
+fn check(c: &Compliance, who: &Who<'_>, channel: &str, as_of: NaiveDate) -> Option<Refusal> {
     if let Some(b) = &c.do_not_contact {
         if b.channels.iter().any(|x| x == channel) {
             if let Some(e) = standing(b, who.events, as_of) {
@@ -1167,7 +1136,7 @@ pub fn apply(
                 .take_while(|d| d.account.debtor_id == id)
                 .count();
         let debtor = debtors.get(&id);
-        let mut who = Debtor_ {
+        let mut who = Who {
             debtor,
             country: String::new(),
             events: by_debtor.get(id.as_str()).unwrap_or(&no_events),
@@ -1190,7 +1159,7 @@ pub fn apply(
 
 /// One account: tonight's actions and those waiting from earlier nights
 /// through the guards.
-fn account(c: &Compliance, d: &mut Decision, who: &mut Debtor_<'_>, as_of: NaiveDate) {
+fn account(c: &Compliance, d: &mut Decision, who: &mut Who<'_>, as_of: NaiveDate) {
     let waiting = std::mem::take(&mut d.after.deferred);
     let mut notes = Vec::new();
     if matches!(d.outcome, Outcome::Cure | Outcome::Hold) {
@@ -1297,7 +1266,7 @@ fn undeliverable(channel: &str, debtor: Option<&Debtor>) -> Option<&'static str>
 #[allow(clippy::too_many_arguments)]
 fn emit(
     d: &mut Decision,
-    who: &mut Debtor_<'_>,
+    who: &mut Who<'_>,
     a: &Action,
     c: &Compliance,
     as_of: NaiveDate,

@@ -183,6 +183,11 @@ pub fn night(
             .or_default() += 1;
     }
     // New promises: seen for the first time tonight, still running.
+    type PromiseKey<'k> = (&'k str, NaiveDate, NaiveDate, Option<Cents>);
+    let mut known: std::collections::HashSet<PromiseKey<'_>> = watched
+        .iter()
+        .map(|w| (w.debtor_id.as_str(), w.date, w.until, w.amount))
+        .collect();
     for e in events {
         if e.kind != EventKind::PromiseToPay || e.date > as_of {
             continue;
@@ -190,7 +195,10 @@ pub fn night(
         let Some(until) = e.until.filter(|u| *u >= as_of) else {
             continue;
         };
-        let p = Promise {
+        if !known.insert((e.debtor_id.as_str(), e.date, until, e.amount)) {
+            continue;
+        }
+        still.push(Promise {
             debtor_id: e.debtor_id.clone(),
             date: e.date,
             until,
@@ -201,16 +209,7 @@ pub fn night(
                 .copied()
                 .unwrap_or("champion")
                 .to_owned(),
-        };
-        let known = still.iter().chain(watched.iter()).any(|w| {
-            w.debtor_id == p.debtor_id
-                && w.date == p.date
-                && w.until == p.until
-                && w.amount == p.amount
         });
-        if !known {
-            still.push(p);
-        }
     }
     still.sort();
     let mut w = csv::Writer::from_writer(Vec::new());

@@ -781,13 +781,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         &undelivered.failed_last_night,
         &contacts,
     )?;
-    let charged_after = {
-        let mut ps = vec![&policy];
-        if let Some(c) = &challenger {
-            ps.push(&c.policy);
-        }
-        charge(&ps, &mut decisions, &data, as_of, &charged)?
-    };
+    // Each strategy's policy: the champion, then the challenger.
+    let mut policies = vec![&policy];
+    if let Some(c) = &challenger {
+        policies.push(&c.policy);
+    }
+    let charged_after = charge(&policies, &mut decisions, &data, as_of, &charged)?;
     let mut policy_names = vec![policy.name.as_str()];
     if let Some(c) = &challenger {
         policy_names.push(c.policy.name.as_str());
@@ -821,22 +820,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     // The contact log and the charge state, kept only when a policy has
     // compliance rules or charges.
     let mut extra_state: Vec<(&str, Vec<u8>)> = Vec::new();
-    {
-        let mut ps = vec![&policy];
-        if let Some(c) = &challenger {
-            ps.push(&c.policy);
-        }
-        if ps.iter().any(|p| p.compliance.is_some()) {
-            extra_state.push((
-                "contacts.csv",
-                crate::compliance::log_csv(&crate::compliance::log_after(
-                    &ps, &contacts, &decisions, as_of,
-                )),
-            ));
-        }
-        if ps.iter().any(|p| p.charges.is_some()) {
-            extra_state.push(("charged.csv", crate::charges::state_csv(&charged_after)));
-        }
+    if policies.iter().any(|p| p.compliance.is_some()) {
+        extra_state.push((
+            "contacts.csv",
+            crate::compliance::log_csv(&crate::compliance::log_after(
+                &policies, &contacts, &decisions, as_of,
+            )),
+        ));
+    }
+    if policies.iter().any(|p| p.charges.is_some()) {
+        extra_state.push(("charged.csv", crate::charges::state_csv(&charged_after)));
     }
     // What tomorrow's KPIs need: tonight's transitions and the promises to
     // pay still running.
@@ -875,10 +868,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         "decisions written"
     );
     let t_actions = Instant::now();
-    let mut policies = vec![&policy];
-    if let Some(c) = &challenger {
-        policies.push(&c.policy);
-    }
     let sent = crate::actions::write(&policies, &decisions, &data, as_of, &mut staging)?;
     info!(
         stage = "actions",

@@ -629,3 +629,22 @@ fn a_deferred_contact_is_dropped_when_it_can_no_longer_be_delivered() {
     assert_eq!(dropped, waiting);
     assert!(read_csv(&dir.join("2026-11-16/calls.csv")).is_empty());
 }
+
+#[test]
+fn reroutes_that_go_round_in_a_circle_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    policy_with(
+        dir,
+        |t| t,
+        "compliance:\n  caps:\n    - {name: calls, channels: [call], max: 1, days: 7, then: reroute:sms}\n    - {name: texts, channels: [sms], max: 1, days: 7, then: reroute:call}\n",
+    );
+    let (code, out) = check_in(dir);
+    assert_eq!(code, Some(2));
+    assert!(
+        out.contains(
+            "compliance: reroutes go round in a circle through `call` (call -> sms -> call)"
+        ),
+        "{out}"
+    );
+}
