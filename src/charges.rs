@@ -14,14 +14,14 @@
 //! nights' rows is the rounded exact interest.
 
 use crate::decide::{Decision, Outcome};
-use crate::ingest::Debtor;
+
 use crate::money::Cents;
 use crate::policy::Policy;
-use crate::render::Item;
+
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::prelude::*;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 // ---------------------------------------------------------------------------
 // The section as written.
@@ -426,13 +426,12 @@ pub fn interest_slices(
 pub fn compute(
     policies: &[&Policy],
     decisions: &mut [Decision],
-    debtors: &HashMap<String, Debtor>,
-    items: &HashMap<(String, String), Vec<Item>>,
+    debtors: &crate::ingest::Debtors,
+    items: &crate::actions::OverdueItems,
     as_of: NaiveDate,
     before: &Ledger,
 ) -> Result<Ledger, ChargeError> {
     let mut after = Ledger::new();
-    let no_items = Vec::new();
     for d in decisions.iter_mut() {
         let policy = policies[usize::from(d.strategy).min(policies.len() - 1)];
         let Some(c) = &policy.charges else {
@@ -454,10 +453,7 @@ pub fn compute(
         }
         let held = d.outcome == Outcome::Hold && !c.during_holds;
         let kind = debtors.get(&debtor_id).map_or("", |x| x.kind.as_str());
-        let its = items
-            .get(&(debtor_id.clone(), currency.clone()))
-            .unwrap_or(&no_items);
-        for it in its {
+        for it in &items.get(&debtor_id, &currency) {
             let mut state = before.get(&it.item_id).cloned().unwrap_or(ItemCharged {
                 debtor_id: debtor_id.clone(),
                 currency: currency.clone(),

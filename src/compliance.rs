@@ -1109,7 +1109,7 @@ fn check(c: &Compliance, who: &Who<'_>, channel: &str, as_of: NaiveDate) -> Opti
 pub fn apply(
     policies: &[&Policy],
     decisions: &mut [Decision],
-    debtors: &HashMap<String, Debtor>,
+    debtors: &crate::ingest::Debtors,
     events: &[Event],
     as_of: NaiveDate,
     log: &Log,

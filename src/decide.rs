@@ -6,7 +6,7 @@
 use crate::accounts::Account;
 use crate::guard::{self, Guarded};
 use crate::history::{Prior, Standing};
-use crate::ingest::Debtor;
+
 use crate::money::Money;
 use crate::policy::{Action, Policy};
 use crate::script::{self, Env, Facts, ScriptError};
@@ -154,7 +154,7 @@ pub struct Recall {
 pub struct Context<'a> {
     pub policy: &'a Policy,
     pub as_of: NaiveDate,
-    pub debtors: &'a HashMap<String, Debtor>,
+    pub debtors: &'a crate::ingest::Debtors,
     pub standings: &'a HashMap<String, Standing>,
     pub priors: &'a HashMap<(String, String), Prior>,
     pub trace: bool,

@@ -62,6 +62,18 @@ pub fn progress(len: u64, what: &'static str) -> indicatif::ProgressBar {
     bar
 }
 
+/// The process's peak resident memory so far, in MiB, for the stage logs:
+/// the scheduler's operators size the night's machine from it.
+pub fn peak_rss_mib() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    // Linux reports kilobytes.
+    (usage.ru_maxrss.max(0) as u64) / 1024
+}
+
 /// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
 /// process kills itself with SIGKILL here, as a power cut or the OOM killer
 /// would: no destructor, no flush, no unwinding. Crash-safety tests use it

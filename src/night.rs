@@ -310,6 +310,7 @@ fn read_inputs(
         events = data.events.len(),
         rejected_values = data.rejects.len(),
         ms = t.elapsed().as_millis() as u64,
+        peak_rss_mib = crate::peak_rss_mib(),
         "inputs checked"
     );
     if data.unknown_debtor_events > 0 {
@@ -405,6 +406,7 @@ fn charge(
         charges = decisions.iter().map(|d| d.charges.len()).sum::<usize>(),
         items = after.len(),
         ms = t.elapsed().as_millis() as u64,
+        peak_rss_mib = crate::peak_rss_mib(),
         "charges computed"
     );
     Ok(after)
@@ -502,6 +504,7 @@ fn decide_with(
         debtors_with_events = standings.len(),
         debtors_on_hold = held,
         ms = t.elapsed().as_millis() as u64,
+        peak_rss_mib = crate::peak_rss_mib(),
         "holds and flags"
     );
     let t = Instant::now();
@@ -519,6 +522,7 @@ fn decide_with(
         stage = "decide",
         strategy = decide::STRATEGIES[usize::from(strategy)],
         ms = t.elapsed().as_millis() as u64,
+        peak_rss_mib = crate::peak_rss_mib(),
         "rules evaluated"
     );
     Ok(decisions)
@@ -616,6 +620,7 @@ fn decide_accounts(
         stage = "accounts",
         accounts = accts.len(),
         ms = t.elapsed().as_millis() as u64,
+        peak_rss_mib = crate::peak_rss_mib(),
         "accounts built"
     );
     let Some(c) = challenger else {
@@ -805,6 +810,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         held = summary.held,
         actions = summary.actions,
         ms = t.elapsed().as_millis() as u64,
+        peak_rss_mib = crate::peak_rss_mib(),
         "decisions made"
     );
 
@@ -865,6 +871,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     info!(
         stage = "emit",
         ms_since_start = started.elapsed().as_millis() as u64,
+        peak_rss_mib = crate::peak_rss_mib(),
         "decisions written"
     );
     let t_actions = Instant::now();
@@ -880,6 +887,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         legal = sent.placements.legal,
         writeoffs = sent.placements.writeoffs,
         ms = t_actions.elapsed().as_millis() as u64,
+        peak_rss_mib = crate::peak_rss_mib(),
         "action files written"
     );
     let counts_by_file: std::collections::HashMap<&str, &ingest::FileCount> =

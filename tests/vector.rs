@@ -75,7 +75,7 @@ fn rows() -> Vec<Row> {
             let open = overdue + amounts[pick(next(), 4)];
             let score = scores[pick(next(), scores.len())];
             let debtor = (i % 11 != 0).then(|| Debtor {
-                id: format!("D{i}"),
+                id: format!("D{i}").into(),
                 kind: kinds[pick(next(), 2)].into(),
                 language: ["fr", "en", "zh"][pick(next(), 3)].into(),
                 country: countries[pick(next(), countries.len())].into(),

@@ -104,10 +104,10 @@ pub fn build(job: &Job<'_>) -> Result<Call, ActionError> {
         .unwrap_or_else(|| crate::render::parse_hours("09:00-20:00").expect("valid"));
     Ok(Call {
         priority: d.call_priority.unwrap_or(0),
-        debtor_id: debtor.id.clone(),
+        debtor_id: debtor.id.to_string(),
         currency: d.account.currency.clone(),
         name: debtor_name(debtor),
-        phone: debtor.phone_e164.clone().unwrap_or_default(),
+        phone: debtor.phone_e164.as_deref().unwrap_or_default().to_owned(),
         template: template.to_owned(),
         language: lang.to_owned(),
         timezone: tz.name().to_owned(),

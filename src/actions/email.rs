@@ -77,11 +77,11 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
     let text = t.render(&format!("{lang}/email/{template}.txt"), ctx, id)?;
     let html = t.render(&format!("{lang}/email/{template}.html"), ctx, id)?;
     let settings = messages.email.as_ref().ok_or_else(|| ActionError::Email {
-        debtor_id: id.clone(),
+        debtor_id: id.to_string(),
         message: "the policy has no `email:` section".into(),
     })?;
     let fail = |message: String| ActionError::Email {
-        debtor_id: id.clone(),
+        debtor_id: id.to_string(),
         message,
     };
     let address = debtor
@@ -133,7 +133,7 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
             safe_name(&debtor.id, &d.account.currency, template)
         ),
         bytes: message.formatted(),
-        debtor_id: debtor.id.clone(),
+        debtor_id: debtor.id.to_string(),
         currency: d.account.currency.clone(),
         to: to.email.to_string(),
         subject,

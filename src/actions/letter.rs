@@ -315,7 +315,7 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
         as_of,
     } = *job;
     let fail = |message: String| ActionError::Letter {
-        debtor_id: debtor.id.clone(),
+        debtor_id: debtor.id.to_string(),
         message,
     };
     let settings = messages
@@ -355,12 +355,12 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
     {
         String::new()
     } else {
-        debtor.country.clone()
+        debtor.country.to_string()
     };
     for line in [
         debtor_name(debtor),
-        debtor.address_line1.clone(),
-        debtor.address_line2.clone(),
+        debtor.address_line1.to_string(),
+        debtor.address_line2.to_string(),
         city.trim().to_owned(),
         country,
     ] {
@@ -476,7 +476,7 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
             safe_name(&debtor.id, &d.account.currency, template)
         ),
         bytes,
-        debtor_id: debtor.id.clone(),
+        debtor_id: debtor.id.to_string(),
         currency: d.account.currency.clone(),
         template: template.to_owned(),
         language: lang.to_owned(),

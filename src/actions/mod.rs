@@ -69,47 +69,88 @@ const CHANNELS: &[&str] = &["email", "letter", "sms", "call"];
 /// Accounts rendered at once; bounds the documents held in memory.
 const RENDER_CHUNK: usize = 4096;
 
-/// The overdue items of the accounts that get a message, oldest first.
-pub(crate) fn overdue_items(
-    inputs: &Inputs,
+/// The overdue items of the accounts that get a message, found by account.
+/// Only row numbers are kept per account and the items are built when an
+/// account asks for them: at a million accounts, four million items copied
+/// out of the ledger as owned texts were most of the documents' memory.
+pub struct OverdueItems<'a> {
+    ids: &'a StringChunked,
+    refs: &'a StringChunked,
+    products: &'a StringChunked,
+    amount: &'a Int64Chunked,
+    open: &'a Int64Chunked,
+    due: &'a Int32Chunked,
+    rows: HashMap<(&'a str, &'a str), Vec<u32>>,
+}
+
+impl OverdueItems<'_> {
+    /// An account's overdue items, oldest first; none for an account that
+    /// was not asked for.
+    pub fn get(&self, debtor_id: &str, currency: &str) -> Vec<Item> {
+        let Some(rows) = self.rows.get(&(debtor_id, currency)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Item> = rows
+            .iter()
+            .map(|&i| {
+                let i = i as usize;
+                Item {
+                    due_on: crate::dates::from_days(self.due.get(i).unwrap_or(0)),
+                    item_id: self.ids.get(i).unwrap_or("").to_owned(),
+                    reference: self.refs.get(i).unwrap_or("").to_owned(),
+                    product: self.products.get(i).unwrap_or("").to_owned(),
+                    amount: self.amount.get(i).unwrap_or(0),
+                    open_amount: self.open.get(i).unwrap_or(0),
+                }
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Finds the overdue items of the `wanted` accounts (with each account's
+/// grace days).
+pub fn overdue_items<'a>(
+    inputs: &'a Inputs,
     wanted: &HashMap<(&str, &str), i64>,
     as_of: NaiveDate,
-) -> PolarsResult<HashMap<(String, String), Vec<Item>>> {
+) -> PolarsResult<OverdueItems<'a>> {
     let df = &inputs.items;
-    let s = |n: &str| -> PolarsResult<&StringChunked> { df.column(n)?.str() };
-    let (ids, debtors, curs) = (s("item_id")?, s("debtor_id")?, s("currency")?);
-    let (refs, products) = (s("reference")?, s("product")?);
-    let amount = df.column("amount")?.i64()?;
+    let s = |n: &str| -> PolarsResult<&'a StringChunked> { df.column(n)?.str() };
+    let (debtors, curs) = (s("debtor_id")?, s("currency")?);
     let open = df.column("open_amount")?.i64()?;
     let due = df.column("due_on")?.i32()?;
-    let mut out: HashMap<(String, String), Vec<Item>> = HashMap::new();
-    for i in 0..df.height() {
-        let (Some(d), Some(c)) = (debtors.get(i), curs.get(i)) else {
+    let mut rows: HashMap<(&'a str, &'a str), Vec<u32>> = HashMap::new();
+    for (i, ((d, c), (o, du))) in debtors
+        .iter()
+        .zip(curs.iter())
+        .zip(open.iter().zip(due.iter()))
+        .enumerate()
+    {
+        let (Some(d), Some(c)) = (d, c) else {
             continue;
         };
         let Some(&grace_days) = wanted.get(&(d, c)) else {
             continue;
         };
-        let open_amount = open.get(i).unwrap_or(0);
-        let due_on = crate::dates::from_days(due.get(i).unwrap_or(0));
+        let open_amount = o.unwrap_or(0);
+        let due_on = crate::dates::from_days(du.unwrap_or(0));
         if open_amount <= 0 || (as_of - due_on).num_days() <= grace_days {
             continue;
         }
-        out.entry((d.to_owned(), c.to_owned()))
-            .or_default()
-            .push(Item {
-                due_on,
-                item_id: ids.get(i).unwrap_or("").to_owned(),
-                reference: refs.get(i).unwrap_or("").to_owned(),
-                product: products.get(i).unwrap_or("").to_owned(),
-                amount: amount.get(i).unwrap_or(0),
-                open_amount,
-            });
+        let row = u32::try_from(i).expect("fewer than 4 billion ledger items");
+        rows.entry((d, c)).or_default().push(row);
     }
-    for v in out.values_mut() {
-        v.sort();
-    }
-    Ok(out)
+    Ok(OverdueItems {
+        ids: s("item_id")?,
+        refs: s("reference")?,
+        products: s("product")?,
+        amount: df.column("amount")?.i64()?,
+        open,
+        due,
+        rows,
+    })
 }
 
 /// Counts for the log and the summary.
@@ -152,7 +193,6 @@ pub fn write(
         })
         .collect();
     let items = overdue_items(inputs, &wanted, as_of)?;
-    let no_items = Vec::new();
 
     let render_one = |d: &Decision, staging: &Staging| -> anyhow::Result<Rendered> {
         let policy = policy_of(d);
@@ -162,8 +202,7 @@ pub fn write(
             return Ok(r);
         };
         let lang = messages.language(debtor);
-        let key = (d.account.debtor_id.clone(), d.account.currency.clone());
-        let its = items.get(&key).unwrap_or(&no_items);
+        let its = &items.get(&d.account.debtor_id, &d.account.currency);
         let level_name = policy
             .ladders
             .iter()

@@ -20,7 +20,7 @@ use crate::money::format_cents;
 use crate::render::Item;
 use chrono::NaiveDate;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 const AGENCY_COLUMNS: &[&str] = &[
     "placed_on",
@@ -152,12 +152,11 @@ pub struct Counts {
 
 pub fn write(
     decisions: &[Decision],
-    debtors: &HashMap<String, Debtor>,
-    items: &HashMap<(String, String), Vec<Item>>,
+    debtors: &crate::ingest::Debtors,
+    items: &super::OverdueItems,
     as_of: NaiveDate,
     staging: &mut Staging,
 ) -> anyhow::Result<Counts> {
-    let none = Vec::new();
     let no_debtor = Debtor::default();
     let mut counts = Counts::default();
     let mut agencies: BTreeMap<String, csv::Writer<Vec<u8>>> = BTreeMap::new();
@@ -170,9 +169,7 @@ pub fn write(
     for d in decisions {
         let a = &d.account;
         let debtor = debtors.get(&a.debtor_id).unwrap_or(&no_debtor);
-        let its = items
-            .get(&(a.debtor_id.clone(), a.currency.clone()))
-            .unwrap_or(&none);
+        let its = &items.get(&a.debtor_id, &a.currency);
         if let Some(agency) = &d.placed_with {
             let w = agencies.entry(agency.clone()).or_insert_with(|| {
                 let mut w = csv::Writer::from_writer(Vec::new());
@@ -186,18 +183,18 @@ pub fn write(
                     a.debtor_id.clone(),
                     a.currency.clone(),
                     debtor_name(debtor),
-                    debtor.kind.clone(),
-                    debtor.address_line1.clone(),
-                    debtor.address_line2.clone(),
-                    debtor.postal_code.clone(),
-                    debtor.city.clone(),
-                    debtor.country.clone(),
+                    debtor.kind.to_string(),
+                    debtor.address_line1.to_string(),
+                    debtor.address_line2.to_string(),
+                    debtor.postal_code.to_string(),
+                    debtor.city.to_string(),
+                    debtor.country.to_string(),
                     if debtor.email_ok {
-                        debtor.email.clone()
+                        debtor.email.to_string()
                     } else {
                         String::new()
                     },
-                    debtor.phone_e164.clone().unwrap_or_default(),
+                    debtor.phone_e164.as_deref().unwrap_or_default().to_owned(),
                     format_cents(a.overdue),
                     format_cents(a.open),
                     a.max_dpd.to_string(),

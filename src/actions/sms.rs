@@ -102,7 +102,7 @@ pub fn build(job: &Job<'_>) -> Result<Sms, ActionError> {
         return Err(ActionError::TooLong {
             template: format!("templates/{name}"),
             language: lang.to_owned(),
-            debtor_id: debtor.id.clone(),
+            debtor_id: debtor.id.to_string(),
             segments,
             max: messages.max_segments,
         });
@@ -120,9 +120,9 @@ pub fn build(job: &Job<'_>) -> Result<Sms, ActionError> {
     Ok(Sms {
         window_start,
         window_end,
-        debtor_id: debtor.id.clone(),
+        debtor_id: debtor.id.to_string(),
         currency: d.account.currency.clone(),
-        phone: debtor.phone_e164.clone().unwrap_or_default(),
+        phone: debtor.phone_e164.as_deref().unwrap_or_default().to_owned(),
         template: template.to_owned(),
         language: lang.to_owned(),
         encoding,
