@@ -10,8 +10,9 @@ use polars::prelude::*;
 /// What the ladder needs to know about one dunning account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Account {
-    pub debtor_id: String,
-    pub currency: String,
+    /// Inline texts: a million accounts, two heap allocations each.
+    pub debtor_id: crate::ingest::Text,
+    pub currency: crate::ingest::Text,
     /// Sum of open amounts over overdue items.
     pub overdue: Cents,
     /// Sum of open amounts over all items.
@@ -33,8 +34,8 @@ impl Account {
     /// night but has no open item tonight.
     pub fn empty(debtor_id: &str, currency: &str) -> Account {
         Account {
-            debtor_id: debtor_id.to_owned(),
-            currency: currency.to_owned(),
+            debtor_id: debtor_id.into(),
+            currency: currency.into(),
             ..Account::default()
         }
     }
@@ -120,8 +121,8 @@ pub fn summarize(
     for r in 0..df.height() {
         let oldest_dpd = oldest.get(r);
         out.push(Account {
-            debtor_id: ids.get(r).unwrap_or("").to_owned(),
-            currency: curs.get(r).unwrap_or("").to_owned(),
+            debtor_id: ids.get(r).unwrap_or("").into(),
+            currency: curs.get(r).unwrap_or("").into(),
             overdue: overdue.get(r).unwrap_or(0),
             open: open.get(r).unwrap_or(0),
             max_dpd: max_dpd.get(r).unwrap_or(0),

@@ -414,7 +414,7 @@ fn compare(case: &Case, decided: &[Decision]) -> Vec<String> {
     for e in expects {
         let found: Vec<&Decision> = decided
             .iter()
-            .filter(|d| e.currency.as_ref().is_none_or(|c| &d.account.currency == c))
+            .filter(|d| e.currency.as_ref().is_none_or(|c| d.account.currency == c))
             .collect();
         if e.absent == Some(true) {
             if !found.is_empty() {

@@ -441,8 +441,8 @@ pub fn compute(
         let currency = d.account.currency.clone();
         for (name, amount) in std::mem::take(&mut d.fees) {
             d.charges.push(Charge {
-                debtor_id: debtor_id.clone(),
-                currency: currency.clone(),
+                debtor_id: debtor_id.to_string(),
+                currency: currency.to_string(),
                 item_id: String::new(),
                 kind: format!("fee:{name}"),
                 period: as_of.to_string(),
@@ -455,18 +455,18 @@ pub fn compute(
         let kind = debtors.get(&debtor_id).map_or("", |x| x.kind.as_str());
         for it in &items.get(&debtor_id, &currency) {
             let mut state = before.get(&it.item_id).cloned().unwrap_or(ItemCharged {
-                debtor_id: debtor_id.clone(),
-                currency: currency.clone(),
+                debtor_id: debtor_id.to_string(),
+                currency: currency.to_string(),
                 ..Default::default()
             });
             // Code de commerce D441-5: business debtors only, whatever the
             // policy says, once per invoice.
-            if let Some(&amount) = c.indemnity.get(&currency) {
+            if let Some(&amount) = c.indemnity.get(currency.as_str()) {
                 if kind == "business" && state.indemnity_on.is_none() && !held {
                     state.indemnity_on = Some(as_of);
                     d.charges.push(Charge {
-                        debtor_id: debtor_id.clone(),
-                        currency: currency.clone(),
+                        debtor_id: debtor_id.to_string(),
+                        currency: currency.to_string(),
                         item_id: it.item_id.clone(),
                         kind: "recovery_indemnity".into(),
                         period: as_of.to_string(),
@@ -490,7 +490,7 @@ pub fn compute(
                                         file: i.rates_file.clone(),
                                         day,
                                         item_id: it.item_id.clone(),
-                                        debtor_id: debtor_id.clone(),
+                                        debtor_id: debtor_id.to_string(),
                                         as_of,
                                     }
                                 })?;
@@ -501,8 +501,8 @@ pub fn compute(
                                 state.interest_charged = total;
                                 if amount != 0 {
                                     d.charges.push(Charge {
-                                        debtor_id: debtor_id.clone(),
-                                        currency: currency.clone(),
+                                        debtor_id: debtor_id.to_string(),
+                                        currency: currency.to_string(),
                                         item_id: it.item_id.clone(),
                                         kind: "late_interest".into(),
                                         period: format!("{a}..{b}"),

@@ -872,12 +872,12 @@ pub fn log_after(
         };
         for a in &d.actions {
             if c.contacts.contains(&a.channel) {
-                out.entry(d.account.debtor_id.clone())
+                out.entry(d.account.debtor_id.to_string())
                     .or_default()
                     .push(Contact {
                         on: as_of,
                         channel: a.channel.clone(),
-                        currency: d.account.currency.clone(),
+                        currency: d.account.currency.to_string(),
                         template: a.template.clone(),
                     });
             }
@@ -1140,7 +1140,7 @@ pub fn apply(
             debtor,
             country: String::new(),
             events: by_debtor.get(id.as_str()).unwrap_or(&no_events),
-            log: log.get(&id).cloned().unwrap_or_default(),
+            log: log.get(id.as_str()).cloned().unwrap_or_default(),
         };
         for d in &mut decisions[start..end] {
             let p = policy_of(policies, d);
@@ -1285,7 +1285,7 @@ fn emit(
         who.log.push(Contact {
             on: as_of,
             channel: a.channel.clone(),
-            currency: d.account.currency.clone(),
+            currency: d.account.currency.to_string(),
             template: a.template.clone(),
         });
     }

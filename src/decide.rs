@@ -124,7 +124,7 @@ pub struct Decision {
     pub recall: Option<Recall>,
     /// A write-off is proposed tonight.
     pub writeoff: bool,
-    pub trace: Option<Trace>,
+    pub trace: Option<Box<Trace>>,
     /// Which policy decided: 0 the champion, 1 the challenger.
     pub strategy: u8,
     /// Fees of the level reached tonight (`charges.fees`), by name.
@@ -232,7 +232,7 @@ fn facts_of<'a>(
 ) -> Seen<'a> {
     let policy = ctx.policy;
     let prior = key.prior(ctx, account).unwrap_or(no_prior);
-    let standing = ctx.standings.get(&account.debtor_id);
+    let standing = ctx.standings.get(account.debtor_id.as_str());
     let hold = standing.and_then(|s| s.hold.as_ref());
     let facts = Facts {
         account,
@@ -385,18 +385,20 @@ fn decide_ladder<'a>(
     let hold_name = env.facts().hold;
     let days_since = env.facts().days_since_escalation;
     let debtor_id = account.debtor_id.as_str();
-    let mut trace = ctx.trace.then(|| Trace {
-        facts: script::scope_facts(env.scope()),
-        hold: hold.map(|h| HoldFound {
-            name: hold_name.to_owned(),
-            event: policy.holds[h.rule].starts.as_str().to_owned(),
-            date: h.since,
-            until: h.until,
-            events_row: h.row,
-        }),
-        prior_escalated_on: prior.last_escalated_on,
-        cure_below: policy.cure_below,
-        ..Trace::default()
+    let mut trace = ctx.trace.then(|| {
+        Box::new(Trace {
+            facts: script::scope_facts(env.scope()),
+            hold: hold.map(|h| HoldFound {
+                name: hold_name.to_owned(),
+                event: policy.holds[h.rule].starts.as_str().to_owned(),
+                date: h.since,
+                until: h.until,
+                events_row: h.row,
+            }),
+            prior_escalated_on: prior.last_escalated_on,
+            cure_below: policy.cure_below,
+            ..Trace::default()
+        })
     });
 
     let seg = segment::choose(

@@ -323,7 +323,10 @@ pub struct Tally {
 impl Tally {
     fn add(&mut self, d: &Decision) {
         self.accounts += 1;
-        *self.cents.entry(d.account.currency.clone()).or_default() += d.account.overdue;
+        *self
+            .cents
+            .entry(d.account.currency.to_string())
+            .or_default() += d.account.overdue;
     }
 
     fn seal(&mut self) {

@@ -31,7 +31,7 @@ fn gap_json(l: &LevelTried) -> Value {
 /// `trace.jsonl`).
 pub fn to_json(d: &Decision) -> Value {
     let empty = Trace::default();
-    let t = d.trace.as_ref().unwrap_or(&empty);
+    let t = d.trace.as_deref().unwrap_or(&empty);
     let facts: serde_json::Map<String, Value> = t.facts.iter().cloned().collect();
     json!({
         "debtor_id": d.account.debtor_id,
@@ -108,7 +108,7 @@ fn yes(b: bool) -> &'static str {
 /// The same, for a person reading a terminal.
 pub fn to_text(d: &Decision) -> String {
     let empty = Trace::default();
-    let t = d.trace.as_ref().unwrap_or(&empty);
+    let t = d.trace.as_deref().unwrap_or(&empty);
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -199,8 +199,8 @@ fn decision_of(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Decision,
         .collect();
     Ok(Decision {
         account: crate::accounts::Account {
-            debtor_id: get("debtor_id"),
-            currency: get("currency"),
+            debtor_id: get("debtor_id").into(),
+            currency: get("currency").into(),
             overdue: cents("overdue")?,
             open: cents("open")?,
             max_dpd: get("max_dpd").parse().unwrap_or(0),

@@ -89,7 +89,7 @@ fn rows() -> Vec<Row> {
             });
             Row {
                 account: Account {
-                    debtor_id: format!("D{i}"),
+                    debtor_id: format!("D{i}").into(),
                     currency: currencies[pick(next(), 3)].into(),
                     overdue,
                     open,

@@ -105,7 +105,7 @@ pub fn build(job: &Job<'_>) -> Result<Call, ActionError> {
     Ok(Call {
         priority: d.call_priority.unwrap_or(0),
         debtor_id: debtor.id.to_string(),
-        currency: d.account.currency.clone(),
+        currency: d.account.currency.to_string(),
         name: debtor_name(debtor),
         phone: debtor.phone_e164.as_deref().unwrap_or_default().to_owned(),
         template: template.to_owned(),

@@ -134,7 +134,7 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
         ),
         bytes: message.formatted(),
         debtor_id: debtor.id.to_string(),
-        currency: d.account.currency.clone(),
+        currency: d.account.currency.to_string(),
         to: to.email.to_string(),
         subject,
         template: template.to_owned(),

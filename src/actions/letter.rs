@@ -477,7 +477,7 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
         ),
         bytes,
         debtor_id: debtor.id.to_string(),
-        currency: d.account.currency.clone(),
+        currency: d.account.currency.to_string(),
         template: template.to_owned(),
         language: lang.to_owned(),
         pages,

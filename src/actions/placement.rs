@@ -180,8 +180,8 @@ pub fn write(
                 w,
                 &[
                     as_of.to_string(),
-                    a.debtor_id.clone(),
-                    a.currency.clone(),
+                    a.debtor_id.to_string(),
+                    a.currency.to_string(),
                     debtor_name(debtor),
                     debtor.kind.to_string(),
                     debtor.address_line1.to_string(),
@@ -209,8 +209,8 @@ pub fn write(
                 &mut recalls,
                 &[
                     r.agency.clone(),
-                    a.debtor_id.clone(),
-                    a.currency.clone(),
+                    a.debtor_id.to_string(),
+                    a.currency.to_string(),
                     r.placed_on.map(|d| d.to_string()).unwrap_or_default(),
                     as_of.to_string(),
                     r.reason.clone(),
@@ -271,8 +271,8 @@ pub fn write(
                 &mut legal,
                 &[
                     as_of.to_string(),
-                    a.debtor_id.clone(),
-                    a.currency.clone(),
+                    a.debtor_id.to_string(),
+                    a.currency.to_string(),
                     debtor_name(debtor),
                     format_cents(a.overdue),
                     format_cents(a.open),
@@ -289,8 +289,8 @@ pub fn write(
                 &mut writeoff,
                 &[
                     as_of.to_string(),
-                    a.debtor_id.clone(),
-                    a.currency.clone(),
+                    a.debtor_id.to_string(),
+                    a.currency.to_string(),
                     d.level_after.to_string(),
                     format_cents(a.overdue),
                     format_cents(a.open),

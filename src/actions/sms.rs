@@ -121,7 +121,7 @@ pub fn build(job: &Job<'_>) -> Result<Sms, ActionError> {
         window_start,
         window_end,
         debtor_id: debtor.id.to_string(),
-        currency: d.account.currency.clone(),
+        currency: d.account.currency.to_string(),
         phone: debtor.phone_e164.as_deref().unwrap_or_default().to_owned(),
         template: template.to_owned(),
         language: lang.to_owned(),
