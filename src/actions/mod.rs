@@ -80,14 +80,20 @@ pub struct OverdueItems<'a> {
     amount: &'a Int64Chunked,
     open: &'a Int64Chunked,
     due: &'a Int32Chunked,
-    rows: HashMap<(&'a str, &'a str), Vec<u32>>,
+    debtors: &'a crate::ingest::Debtors,
+    /// Rows by account key.
+    rows: HashMap<u64, Vec<u32>>,
 }
 
 impl OverdueItems<'_> {
     /// An account's overdue items, oldest first; none for an account that
     /// was not asked for.
     pub fn get(&self, debtor_id: &str, currency: &str) -> Vec<Item> {
-        let Some(rows) = self.rows.get(&(debtor_id, currency)) else {
+        let key = self
+            .debtors
+            .position(debtor_id)
+            .and_then(|p| crate::ingest::account_key(p, currency));
+        let Some(rows) = key.and_then(|k| self.rows.get(&k)) else {
             return Vec::new();
         };
         let mut out: Vec<Item> = rows
@@ -117,21 +123,24 @@ pub fn overdue_items<'a>(
     as_of: NaiveDate,
 ) -> PolarsResult<OverdueItems<'a>> {
     let df = &inputs.items;
+    let debtors = &inputs.debtors;
     let s = |n: &str| -> PolarsResult<&'a StringChunked> { df.column(n)?.str() };
-    let (debtors, curs) = (s("debtor_id")?, s("currency")?);
+    let keys = df.column("account")?.u64()?;
     let open = df.column("open_amount")?.i64()?;
     let due = df.column("due_on")?.i32()?;
-    let mut rows: HashMap<(&'a str, &'a str), Vec<u32>> = HashMap::new();
-    for (i, ((d, c), (o, du))) in debtors
+    let wanted: HashMap<u64, i64> = wanted
         .iter()
-        .zip(curs.iter())
-        .zip(open.iter().zip(due.iter()))
-        .enumerate()
-    {
-        let (Some(d), Some(c)) = (d, c) else {
+        .filter_map(|(&(d, c), &grace)| {
+            let key = crate::ingest::account_key(debtors.position(d)?, c)?;
+            Some((key, grace))
+        })
+        .collect();
+    let mut rows: HashMap<u64, Vec<u32>> = HashMap::new();
+    for (i, (k, (o, du))) in keys.iter().zip(open.iter().zip(due.iter())).enumerate() {
+        let Some(k) = k else {
             continue;
         };
-        let Some(&grace_days) = wanted.get(&(d, c)) else {
+        let Some(&grace_days) = wanted.get(&k) else {
             continue;
         };
         let open_amount = o.unwrap_or(0);
@@ -140,9 +149,10 @@ pub fn overdue_items<'a>(
             continue;
         }
         let row = u32::try_from(i).expect("fewer than 4 billion ledger items");
-        rows.entry((d, c)).or_default().push(row);
+        rows.entry(k).or_default().push(row);
     }
     Ok(OverdueItems {
+        debtors,
         ids: s("item_id")?,
         refs: s("reference")?,
         products: s("product")?,
