@@ -461,7 +461,7 @@ fn compare(case: &Case, decided: &[Decision]) -> Vec<String> {
             }
         };
         if let Some(s) = &e.segment {
-            check("segment", s.clone(), d.segment.clone());
+            check("segment", s.clone(), d.segment.to_string());
         }
         if let Some(l) = e.level {
             check("level", l.to_string(), d.level_after.to_string());

@@ -100,16 +100,18 @@ pub struct HoldFound {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+// A million of these live through the night: short texts are inline and
+// rarely-set parts boxed, so that a decision costs what it says.
 pub struct Decision {
     pub account: Account,
-    pub segment: String,
+    pub segment: crate::ingest::Text,
     pub level_before: u32,
     pub level_after: u32,
     pub actions: Vec<Action>,
-    pub held_by: String,
+    pub held_by: crate::ingest::Text,
     pub outcome: Outcome,
     /// The policy rule that decided, e.g. `ladders.default.levels[2] second_notice`.
-    pub rule: String,
+    pub rule: crate::ingest::Text,
     /// A short reason, free of personal data.
     pub reason: String,
     pub last_escalated_on: Option<NaiveDate>,
@@ -121,7 +123,7 @@ pub struct Decision {
     /// Placed with this agency tonight.
     pub placed_with: Option<String>,
     /// Recalled from an agency tonight: the agency, the placement date and why.
-    pub recall: Option<Recall>,
+    pub recall: Option<Box<Recall>>,
     /// A write-off is proposed tonight.
     pub writeoff: bool,
     pub trace: Option<Box<Trace>>,
@@ -316,7 +318,7 @@ fn remember(
     match d.outcome {
         Outcome::Cure | Outcome::Hold => {
             if let Some(agency) = after.placed_with.take() {
-                d.recall = Some(Recall {
+                d.recall = Some(Box::new(Recall {
                     agency,
                     placed_on: after.placed_on.take(),
                     reason: if d.outcome == Outcome::Cure {
@@ -324,7 +326,7 @@ fn remember(
                     } else {
                         format!("hold:{}", d.held_by)
                     },
-                });
+                }));
             }
             if d.outcome == Outcome::Cure {
                 after.history.clear();
@@ -411,13 +413,13 @@ fn decide_ladder<'a>(
     env.set_segment(segment_name);
 
     let mut d = Decision {
-        segment: segment_name.to_owned(),
+        segment: segment_name.into(),
         level_before: prior.level,
         level_after: prior.level,
         actions: Vec::new(),
-        held_by: String::new(),
+        held_by: Default::default(),
         outcome: Outcome::Stay,
-        rule: String::new(),
+        rule: Default::default(),
         reason: String::new(),
         last_escalated_on: prior.last_escalated_on,
         call_priority: None,
@@ -450,9 +452,9 @@ fn decide_ladder<'a>(
     // 2. A hold freezes the level.
     if let Some(h) = hold {
         let rule = &policy.holds[h.rule];
-        d.held_by = rule.name.clone();
+        d.held_by = rule.name.as_str().into();
         d.outcome = Outcome::Hold;
-        d.rule = format!("holds.{}", rule.name);
+        d.rule = compact_str::format_compact!("holds.{}", rule.name);
         d.reason = match h.until {
             Some(u) if rule.until => format!(
                 "{} event of {} (events row {}) until {u}",
@@ -483,7 +485,7 @@ fn decide_ladder<'a>(
     let next = prior.level + 1;
     if ladder.level(next).is_none() {
         d.outcome = Outcome::Top;
-        d.rule = format!("ladders.{}", ladder.name);
+        d.rule = compact_str::format_compact!("ladders.{}", ladder.name);
         d.reason = format!("level {} is the top of the ladder", prior.level);
         d.trace = trace;
         return Ok(d);
@@ -578,7 +580,7 @@ fn decide_ladder<'a>(
         d.level_after = level.number;
         d.last_escalated_on = Some(ctx.as_of);
         d.outcome = Outcome::Escalate;
-        d.rule = rule;
+        d.rule = rule.into();
         d.reason = std::iter::once(level.when.source.trim().to_owned())
             .chain(notes)
             .collect::<Vec<_>>()
@@ -588,9 +590,11 @@ fn decide_ladder<'a>(
     }
     if let Some(level) = gap_blocked {
         d.outcome = Outcome::Gap;
-        d.rule = format!(
+        d.rule = compact_str::format_compact!(
             "ladders.{}.levels[{}] {}",
-            ladder.name, level.number, level.name
+            ladder.name,
+            level.number,
+            level.name
         );
         d.reason = format!(
             "{} days since the last escalation, {} needed",
@@ -599,9 +603,11 @@ fn decide_ladder<'a>(
     } else {
         let level = first_false.expect("the next level was tried");
         d.outcome = Outcome::Stay;
-        d.rule = format!(
+        d.rule = compact_str::format_compact!(
             "ladders.{}.levels[{}] {}",
-            ladder.name, level.number, level.name
+            ladder.name,
+            level.number,
+            level.name
         );
         d.reason = format!("not yet: {}", level.when.source.trim());
     }

@@ -431,9 +431,12 @@ pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: 
             _ => {}
         }
         s.by_level.entry(d.level_after).or_default().add(d);
-        s.by_segment.entry(d.segment.clone()).or_default().add(d);
+        s.by_segment
+            .entry(d.segment.to_string())
+            .or_default()
+            .add(d);
         if !d.held_by.is_empty() {
-            s.by_hold.entry(d.held_by.clone()).or_default().add(d);
+            s.by_hold.entry(d.held_by.to_string()).or_default().add(d);
         }
         s.by_outcome
             .entry(d.outcome.as_str().to_owned())
