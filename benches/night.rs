@@ -3,6 +3,8 @@
 //!
 //!   cargo bench --bench night                       # 100,000 debtors
 //!   DUNNING_BENCH_DEBTORS=100000,1000000 cargo bench --bench night
+//!   DUNNING_BENCH_PARTS=decisions DUNNING_BENCH_DEBTORS=1000000 cargo bench --bench night
+//!                                                   # start to decisions.csv only
 //!
 //! Each size: generate (kept under $CARGO_TARGET_DIR/bench-data for the next
 //! run), the Polars baseline (best of 3), a CSV night and a Parquet night
@@ -98,6 +100,8 @@ struct Night {
     emails: u64,
     letters: u64,
     actions_s: f64,
+    /// Peak RSS when `decisions.csv` was written, from the night's log.
+    rss_to_decisions: f64,
 }
 
 /// Runs one night of the release binary; peak RSS from wait4.
@@ -194,6 +198,7 @@ fn night_with(dir: &Path, ext: &str, work: &Path, env: &[(&str, &str)], policy: 
     );
     let mut stages = BTreeMap::new();
     let (mut to_decisions, mut emails, mut letters, mut actions_s) = (0.0, 0, 0, 0.0);
+    let mut rss_to_decisions = 0.0;
     for line in output.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -207,7 +212,10 @@ fn night_with(dir: &Path, ext: &str, work: &Path, env: &[(&str, &str)], policy: 
                     *stages.entry(format!("{stage} ({msg})")).or_insert(0.0) += s;
                 }
             }
-            "decisions written" => to_decisions = ms("ms_since_start").unwrap_or(0.0),
+            "decisions written" => {
+                to_decisions = ms("ms_since_start").unwrap_or(0.0);
+                rss_to_decisions = v["peak_rss_mib"].as_f64().unwrap_or(0.0);
+            }
             "action files written" => {
                 emails = v["emails"].as_u64().unwrap_or(0);
                 letters = v["letters"].as_u64().unwrap_or(0);
@@ -221,6 +229,7 @@ fn night_with(dir: &Path, ext: &str, work: &Path, env: &[(&str, &str)], policy: 
         peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
         stages,
         to_decisions,
+        rss_to_decisions,
         emails,
         letters,
         actions_s,
@@ -244,6 +253,31 @@ fn main() {
         let base = baseline(&csv.join("ledger.csv"));
         println!("  baseline: bare Polars scan + group-by of ledger.csv: {base:.2} s (best of 3)");
         let work = data_dir(n, "work");
+        if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("decisions") {
+            // Only start to decisions.csv: each night is stopped at its first
+            // chunk of documents, twice per format, alternated.
+            let stop = [("DUNNING_FAILPOINT", "mid-actions")];
+            for round in 0..2 {
+                for (label, dir, ext) in [("CSV", &csv, "csv"), ("Parquet", &pq, "parquet")] {
+                    let r = night_with(dir, ext, &work, &stop, &retail_fr());
+                    let stages: Vec<String> = r
+                        .stages
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v:.2} s"))
+                        .collect();
+                    println!(
+                        "  {label} #{}: to decisions.csv {:.2} s = {:.2}x baseline, peak RSS {:.0} MiB; {}",
+                        round + 1,
+                        r.to_decisions,
+                        r.to_decisions / base,
+                        r.rss_to_decisions,
+                        stages.join(", ")
+                    );
+                }
+            }
+            let _ = std::fs::remove_dir_all(&work);
+            continue;
+        }
         // E-mails alone, rendered and written (best of 2).
         let policy = emails_only(&work);
         // Measured first, each run into a folder of its own, nothing deleted

@@ -570,6 +570,13 @@ fn read_ledger(
             return Ok((df, count));
         }
     }
+    let is_parquet = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
+    if is_parquet {
+        return read_ledger_parquet(path, debtors, rejects, PARQUET_SLICE);
+    }
     let table = read_table(path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
     let mut found = Vec::new();
     let checked = check_ledger(&table, debtors, &mut found)?;
@@ -585,6 +592,60 @@ fn read_ledger(
         file: table.file.clone(),
         name: table.name.clone(),
         rows: table.height(),
+        rejected: bad,
+    };
+    Ok((df, count))
+}
+
+/// A Parquet ledger is turned into text and checked this many rows at a
+/// time: its typed columns are compact, their text is not.
+const PARQUET_SLICE: usize = 1 << 20;
+
+/// Reads a Parquet ledger: typed as stored, then checked a slice of rows
+/// at a time like the pieces of a CSV file.
+fn read_ledger_parquet(
+    path: &Path,
+    debtors: &Debtors,
+    rejects: &mut Vec<Reject>,
+    slice: usize,
+) -> Result<(DataFrame, FileCount), IngestError> {
+    let file = display_path(path);
+    let frame = read_parquet_frame(path, &file)?;
+    let rows = frame.height();
+    let name = path
+        .file_name()
+        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let mut acc: Option<Checked> = None;
+    let mut found = Vec::new();
+    let mut start = 0;
+    loop {
+        let len = slice.min(rows - start);
+        let part = as_text(frame.slice(start as i64, len), &file, 1 + start)?;
+        let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
+        let checked = check_ledger(&table, debtors, &mut found)?;
+        acc = Some(match acc {
+            None => checked,
+            Some(mut a) => {
+                a.append(checked).map_err(|e| IngestError::Unparseable {
+                    file: file.clone(),
+                    message: e.to_string(),
+                })?;
+                a
+            }
+        });
+        start += len;
+        if start >= rows {
+            break;
+        }
+    }
+    drop(frame);
+    let checked = acc.expect("at least one slice");
+    let (df, bad) = finish_ledger(&file, &name, checked, 1, &mut found)?;
+    rejects.extend(found);
+    let count = FileCount {
+        file,
+        name,
+        rows,
         rejected: bad,
     };
     Ok((df, count))
@@ -631,7 +692,7 @@ fn read_ledger_pieces(
         let hl = match header_len {
             Some(hl) => hl,
             None => {
-                if at_end {
+                if at_end && before == 0 {
                     // Small enough to read whole.
                     return Ok(None);
                 }
@@ -640,7 +701,11 @@ fn read_ledger_pieces(
                     buf.drain(..3);
                 }
                 let Some(end) = buf.iter().position(|&c| c == b'\n') else {
-                    return Ok(None);
+                    if at_end {
+                        return Ok(None);
+                    }
+                    // A header longer than the buffer: read on.
+                    continue;
                 };
                 let line = &buf[..=end];
                 if std::str::from_utf8(line).is_err() || check_header(line, &file).is_err() {
@@ -873,6 +938,11 @@ fn locate_offset(body: &[u8], offset: usize) -> (usize, usize) {
 }
 
 fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
+    as_text(read_parquet_frame(path, file)?, file, 1)
+}
+
+/// A Parquet file as stored (typed), its column types checked.
+fn read_parquet_frame(path: &Path, file: &str) -> Result<DataFrame, IngestError> {
     let f = std::fs::File::open(path).map_err(|source| IngestError::Unreadable {
         file: file.to_owned(),
         source,
@@ -889,10 +959,8 @@ fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
             expected: String::new(),
         });
     }
-    // Every column becomes text and goes through the same checks as CSV.
     // Binary floats are refused outright: an amount stored as a float has
     // already lost its exactness upstream.
-    let mut cols = Vec::with_capacity(df.width());
     for c in df.columns() {
         let dtype = c.dtype();
         let ok = matches!(
@@ -919,6 +987,21 @@ fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
                 expected: "text, a date, a decimal or an integer (never a float)",
             });
         }
+    }
+    Ok(df)
+}
+
+/// Every column as text, for the same checks as CSV; `first_row` is the
+/// row number of the frame's first row.
+fn as_text(df: DataFrame, file: &str, first_row: usize) -> Result<Table, IngestError> {
+    let mut cols = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        if c.dtype() == &DataType::Date {
+            if let Some(s) = date_text(c) {
+                cols.push(s);
+                continue;
+            }
+        }
         let s = c
             .cast(&DataType::String)
             .map_err(|e| IngestError::Unparseable {
@@ -935,9 +1018,25 @@ fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
         file: file.to_owned(),
         name: String::new(),
         df,
-        first_row: 1,
+        first_row,
         long: HashMap::new(),
     })
+}
+
+/// A `Date` column as ISO text, written by [`dates::iso_text`]; `None` when
+/// a day falls outside what that writes (Polars' own cast then does it).
+fn date_text(c: &Column) -> Option<Column> {
+    let days = c.cast(&DataType::Int32).ok()?;
+    let days = days.i32().ok()?;
+    let mut out: Vec<Option<dates::IsoDate>> = Vec::with_capacity(days.len());
+    for d in days.iter() {
+        match d {
+            Some(d) => out.push(Some(dates::iso_text(d)?)),
+            None => out.push(None),
+        }
+    }
+    let s: StringChunked = out.into_iter().collect();
+    Some(s.with_name(c.name().clone()).into_column())
 }
 
 /// Collects the problems of one row, so that a row with two bad values
@@ -1695,6 +1794,64 @@ mod pieces {
         }
         // Small enough for one read: read whole by the caller.
         assert!(whole_and_pieces(&text, 1 << 24).1.is_none());
+    }
+
+    /// A Parquet ledger checked a slice at a time gives what it gives
+    /// checked whole, row numbers of rejects included.
+    #[test]
+    fn a_parquet_ledger_read_in_slices_is_the_ledger_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("ledger.csv");
+        std::fs::write(&csv, ledger(300)).unwrap();
+        let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
+            .unwrap()
+            .df;
+        let pq = dir.path().join("ledger.parquet");
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let debtors: Debtors = [Debtor {
+            id: "D1".into(),
+            ..Debtor::default()
+        }]
+        .into_iter()
+        .collect();
+        let table = read_table(&pq, LEDGER_COLUMNS, LEDGER_OPTIONAL).unwrap();
+        let mut whole_rejects = Vec::new();
+        let checked = check_ledger(&table, &debtors, &mut whole_rejects).unwrap();
+        let (whole, bad) =
+            finish_ledger(&table.file, &table.name, checked, 1, &mut whole_rejects).unwrap();
+        whole_rejects.sort();
+        assert!(bad > 0 && whole.height() > 0);
+        for slice in [1, 7, 64, 299, 300, 1000] {
+            let mut rejects = Vec::new();
+            let (df, count) = read_ledger_parquet(&pq, &debtors, &mut rejects, slice).unwrap();
+            rejects.sort();
+            assert!(df.equals_missing(&whole), "slice {slice}");
+            assert_eq!(count.rejected, bad, "slice {slice}");
+            assert_eq!(count.rows, 300);
+            assert_eq!(rejects, whole_rejects, "slice {slice}");
+        }
+    }
+
+    /// Dates of a Parquet file become the text Polars' own cast writes,
+    /// nulls included, and a year the fast writer cannot write falls back
+    /// to that cast.
+    #[test]
+    fn parquet_dates_become_the_same_text() {
+        for days in [
+            vec![Some(0), None, Some(20_414), Some(-1)],
+            vec![Some(3_000_000), Some(1)],
+        ] {
+            let c = Int32Chunked::from_iter(days.clone())
+                .into_column()
+                .cast(&DataType::Date)
+                .unwrap();
+            let df = DataFrame::new(days.len(), vec![c.clone()]).unwrap();
+            let t = as_text(df, "x.parquet", 1).unwrap();
+            let expected = c.cast(&DataType::String).unwrap();
+            assert!(t.df.columns()[0].equals_missing(&expected), "{days:?}");
+        }
     }
 
     /// A row Polars cannot parse, far into the file: the pieces give up and
