@@ -577,6 +577,16 @@ fn read_ledger(
     if is_parquet {
         return read_ledger_parquet(path, debtors, rejects, PARQUET_SLICE);
     }
+    let (df, count, found) = read_ledger_whole(path, debtors)?;
+    rejects.extend(found);
+    Ok((df, count))
+}
+
+/// Reads and checks a ledger file in one piece.
+fn read_ledger_whole(
+    path: &Path,
+    debtors: &Debtors,
+) -> Result<(DataFrame, FileCount, Vec<Reject>), IngestError> {
     let table = read_table(path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
     let mut found = Vec::new();
     let checked = check_ledger(&table, debtors, &mut found)?;
@@ -587,14 +597,13 @@ fn read_ledger(
         table.first_row,
         &mut found,
     )?;
-    rejects.extend(found);
     let count = FileCount {
         file: table.file.clone(),
         name: table.name.clone(),
         rows: table.height(),
         rejected: bad,
     };
-    Ok((df, count))
+    Ok((df, count, found))
 }
 
 /// A Parquet ledger is turned into text and checked this many rows at a
@@ -623,16 +632,7 @@ fn read_ledger_parquet(
         let part = as_text(frame.slice(start as i64, len), &file, 1 + start)?;
         let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
         let checked = check_ledger(&table, debtors, &mut found)?;
-        acc = Some(match acc {
-            None => checked,
-            Some(mut a) => {
-                a.append(checked).map_err(|e| IngestError::Unparseable {
-                    file: file.clone(),
-                    message: e.to_string(),
-                })?;
-                a
-            }
-        });
+        Checked::add(&mut acc, checked, &file)?;
         start += len;
         if start >= rows {
             break;
@@ -755,16 +755,7 @@ fn read_ledger_pieces(
             };
             rows_done += table.height();
             let checked = check_ledger(&table, debtors, &mut rejects)?;
-            acc = Some(match acc {
-                None => checked,
-                Some(mut a) => {
-                    a.append(checked).map_err(|e| IngestError::Unparseable {
-                        file: file.clone(),
-                        message: e.to_string(),
-                    })?;
-                    a
-                }
-            });
+            Checked::add(&mut acc, checked, &file)?;
         }
         buf.drain(hl..cut);
     }
@@ -1048,7 +1039,20 @@ struct RowCheck<'a> {
     out: &'a mut Vec<Reject>,
 }
 
-impl RowCheck<'_> {
+impl<'a> RowCheck<'a> {
+    /// Starts the checks of data row `i` of `t`, its over-long values
+    /// already rejected.
+    fn start(t: &'a Table, i: usize, out: &'a mut Vec<Reject>) -> RowCheck<'a> {
+        let mut rc = RowCheck {
+            file: &t.name,
+            row: t.row(i),
+            bad: false,
+            out,
+        };
+        rc.lengths(t, i);
+        rc
+    }
+
     /// Rejects the row's over-long values, if any.
     fn lengths(&mut self, t: &Table, i: usize) {
         if let Some(cols) = t.long.get(&i) {
@@ -1166,24 +1170,16 @@ fn repeated(values: &StringChunked) -> HashMap<&str, u32> {
     counts
 }
 
-/// The debtors file's columns, in the order [`check_debtors`] reads them.
-const DEBTOR_FIELDS: [&str; 15] = [
-    "debtor_id",
-    "name",
-    "kind",
-    "language",
-    "country",
-    "email",
-    "phone",
-    "address_line1",
-    "address_line2",
-    "postal_code",
-    "city",
-    "timezone",
-    "score",
-    "consent_email",
-    "consent_sms",
-];
+/// The debtors file's column `k`, counting the required columns, then the
+/// optional ones: the numbering [`check_debtor`] reads values by.
+fn debtor_field(k: usize) -> &'static str {
+    DEBTOR_COLUMNS
+        .iter()
+        .chain(DEBTOR_OPTIONAL)
+        .nth(k)
+        .copied()
+        .unwrap_or("")
+}
 
 /// Rows of the debtors file are read in slices of this many, in parallel.
 const SLICE: usize = 1 << 16;
@@ -1199,8 +1195,9 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
         .into_par_iter()
         .map(|start| {
             let len = SLICE.min(n - start);
-            let cols: Vec<Option<StringChunked>> = DEBTOR_FIELDS
+            let cols: Vec<Option<StringChunked>> = DEBTOR_COLUMNS
                 .iter()
+                .chain(DEBTOR_OPTIONAL)
                 .map(|name| t.col(name).map(|c| c.slice(start as i64, len)))
                 .collect();
             let mut out = Vec::with_capacity(len);
@@ -1234,7 +1231,7 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
 }
 
 /// One row of the debtors file: the debtor, or `None` when the row is
-/// rejected. `value(k)` is the text of column `DEBTOR_FIELDS[k]`.
+/// rejected. `value(k)` is the text of column [`debtor_field`]`(k)`.
 fn check_debtor<'v>(
     t: &Table,
     i: usize,
@@ -1243,13 +1240,7 @@ fn check_debtor<'v>(
     default_country: &str,
     rejects: &mut Vec<Reject>,
 ) -> Option<Debtor> {
-    let mut rc = RowCheck {
-        file: &t.name,
-        row: t.row(i),
-        bad: false,
-        out: rejects,
-    };
-    rc.lengths(t, i);
+    let mut rc = RowCheck::start(t, i, rejects);
     let did = rc.required("debtor_id", Some(value(0)));
     if occurrences.contains_key(did) {
         rc.reject(
@@ -1269,7 +1260,7 @@ fn check_debtor<'v>(
             "false" | "no" | "0" | "n" => false,
             _ => {
                 rc.reject(
-                    DEBTOR_FIELDS[k],
+                    debtor_field(k),
                     v,
                     "expected true or false (empty means true)",
                 );
@@ -1379,13 +1370,7 @@ fn check_ledger(
                 .zip(due_on.iter());
             for (j, ((((((iid, did), cur), amt), open), iss), du)) in rows.enumerate() {
                 let i = start + j;
-                let mut rc = RowCheck {
-                    file: &t.name,
-                    row: t.row(i),
-                    bad: false,
-                    out: &mut part.rejects,
-                };
-                rc.lengths(t, i);
+                let mut rc = RowCheck::start(t, i, &mut part.rejects);
                 rc.required("item_id", iid);
                 let did = rc.required("debtor_id", did);
                 let position = debtors.position(did);
@@ -1488,10 +1473,19 @@ struct Checked {
 }
 
 impl Checked {
-    fn append(&mut self, other: Checked) -> PolarsResult<()> {
-        self.df.vstack_mut_owned(other.df)?;
-        self.mask.extend(other.mask);
-        self.bad += other.bad;
+    /// Adds the next piece's rows after those read so far.
+    fn add(acc: &mut Option<Checked>, next: Checked, file: &str) -> Result<(), IngestError> {
+        let Some(a) = acc else {
+            *acc = Some(next);
+            return Ok(());
+        };
+        a.df.vstack_mut_owned(next.df)
+            .map_err(|e| IngestError::Unparseable {
+                file: file.to_owned(),
+                message: e.to_string(),
+            })?;
+        a.mask.extend(next.mask);
+        a.bad += next.bad;
         Ok(())
     }
 }
@@ -1561,13 +1555,7 @@ fn check_events(
     let mut out = Vec::new();
     let mut bad_rows = 0;
     for i in 0..t.height() {
-        let mut rc = RowCheck {
-            file: &t.name,
-            row: t.row(i),
-            bad: false,
-            out: rejects,
-        };
-        rc.lengths(t, i);
+        let mut rc = RowCheck::start(t, i, rejects);
         let did = rc.required("debtor_id", debtor_id.get(i));
         if !did.is_empty() && !debtors.contains_key(did) {
             rc.reject(
@@ -1676,6 +1664,31 @@ mod tests {
         }
     }
 
+    /// The positions `check_debtor` reads by name the columns it means.
+    #[test]
+    fn debtor_fields_are_numbered_as_read() {
+        let named = [
+            (0, "debtor_id"),
+            (1, "name"),
+            (2, "kind"),
+            (3, "language"),
+            (4, "country"),
+            (5, "email"),
+            (6, "phone"),
+            (7, "address_line1"),
+            (8, "address_line2"),
+            (9, "postal_code"),
+            (10, "city"),
+            (11, "timezone"),
+            (12, "score"),
+            (13, "consent_email"),
+            (14, "consent_sms"),
+        ];
+        for (k, name) in named {
+            assert_eq!(debtor_field(k), name);
+        }
+    }
+
     #[test]
     fn a_debtor_listed_twice_is_rejected_both_times() {
         let dir = tempfile::tempdir().unwrap();
@@ -1754,23 +1767,7 @@ mod pieces {
         let mut rejects = Vec::new();
         let table = read_table(&d, DEBTOR_COLUMNS, DEBTOR_OPTIONAL).unwrap();
         let (debtors, _) = check_debtors(&table, &mut rejects, "FR");
-        let table = read_table(&l, LEDGER_COLUMNS, LEDGER_OPTIONAL).unwrap();
-        let mut found = Vec::new();
-        let checked = check_ledger(&table, &debtors, &mut found).unwrap();
-        let (df, bad) = finish_ledger(
-            &table.file,
-            &table.name,
-            checked,
-            table.first_row,
-            &mut found,
-        )
-        .unwrap();
-        let count = FileCount {
-            file: table.file.clone(),
-            name: table.name.clone(),
-            rows: table.height(),
-            rejected: bad,
-        };
+        let (df, count, mut found) = read_ledger_whole(&l, &debtors).unwrap();
         found.sort();
         let streamed = read_ledger_pieces(&l, &debtors, piece)
             .unwrap()
