@@ -56,10 +56,9 @@ pub struct Written {
 
 /// The files written, by path: the manifest's order, the same however the
 /// files were produced (one night or merged shards).
-pub fn sorted(written: &[Written]) -> Vec<Written> {
-    let mut w = written.to_vec();
-    w.sort_by(|a, b| a.file.cmp(&b.file));
-    w
+pub fn sorted(mut written: Vec<Written>) -> Vec<Written> {
+    written.sort_by(|a, b| a.file.cmp(&b.file));
+    written
 }
 
 /// The folder a night is written into before it is renamed to `--out`.
@@ -157,8 +156,10 @@ impl Staging {
         self.written.push(w);
     }
 
-    pub fn written(&self) -> &[Written] {
-        &self.written
+    /// The files written so far, handed over for the manifest: a million
+    /// e-mails' entries are not worth a copy.
+    pub fn take_written(&mut self) -> Vec<Written> {
+        std::mem::take(&mut self.written)
     }
 
     /// Renames the finished folder into place.

@@ -392,18 +392,17 @@ fn charge(
     }
     let t = Instant::now();
     let policy_of = |d: &Decision| policies[usize::from(d.strategy).min(policies.len() - 1)];
-    let wanted: HashMap<(&str, &str), i64> = decisions
+    let wanted = decisions
         .iter()
         .filter(|d| policy_of(d).charges.is_some())
         .map(|d| {
             (
-                (d.account.debtor_id.as_str(), d.account.currency.as_str()),
+                d.account.debtor_id.as_str(),
+                d.account.currency.as_str(),
                 policy_of(d).grace_days,
             )
-        })
-        .collect();
-    let items = crate::actions::overdue_items(data, &wanted, as_of)?;
-    drop(wanted);
+        });
+    let items = crate::actions::overdue_items(data, wanted, as_of)?;
     let after = crate::charges::compute(policies, decisions, &data.debtors, &items, as_of, before)?;
     info!(
         stage = "charges",
@@ -934,7 +933,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         "report.html",
         &crate::report::html(&manifest, &decisions, &data.rejects),
     )?;
-    manifest.outputs = emit::sorted(staging.written());
+    manifest.outputs = emit::sorted(staging.take_written());
     let manifest = emit::json(&manifest);
     staging.write("manifest.json", &manifest)?;
     crate::failpoint("before-rename");

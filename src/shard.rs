@@ -406,7 +406,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> anyhow::Result<PathBuf> {
         "report.html",
         &crate::report::html(&manifest, &decisions, &rejects),
     )?;
-    manifest.outputs = emit::sorted(staging.written());
+    manifest.outputs = emit::sorted(staging.take_written());
     staging.write("manifest.json", &emit::json(&manifest))?;
     Ok(staging.finish()?)
 }

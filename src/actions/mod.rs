@@ -115,11 +115,11 @@ impl OverdueItems<'_> {
     }
 }
 
-/// Finds the overdue items of the `wanted` accounts (with each account's
-/// grace days).
-pub fn overdue_items<'a>(
+/// Finds the overdue items of the `wanted` accounts: (debtor, currency,
+/// the grace days of the account's policy).
+pub fn overdue_items<'a, 'w>(
     inputs: &'a Inputs,
-    wanted: &HashMap<(&str, &str), i64>,
+    wanted: impl Iterator<Item = (&'w str, &'w str, i64)>,
     as_of: NaiveDate,
 ) -> PolarsResult<OverdueItems<'a>> {
     let df = &inputs.items;
@@ -129,8 +129,7 @@ pub fn overdue_items<'a>(
     let open = df.column("open_amount")?.i64()?;
     let due = df.column("due_on")?.i32()?;
     let wanted: HashMap<u64, i64> = wanted
-        .iter()
-        .filter_map(|(&(d, c), &grace)| {
+        .filter_map(|(d, c, grace)| {
             let key = crate::ingest::account_key(debtors.position(d)?, c)?;
             Some((key, grace))
         })
@@ -192,17 +191,17 @@ pub fn write(
     // Each decision is rendered with the policy that made it (champion or
     // challenger): its grace days, templates and messages.
     let policy_of = |d: &Decision| policies[usize::from(d.strategy).min(policies.len() - 1)];
-    let wanted: HashMap<(&str, &str), i64> = decisions
+    let wanted = decisions
         .iter()
         .filter(|d| !d.actions.is_empty() || d.writeoff)
         .map(|d| {
             (
-                (d.account.debtor_id.as_str(), d.account.currency.as_str()),
+                d.account.debtor_id.as_str(),
+                d.account.currency.as_str(),
                 policy_of(d).grace_days,
             )
-        })
-        .collect();
-    let items = overdue_items(inputs, &wanted, as_of)?;
+        });
+    let items = overdue_items(inputs, wanted, as_of)?;
 
     let render_one = |d: &Decision, staging: &Staging| -> anyhow::Result<Rendered> {
         let policy = policy_of(d);
