@@ -116,7 +116,7 @@ pub fn summarize(
         i("aging_61_90")?,
         i("aging_90_plus")?,
     ];
-    let out: PolarsResult<Vec<Account>> = (0..df.height())
+    (0..df.height())
         .map(|r| {
             let oldest_dpd = oldest.get(r);
             let (debtor, currency) = crate::ingest::account_of_key(keys.get(r).unwrap_or(0));
@@ -139,7 +139,5 @@ pub fn summarize(
                 oldest_due_days: oldest_dpd.unwrap_or(0),
             })
         })
-        .collect();
-    let out = out?;
-    Ok(out)
+        .collect()
 }

@@ -14,10 +14,8 @@
 //! nights' rows is the rounded exact interest.
 
 use crate::decide::{Decision, Outcome};
-
 use crate::money::Cents;
 use crate::policy::Policy;
-
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::prelude::*;
 use serde::Deserialize;

@@ -6,7 +6,6 @@
 use crate::accounts::Account;
 use crate::guard::{self, Guarded};
 use crate::history::{Prior, Standing};
-
 use crate::money::Money;
 use crate::policy::{Action, Policy};
 use crate::script::{self, Env, Facts, ScriptError};
@@ -99,9 +98,9 @@ pub struct HoldFound {
     pub events_row: usize,
 }
 
+/// A million of these live through the night: short texts are inline and
+/// rarely-set parts boxed, so that a decision costs what it says.
 #[derive(Debug, Clone, PartialEq)]
-// A million of these live through the night: short texts are inline and
-// rarely-set parts boxed, so that a decision costs what it says.
 pub struct Decision {
     pub account: Account,
     pub segment: crate::ingest::Text,

@@ -321,13 +321,19 @@ pub struct Tally {
     cents: BTreeMap<String, i64>,
 }
 
+/// The value under `key`, made when missing: the key is copied only the
+/// first time, not once for each of a million decisions.
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("just inserted")
+}
+
 impl Tally {
     fn add(&mut self, d: &Decision) {
         self.accounts += 1;
-        *self
-            .cents
-            .entry(d.account.currency.to_string())
-            .or_default() += d.account.overdue;
+        *entry(&mut self.cents, &d.account.currency) += d.account.overdue;
     }
 
     fn seal(&mut self) {
@@ -432,17 +438,11 @@ pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: 
             _ => {}
         }
         s.by_level.entry(d.level_after).or_default().add(d);
-        s.by_segment
-            .entry(d.segment.to_string())
-            .or_default()
-            .add(d);
+        entry(&mut s.by_segment, &d.segment).add(d);
         if !d.held_by.is_empty() {
-            s.by_hold.entry(d.held_by.to_string()).or_default().add(d);
+            entry(&mut s.by_hold, &d.held_by).add(d);
         }
-        s.by_outcome
-            .entry(d.outcome.as_str().to_owned())
-            .or_default()
-            .add(d);
+        entry(&mut s.by_outcome, d.outcome.as_str()).add(d);
         for a in &d.actions {
             s.actions += 1;
             s.by_action.entry(a.to_string()).or_default().add(d);

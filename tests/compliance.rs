@@ -169,15 +169,7 @@ fn ledger_for(dir: &Path, n: i64) -> std::path::PathBuf {
     let rows = read_csv(&dir.join("data/ledger.csv"));
     let path = dir.join(format!("ledger-{n}.csv"));
     let mut w = csv::Writer::from_path(&path).unwrap();
-    let cols = [
-        "item_id",
-        "debtor_id",
-        "currency",
-        "amount",
-        "open_amount",
-        "issued_on",
-        "due_on",
-    ];
+    let cols = dunning::ingest::LEDGER_COLUMNS;
     w.write_record(cols).unwrap();
     let week = n / 7;
     for r in rows {
