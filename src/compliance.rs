@@ -830,8 +830,8 @@ impl Deferred {
                 let (channel, template) = it.next()?.split_once(':')?;
                 Some(Deferred {
                     action: Action {
-                        channel: channel.to_owned(),
-                        template: template.to_owned(),
+                        channel: channel.into(),
+                        template: template.into(),
                     },
                     since: crate::dates::parse_date(it.next()?)?,
                     guard: it.next().unwrap_or("").to_owned(),
@@ -871,14 +871,14 @@ pub fn log_after(
             continue;
         };
         for a in &d.actions {
-            if c.contacts.contains(&a.channel) {
+            if c.contacts.iter().any(|k| *k == a.channel) {
                 out.entry(d.account.debtor_id.to_string())
                     .or_default()
                     .push(Contact {
                         on: as_of,
-                        channel: a.channel.clone(),
+                        channel: a.channel.to_string(),
                         currency: d.account.currency.to_string(),
-                        template: a.template.clone(),
+                        template: a.template.to_string(),
                     });
             }
         }
@@ -1212,7 +1212,7 @@ fn account(c: &Compliance, d: &mut Decision, who: &mut Who<'_>, as_of: NaiveDate
                     break;
                 }
             }
-            if !c.contacts.contains(&a.channel) {
+            if !c.contacts.iter().any(|k| *k == a.channel) {
                 emit(d, who, &a, c, as_of, was_deferred, since, &mut notes);
                 break;
             }
@@ -1239,7 +1239,7 @@ fn account(c: &Compliance, d: &mut Decision, who: &mut Who<'_>, as_of: NaiveDate
                     }
                     Then::Reroute(ch) => {
                         let next = Action {
-                            channel: ch.clone(),
+                            channel: ch.as_str().into(),
                             template: a.template.clone(),
                         };
                         notes.push(format!("{a} -> {next} (compliance.{}: {})", r.guard, r.why));
@@ -1281,12 +1281,12 @@ fn emit(
         notes.push(format!("{a} deferred since {since} sent tonight"));
     }
     d.actions.push(a.clone());
-    if c.contacts.contains(&a.channel) {
+    if c.contacts.iter().any(|k| *k == a.channel) {
         who.log.push(Contact {
             on: as_of,
-            channel: a.channel.clone(),
+            channel: a.channel.to_string(),
             currency: d.account.currency.to_string(),
-            template: a.template.clone(),
+            template: a.template.to_string(),
         });
     }
 }

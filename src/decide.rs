@@ -178,7 +178,9 @@ pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decis
             facts_of(ctx, a, key, &no_prior, &no_flags)
         })
         .collect();
+    tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), "facts looked up");
     let verdicts = vectorise(ctx, &seen);
+    tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), "columns evaluated");
     let results: Vec<Result<Decision, ScriptError>> = seen
         .par_iter()
         .enumerate()
@@ -188,8 +190,10 @@ pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decis
             remember(ctx, prior, d, &mut env, &facts.account.debtor_id)
         })
         .collect();
+    tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), peak_rss_mib = crate::peak_rss_mib(), "accounts decided");
     drop(seen);
     let mut decisions = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), peak_rss_mib = crate::peak_rss_mib(), "decisions collected");
     // The decisions were made on borrowed accounts; now they own them.
     for (d, a) in decisions.iter_mut().zip(accounts) {
         d.account = a;
@@ -333,15 +337,22 @@ fn remember(
             }
         }
         Outcome::Escalate => {
+            let mut actions = crate::ingest::Text::default();
+            for (i, a) in d.actions.iter().enumerate() {
+                if i > 0 {
+                    actions.push(';');
+                }
+                actions.push_str(&a.channel);
+                actions.push(':');
+                actions.push_str(&a.template);
+            }
+            // Exactly one more step: a pushed-to empty vector would keep
+            // room for four, in each of a million decisions.
+            after.history.reserve_exact(1);
             after.history.push(crate::history::Step {
                 level: d.level_after,
                 on: ctx.as_of,
-                actions: d
-                    .actions
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(";"),
+                actions,
             });
             if d.actions.iter().any(|a| a.channel == "agency") {
                 let agency = match &policy.agencies {
@@ -370,6 +381,9 @@ fn remember(
         }
     }
     d.after = after;
+    // Room for the actions pushed one by one is given back: the decision
+    // lives until the night ends.
+    d.actions.shrink_to_fit();
     Ok(d)
 }
 

@@ -446,7 +446,7 @@ pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: 
         for a in &d.actions {
             s.actions += 1;
             s.by_action.entry(a.to_string()).or_default().add(d);
-            s.by_channel.entry(a.channel.clone()).or_default().add(d);
+            entry(&mut s.by_channel, &a.channel).add(d);
         }
     }
     for t in s

@@ -47,7 +47,7 @@ pub fn apply(
     // The policy loader refuses circular fallbacks, so this ends; the bound
     // is a second line of defence.
     for _ in 0..=policy.channels.len() {
-        let Some(ch) = policy.channels.get(&channel) else {
+        let Some(ch) = policy.channels.get(channel.as_str()) else {
             break;
         };
         let allowed = match &ch.allowed_when {
@@ -64,10 +64,10 @@ pub fn apply(
                 refused_by,
             });
         }
-        refused_by.push(channel.clone());
+        refused_by.push(channel.to_string());
         match &ch.otherwise {
             Fallback::Drop => break,
-            Fallback::Channel(next) => channel = next.clone(),
+            Fallback::Channel(next) => channel = next.as_str().into(),
         }
     }
     Ok(Guarded {

@@ -32,7 +32,8 @@ pub struct Prior {
 pub struct Step {
     pub level: u32,
     pub on: NaiveDate,
-    pub actions: String,
+    /// Inline up to 24 bytes: one step of a million first escalations.
+    pub actions: crate::ingest::Text,
 }
 
 impl Step {
@@ -55,7 +56,7 @@ impl Step {
                 Some(Step {
                     level: it.next()?.parse().ok()?,
                     on: crate::dates::parse_date(it.next()?)?,
-                    actions: it.next().unwrap_or("").to_owned(),
+                    actions: it.next().unwrap_or("").into(),
                 })
             })
             .collect()

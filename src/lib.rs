@@ -74,6 +74,20 @@ pub fn peak_rss_mib() -> u64 {
     (usage.ru_maxrss.max(0) as u64) / 1024
 }
 
+/// The process's resident memory now, in MiB (0 where `/proc` is not
+/// there): beside the peak, it shows which stage holds memory and which
+/// only passes through it.
+pub fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| {
+            // SAFETY: sysconf reads a constant of the system.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+            pages * page / (1024 * 1024)
+        })
+}
+
 /// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
 /// process kills itself with SIGKILL here, as a power cut or the OOM killer
 /// would: no destructor, no flush, no unwinding. Crash-safety tests use it

@@ -314,6 +314,7 @@ fn read_inputs(
         events = data.events.len(),
         rejected_values = data.rejects.len(),
         ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "inputs checked"
     );
@@ -409,6 +410,7 @@ fn charge(
         charges = decisions.iter().map(|d| d.charges.len()).sum::<usize>(),
         items = after.len(),
         ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "charges computed"
     );
@@ -508,6 +510,7 @@ fn decide_with(
         debtors_with_events = standings.len(),
         debtors_on_hold = held,
         ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "holds and flags"
     );
@@ -526,6 +529,7 @@ fn decide_with(
         stage = "decide",
         strategy = decide::STRATEGIES[usize::from(strategy)],
         ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "rules evaluated"
     );
@@ -575,8 +579,8 @@ pub fn decide_night(
             continue;
         };
         let action = crate::policy::Action {
-            channel: via.clone(),
-            template: template.clone(),
+            channel: via.as_str().into(),
+            template: template.as_str().into(),
         };
         if !d.actions.contains(&action) {
             // The reply's code only: the text may quote the address.
@@ -624,6 +628,7 @@ fn decide_accounts(
         stage = "accounts",
         accounts = accts.len(),
         ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "accounts built"
     );
@@ -664,6 +669,16 @@ fn decide_accounts(
 pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let as_of = args.as_of;
+    tracing::debug!(
+        decision = std::mem::size_of::<Decision>(),
+        account = std::mem::size_of::<Account>(),
+        prior = std::mem::size_of::<Prior>(),
+        debtor = std::mem::size_of::<ingest::Debtor>(),
+        action = std::mem::size_of::<crate::policy::Action>(),
+        facts = std::mem::size_of::<crate::script::Facts<'_>>(),
+        result = std::mem::size_of::<Result<Decision, crate::script::ScriptError>>(),
+        "SIZES"
+    );
 
     let t = Instant::now();
     let policy = Policy::load(&args.policy)?;
@@ -814,6 +829,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         held = summary.held,
         actions = summary.actions,
         ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "decisions made"
     );
@@ -875,6 +891,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     info!(
         stage = "emit",
         ms_since_start = started.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "decisions written"
     );
@@ -891,6 +908,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         legal = sent.placements.legal,
         writeoffs = sent.placements.writeoffs,
         ms = t_actions.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "action files written"
     );

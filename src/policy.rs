@@ -292,11 +292,13 @@ struct ChannelDoc {
 // ---------------------------------------------------------------------------
 // The compiled policy the night runs.
 
-/// An action as `channel:template`.
+/// An action as `channel:template`. Inline texts: a night copies one into
+/// most of its million decisions, and a heap copy of each name cost more
+/// than the decision's own figures.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Action {
-    pub channel: String,
-    pub template: String,
+    pub channel: crate::ingest::Text,
+    pub template: crate::ingest::Text,
 }
 
 impl fmt::Display for Action {
@@ -314,8 +316,8 @@ impl Action {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
         (ok(channel) && ok(template)).then(|| Action {
-            channel: channel.to_owned(),
-            template: template.to_owned(),
+            channel: channel.into(),
+            template: template.into(),
         })
     }
 }
@@ -1113,13 +1115,13 @@ impl Builder {
         {
             let mut action = a.action.clone();
             for _ in 0..=channels.len() {
-                let next = match channels.get(&action.channel).map(|c| &c.otherwise) {
+                let next = match channels.get(action.channel.as_str()).map(|c| &c.otherwise) {
                     Some(Fallback::Channel(n)) => Some(n.clone()),
                     _ => None,
                 };
                 used.insert(action.clone());
                 match next {
-                    Some(n) => action.channel = n,
+                    Some(n) => action.channel = n.into(),
                     None => break,
                 }
             }
@@ -1160,7 +1162,7 @@ impl Builder {
                             .iter()
                             .filter(|(from, _)| *from == a.channel)
                             .map(|(_, to)| Action {
-                                channel: to.clone(),
+                                channel: to.as_str().into(),
                                 template: a.template.clone(),
                             })
                     })

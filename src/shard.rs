@@ -192,8 +192,8 @@ fn decision_of(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Decision,
         .map(|a| {
             let (ch, t) = a.split_once(':').unwrap_or((a, ""));
             Action {
-                channel: ch.to_owned(),
-                template: t.to_owned(),
+                channel: ch.into(),
+                template: t.into(),
             }
         })
         .collect();
