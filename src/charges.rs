@@ -437,14 +437,20 @@ pub fn compute(
         };
         let debtor_id = d.account.debtor_id.clone();
         let currency = d.account.currency.clone();
-        for (name, amount) in std::mem::take(&mut d.fees) {
-            d.charges.push(Charge {
+        let fees = d
+            .extra
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.fees))
+            .unwrap_or_default();
+        let overdue = d.account.overdue;
+        for (name, amount) in fees {
+            d.extra_mut().charges.push(Charge {
                 debtor_id: debtor_id.to_string(),
                 currency: currency.to_string(),
                 item_id: String::new(),
                 kind: format!("fee:{name}"),
                 period: as_of.to_string(),
-                base: d.account.overdue,
+                base: overdue,
                 rate: String::new(),
                 amount,
             });
@@ -462,7 +468,7 @@ pub fn compute(
             if let Some(&amount) = c.indemnity.get(currency.as_str()) {
                 if kind == "business" && state.indemnity_on.is_none() && !held {
                     state.indemnity_on = Some(as_of);
-                    d.charges.push(Charge {
+                    d.extra_mut().charges.push(Charge {
                         debtor_id: debtor_id.to_string(),
                         currency: currency.to_string(),
                         item_id: it.item_id.clone(),
@@ -498,7 +504,7 @@ pub fn compute(
                                 let amount = total - state.interest_charged;
                                 state.interest_charged = total;
                                 if amount != 0 {
-                                    d.charges.push(Charge {
+                                    d.extra_mut().charges.push(Charge {
                                         debtor_id: debtor_id.to_string(),
                                         currency: currency.to_string(),
                                         item_id: it.item_id.clone(),

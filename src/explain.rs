@@ -71,7 +71,7 @@ pub fn to_json(d: &Decision) -> Value {
             "refused_by": g.refused_by,
         })).collect::<Vec<_>>(),
         "compliance": t.compliance,
-        "charges": d.charges.iter().map(|c| json!({
+        "charges": d.charges().iter().map(|c| json!({
             "item_id": c.item_id,
             "kind": c.kind,
             "period": c.period,
@@ -90,7 +90,7 @@ pub fn to_json(d: &Decision) -> Value {
             "rule": d.rule,
             "reason": d.reason,
             "last_escalated_on": day(d.last_escalated_on),
-            "placed_with": d.placed_with,
+            "placed_with": d.placed_with(),
             "recalled_from": d.recall.as_ref().map(|r| r.agency.clone()),
             "writeoff_proposed": d.writeoff,
         },
@@ -234,9 +234,9 @@ pub fn to_text(d: &Decision) -> String {
             let _ = writeln!(s, "    {n}");
         }
     }
-    if !d.charges.is_empty() {
+    if !d.charges().is_empty() {
         let _ = writeln!(s, "  charges:");
-        for c in &d.charges {
+        for c in d.charges() {
             let item = if c.item_id.is_empty() {
                 String::new()
             } else {
@@ -285,7 +285,7 @@ pub fn to_text(d: &Decision) -> String {
     if !d.held_by.is_empty() {
         let _ = writeln!(s, "    held_by: {}", d.held_by);
     }
-    if let Some(a) = &d.placed_with {
+    if let Some(a) = &d.placed_with() {
         let _ = writeln!(s, "    placed with: {a}");
     }
     if let Some(r) = &d.recall {

@@ -407,7 +407,7 @@ fn charge(
     let after = crate::charges::compute(policies, decisions, &data.debtors, &items, as_of, before)?;
     info!(
         stage = "charges",
-        charges = decisions.iter().map(|d| d.charges.len()).sum::<usize>(),
+        charges = decisions.iter().map(|d| d.charges().len()).sum::<usize>(),
         items = after.len(),
         ms = t.elapsed().as_millis() as u64,
         rss_mib = crate::rss_mib(),
@@ -880,7 +880,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     staging.write("decisions.csv", &emit::decisions_csv(&decisions))?;
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
     let rows: Vec<&crate::charges::Charge> =
-        decisions.iter().flat_map(|d| d.charges.iter()).collect();
+        decisions.iter().flat_map(|d| d.charges().iter()).collect();
     staging.write("charges.csv", &crate::charges::csv(&rows))?;
     staging.write("summary.json", &emit::json(&summary))?;
     if args.trace {

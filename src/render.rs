@@ -484,7 +484,7 @@ pub fn context(
         company: &messages.contact,
         payment_reference: String::new(),
         charges: decision
-            .charges
+            .charges()
             .iter()
             .map(|c| ChargeView {
                 kind: c.kind.clone(),
@@ -496,7 +496,7 @@ pub fn context(
                 amount_value: money::format_cents(c.amount),
             })
             .collect(),
-        charges_total: locale::money(decision.charges.iter().map(|c| c.amount).sum(), cur, lang),
+        charges_total: locale::money(decision.charges().iter().map(|c| c.amount).sum(), cur, lang),
     };
     let reference = messages.templates.render(
         PAYMENT_REFERENCE,

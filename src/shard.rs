@@ -216,15 +216,12 @@ fn decision_of(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Decision,
         rule: get("rule").into(),
         reason: get("reason"),
         last_escalated_on: None,
-        call_priority: None,
         after: Default::default(),
-        placed_with: None,
         recall: None,
         writeoff: false,
         trace: None,
         strategy: u8::from(get("strategy") == "challenger"),
-        fees: Vec::new(),
-        charges: Vec::new(),
+        extra: None,
     })
 }
 

@@ -103,7 +103,7 @@ pub fn build(job: &Job<'_>) -> Result<Call, ActionError> {
         .map(|c| (c.start, c.end))
         .unwrap_or_else(|| crate::render::parse_hours("09:00-20:00").expect("valid"));
     Ok(Call {
-        priority: d.call_priority.unwrap_or(0),
+        priority: d.call_priority().unwrap_or(0),
         debtor_id: debtor.id.to_string(),
         currency: d.account.currency.to_string(),
         name: debtor_name(debtor),

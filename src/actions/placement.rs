@@ -170,8 +170,8 @@ pub fn write(
         let a = &d.account;
         let debtor = debtors.get(&a.debtor_id).unwrap_or(&no_debtor);
         let its = &items.get(&a.debtor_id, &a.currency);
-        if let Some(agency) = &d.placed_with {
-            let w = agencies.entry(agency.clone()).or_insert_with(|| {
+        if let Some(agency) = d.placed_with() {
+            let w = agencies.entry(agency.to_owned()).or_insert_with(|| {
                 let mut w = csv::Writer::from_writer(Vec::new());
                 w.write_record(AGENCY_COLUMNS).expect("in memory");
                 w
