@@ -127,7 +127,7 @@ pub fn summarize(
                 ));
             };
             Ok(Account {
-                debtor_id: debtor.id.clone(),
+                debtor_id: debtor.id().into(),
                 currency: std::str::from_utf8(&currency).unwrap_or("").into(),
                 overdue: overdue.get(r).unwrap_or(0),
                 open: open.get(r).unwrap_or(0),

@@ -456,7 +456,7 @@ pub fn compute(
             });
         }
         let held = d.outcome == Outcome::Hold && !c.during_holds;
-        let kind = debtors.get(&debtor_id).map_or("", |x| x.kind.as_str());
+        let kind = debtors.get(&debtor_id).map_or("", |x| x.kind());
         for it in &items.get(&debtor_id, &currency) {
             let mut state = before.get(&it.item_id).cloned().unwrap_or(ItemCharged {
                 debtor_id: debtor_id.to_string(),

@@ -1148,7 +1148,7 @@ pub fn apply(
                 continue;
             };
             who.country = debtor
-                .map(|x| x.country.trim().to_ascii_uppercase())
+                .map(|x| x.country().trim().to_ascii_uppercase())
                 .filter(|x| !x.is_empty())
                 .unwrap_or_else(|| p.messages.default_country.to_ascii_uppercase());
             account(c, d, &mut who, as_of);
@@ -1258,7 +1258,7 @@ fn undeliverable(channel: &str, debtor: Option<&Debtor>) -> Option<&'static str>
     let d = debtor?;
     match channel {
         "email" if !d.email_ok || d.email_bounced => Some("no usable e-mail address"),
-        "sms" | "call" if d.phone_e164.is_none() => Some("no usable phone number"),
+        "sms" | "call" if d.phone_e164().is_none() => Some("no usable phone number"),
         _ => None,
     }
 }

@@ -285,7 +285,7 @@ pub fn to_text(d: &Decision) -> String {
     if !d.held_by.is_empty() {
         let _ = writeln!(s, "    held_by: {}", d.held_by);
     }
-    if let Some(a) = &d.placed_with() {
+    if let Some(a) = d.placed_with() {
         let _ = writeln!(s, "    placed with: {a}");
     }
     if let Some(r) = &d.recall {

@@ -275,7 +275,7 @@ fn keep_shard(data: &mut ingest::Inputs, shard: crate::shard::Shard) -> anyhow::
         .iter()
         .map(|k| {
             let debtor = k.and_then(|k| debtors.at(ingest::account_of_key(k).0));
-            Some(debtor.is_some_and(|d| shard.holds(&d.id)))
+            Some(debtor.is_some_and(|d| shard.holds(d.id())))
         })
         .collect();
     data.items = data.items.filter(&mask)?;
@@ -288,7 +288,7 @@ fn mark_bounced(data: &mut ingest::Inputs, u: &crate::send::Undelivered) {
         return;
     }
     for d in data.debtors.values_mut() {
-        if !d.email.is_empty() && u.bounced.contains(&crate::send::address_sha256(&d.email)) {
+        if !d.email().is_empty() && u.bounced.contains(&crate::send::address_sha256(d.email())) {
             d.email_bounced = true;
             d.email_ok = false;
         }

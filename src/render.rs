@@ -73,7 +73,7 @@ pub struct Messages {
 impl Messages {
     /// The debtor's language when the policy has it, else the default.
     pub fn language(&self, debtor: &Debtor) -> String {
-        let l = debtor.language.trim().to_ascii_lowercase();
+        let l = debtor.language().trim().to_ascii_lowercase();
         if self.languages.contains(&l) {
             l
         } else {
@@ -456,16 +456,16 @@ pub fn context(
         channel,
         template,
         debtor: DebtorView {
-            id: &debtor.id,
+            id: debtor.id(),
             name: crate::actions::debtor_name(debtor),
-            kind: &debtor.kind,
-            email: &debtor.email,
-            phone: debtor.phone_e164.as_deref().unwrap_or(""),
-            address_line1: &debtor.address_line1,
-            address_line2: &debtor.address_line2,
-            postal_code: &debtor.postal_code,
-            city: &debtor.city,
-            country: &debtor.country,
+            kind: debtor.kind(),
+            email: debtor.email(),
+            phone: debtor.phone_e164().unwrap_or(""),
+            address_line1: debtor.address_line1(),
+            address_line2: debtor.address_line2(),
+            postal_code: debtor.postal_code(),
+            city: debtor.city(),
+            country: debtor.country(),
         },
         account: AccountView {
             currency: cur.to_owned(),
@@ -501,7 +501,7 @@ pub fn context(
     let reference = messages.templates.render(
         PAYMENT_REFERENCE,
         &Value::from(minijinja::value::Serde(&ctx)),
-        &debtor.id,
+        debtor.id(),
     )?;
     ctx.payment_reference = reference;
     Ok(Value::from(minijinja::value::Serde(&ctx)))

@@ -233,14 +233,14 @@ impl<'a> Facts<'a> {
         let text = |f: fn(&'a Debtor) -> &'a str| d.map(f).unwrap_or("");
         match i {
             0 => Fact::Str(a.currency.as_str()),
-            1 => Fact::Str(text(|d| d.kind.as_str())),
-            2 => Fact::Str(text(|d| d.language.as_str())),
-            3 => Fact::Str(text(|d| d.country.as_str())),
+            1 => Fact::Str(text(|d| d.kind())),
+            2 => Fact::Str(text(|d| d.language())),
+            3 => Fact::Str(text(|d| d.country())),
             4 => Fact::Bool(d.and_then(|d| d.score).is_some()),
             5 => Fact::Decimal(d.and_then(|d| d.score).unwrap_or_default()),
             6 => Fact::Bool(d.is_some_and(|d| d.email_ok)),
             7 => Fact::Bool(d.is_some_and(|d| d.email_bounced)),
-            8 => Fact::Bool(d.is_some_and(|d| d.phone_e164.is_some())),
+            8 => Fact::Bool(d.is_some_and(|d| d.phone_e164().is_some())),
             9 => Fact::Bool(d.is_none_or(|d| d.consent_email)),
             10 => Fact::Bool(d.is_none_or(|d| d.consent_sms)),
             11 => Fact::Money(a.overdue),

@@ -59,11 +59,11 @@ impl Call {
 /// The debtor's time zone.
 pub fn timezone(messages: &Messages, debtor: &Debtor) -> Tz {
     debtor
-        .timezone
+        .timezone()
         .trim()
         .parse::<Tz>()
         .ok()
-        .or_else(|| crate::phone::default_timezone(&debtor.country).and_then(|t| t.parse().ok()))
+        .or_else(|| crate::phone::default_timezone(debtor.country()).and_then(|t| t.parse().ok()))
         .unwrap_or(messages.default_tz)
 }
 
@@ -93,7 +93,7 @@ pub fn build(job: &Job<'_>) -> Result<Call, ActionError> {
     } = *job;
     let script = messages
         .templates
-        .render(&format!("{lang}/call/{template}.txt"), ctx, &debtor.id)?
+        .render(&format!("{lang}/call/{template}.txt"), ctx, debtor.id())?
         .trim()
         .to_owned();
     let tz = timezone(messages, debtor);
@@ -104,10 +104,10 @@ pub fn build(job: &Job<'_>) -> Result<Call, ActionError> {
         .unwrap_or_else(|| crate::render::parse_hours("09:00-20:00").expect("valid"));
     Ok(Call {
         priority: d.call_priority().unwrap_or(0),
-        debtor_id: debtor.id.to_string(),
+        debtor_id: debtor.id().to_string(),
         currency: d.account.currency.to_string(),
         name: debtor_name(debtor),
-        phone: debtor.phone_e164.as_deref().unwrap_or_default().to_owned(),
+        phone: debtor.phone_e164().unwrap_or_default().to_owned(),
         template: template.to_owned(),
         language: lang.to_owned(),
         timezone: tz.name().to_owned(),

@@ -71,7 +71,7 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
         as_of,
     } = *job;
     let t = &messages.templates;
-    let id = &debtor.id;
+    let id = debtor.id();
     let subject =
         header_text(&t.render(&format!("{lang}/email/{template}.subject.txt"), ctx, id)?);
     let text = t.render(&format!("{lang}/email/{template}.txt"), ctx, id)?;
@@ -85,7 +85,7 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
         message,
     };
     let address = debtor
-        .email
+        .email()
         .parse::<lettre::Address>()
         .map_err(|e| fail(format!("address: {e}")))?;
     let name = debtor_name(debtor);
@@ -93,7 +93,7 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
 
     let seed = format!(
         "{as_of}\n{}\n{}\n{}\n{template}",
-        debtor.id, d.account.currency, d.level_after
+        debtor.id(), d.account.currency, d.level_after
     );
     let hash = crate::audit::sha256_bytes(seed.as_bytes());
     let message_id = format!(
@@ -130,10 +130,10 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
     Ok(Email {
         file: format!(
             "{}.eml",
-            safe_name(&debtor.id, &d.account.currency, template)
+            safe_name(debtor.id(), &d.account.currency, template)
         ),
         bytes: message.formatted(),
-        debtor_id: debtor.id.to_string(),
+        debtor_id: debtor.id().to_string(),
         currency: d.account.currency.to_string(),
         to: to.email.to_string(),
         subject,

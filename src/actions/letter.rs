@@ -315,7 +315,7 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
         as_of,
     } = *job;
     let fail = |message: String| ActionError::Letter {
-        debtor_id: debtor.id.to_string(),
+        debtor_id: debtor.id().to_string(),
         message,
     };
     let settings = messages
@@ -328,7 +328,7 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
     let body =
         messages
             .templates
-            .render(&format!("{lang}/letter/{template}.txt"), ctx, &debtor.id)?;
+            .render(&format!("{lang}/letter/{template}.txt"), ctx, debtor.id())?;
 
     let mut l = Layout {
         fonts,
@@ -348,19 +348,19 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
     }
     // Recipient, in the envelope window.
     let mut y = WINDOW_Y;
-    let city = format!("{} {}", debtor.postal_code, debtor.city);
+    let city = format!("{} {}", debtor.postal_code(), debtor.city());
     let country = if debtor
-        .country
+        .country()
         .eq_ignore_ascii_case(&messages.default_country)
     {
         String::new()
     } else {
-        debtor.country.to_string()
+        debtor.country().to_string()
     };
     for line in [
         debtor_name(debtor),
-        debtor.address_line1.to_string(),
-        debtor.address_line2.to_string(),
+        debtor.address_line1().to_string(),
+        debtor.address_line2().to_string(),
         city.trim().to_owned(),
         country,
     ] {
@@ -406,7 +406,7 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
     // Draw.
     let seed = format!(
         "{as_of}\n{}\n{}\n{}\n{template}",
-        debtor.id, d.account.currency, d.level_after
+        debtor.id(), d.account.currency, d.level_after
     );
     let hash = crate::audit::sha256_bytes(seed.as_bytes());
     let mut doc = Document::new();
@@ -473,10 +473,10 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
     Ok(Letter {
         file: format!(
             "{}.pdf",
-            safe_name(&debtor.id, &d.account.currency, template)
+            safe_name(debtor.id(), &d.account.currency, template)
         ),
         bytes,
-        debtor_id: debtor.id.to_string(),
+        debtor_id: debtor.id().to_string(),
         currency: d.account.currency.to_string(),
         template: template.to_owned(),
         language: lang.to_owned(),

@@ -355,7 +355,7 @@ pub fn safe_name(debtor_id: &str, currency: &str, template: &str) -> String {
 /// Only the debtor lookup is needed by the channel modules.
 pub(crate) fn debtor_name(d: &Debtor) -> String {
     // Display names go into headers and CSV cells: no control characters.
-    d.name
+    d.name()
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()

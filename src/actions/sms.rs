@@ -95,14 +95,14 @@ pub fn build(job: &Job<'_>) -> Result<Sms, ActionError> {
         as_of,
     } = *job;
     let name = format!("{lang}/sms/{template}.txt");
-    let text = messages.templates.render(&name, ctx, &debtor.id)?;
+    let text = messages.templates.render(&name, ctx, debtor.id())?;
     let text = text.trim().to_owned();
     let (encoding, segments) = measure(&text);
     if segments > messages.max_segments {
         return Err(ActionError::TooLong {
             template: format!("templates/{name}"),
             language: lang.to_owned(),
-            debtor_id: debtor.id.to_string(),
+            debtor_id: debtor.id().to_string(),
             segments,
             max: messages.max_segments,
         });
@@ -120,9 +120,9 @@ pub fn build(job: &Job<'_>) -> Result<Sms, ActionError> {
     Ok(Sms {
         window_start,
         window_end,
-        debtor_id: debtor.id.to_string(),
+        debtor_id: debtor.id().to_string(),
         currency: d.account.currency.to_string(),
-        phone: debtor.phone_e164.as_deref().unwrap_or_default().to_owned(),
+        phone: debtor.phone_e164().unwrap_or_default().to_owned(),
         template: template.to_owned(),
         language: lang.to_owned(),
         encoding,
