@@ -148,6 +148,28 @@ pub struct Extra {
 pub const STRATEGIES: [&str; 2] = ["champion", "challenger"];
 
 impl Decision {
+    /// An account whose decision is still to be made: every field empty.
+    pub fn pending(account: Account) -> Decision {
+        Decision {
+            account,
+            segment: Default::default(),
+            level_before: 0,
+            level_after: 0,
+            actions: Vec::new(),
+            held_by: Default::default(),
+            outcome: Outcome::Stay,
+            rule: Default::default(),
+            reason: String::new(),
+            last_escalated_on: None,
+            after: Prior::default(),
+            recall: None,
+            writeoff: false,
+            trace: None,
+            strategy: 0,
+            extra: None,
+        }
+    }
+
     pub fn call_priority(&self) -> Option<i64> {
         self.extra.as_ref().and_then(|e| e.call_priority)
     }
@@ -196,43 +218,86 @@ pub struct Context<'a> {
 /// Decides every account, in parallel, keeping the input order. When rules
 /// fail, the error reported is the first in account order, so the message
 /// does not depend on thread timing.
+///
+/// Each account is first moved into the slot its decision will fill, so
+/// that a million accounts are not held twice (once alone, once inside
+/// their decisions) while the rules run.
 pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decision>, ScriptError> {
     let no_flags = vec![false; ctx.policy.flags.len()];
     let flag_names = ctx.policy.flag_names();
     let no_prior = Prior::default();
-    // Each account's facts are looked up once (state, debtor, events) and
-    // serve both the columns and the account's own pass.
-    let seen: Vec<Seen<'_>> = accounts
+    let mut decisions: Vec<Decision> = accounts.into_iter().map(Decision::pending).collect();
+    // Each account's state, debtor and events are looked up once and serve
+    // both the columns and the account's own pass.
+    let lookups: Vec<Lookup<'_>> = decisions
         .par_iter()
-        .map_init(Key::default, |key, a| {
-            facts_of(ctx, a, key, &no_prior, &no_flags)
+        .map_init(Key::default, |key, d| {
+            lookup(ctx, &d.account, key, &no_prior, &no_flags)
         })
         .collect();
-    tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), "facts looked up");
-    let verdicts = vectorise(ctx, &seen);
+    let verdicts = {
+        let rows: Vec<(&Account, &Lookup<'_>)> =
+            decisions.iter().map(|d| &d.account).zip(&lookups).collect();
+        vectorise(ctx, &rows)
+    };
     tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), "columns evaluated");
-    let results: Vec<Result<Decision, ScriptError>> = seen
-        .par_iter()
+    let failed: std::sync::Mutex<Option<(usize, ScriptError)>> = Default::default();
+    decisions
+        .par_iter_mut()
+        .zip(lookups.par_iter())
         .enumerate()
-        .map_init(Scope::new, |scope, (row, &(facts, prior, hold))| {
-            let mut env = Env::new(scope, facts, &flag_names, &verdicts, row);
-            let d = decide_ladder(ctx, facts.account, &mut env, prior, hold)?;
-            remember(ctx, prior, d, &mut env, &facts.account.debtor_id)
-        })
-        .collect();
+        .for_each_init(Scope::new, |scope, (row, (slot, look))| {
+            let account = &slot.account;
+            let mut env = Env::new(scope, look.facts(account), &flag_names, &verdicts, row);
+            let made = decide_ladder(ctx, account, &mut env, look.prior, look.hold)
+                .and_then(|d| remember(ctx, look.prior, d, &mut env, &account.debtor_id));
+            drop(env);
+            match made {
+                Ok(mut d) => {
+                    d.account = std::mem::take(&mut slot.account);
+                    *slot = d;
+                }
+                Err(e) => {
+                    let mut first = failed.lock().unwrap_or_else(|p| p.into_inner());
+                    if first.as_ref().is_none_or(|(r, _)| row < *r) {
+                        *first = Some((row, e));
+                    }
+                }
+            }
+        });
     tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), peak_rss_mib = crate::peak_rss_mib(), "accounts decided");
-    drop(seen);
-    let mut decisions = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), peak_rss_mib = crate::peak_rss_mib(), "decisions collected");
-    // The decisions were made on borrowed accounts; now they own them.
-    for (d, a) in decisions.iter_mut().zip(accounts) {
-        d.account = a;
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some((_, e)) => Err(e),
+        None => Ok(decisions),
     }
-    Ok(decisions)
 }
 
-/// One account's facts, its state from the last night, and its hold.
-type Seen<'a> = (Facts<'a>, &'a Prior, Option<&'a crate::history::ActiveHold>);
+/// What one account's rules read besides the account itself: its state
+/// from the last night, its debtor, its hold and flags.
+struct Lookup<'a> {
+    debtor: Option<&'a crate::ingest::Debtor>,
+    prior: &'a Prior,
+    hold: Option<&'a crate::history::ActiveHold>,
+    days_since_escalation: i64,
+    hold_name: &'a str,
+    flags: &'a [bool],
+}
+
+impl<'a> Lookup<'a> {
+    fn facts<'b>(&self, account: &'b Account) -> Facts<'b>
+    where
+        'a: 'b,
+    {
+        Facts {
+            account,
+            debtor: self.debtor,
+            level: self.prior.level,
+            days_since_escalation: self.days_since_escalation,
+            hold: self.hold_name,
+            flags: self.flags,
+        }
+    }
+}
 
 /// Set to `rhai` to run every rule in Rhai: the reference the vectorised
 /// path is tested against, and a way out should a night ever need one.
@@ -257,34 +322,33 @@ impl Key {
     }
 }
 
-/// What one account's rules read, and the state it comes with.
-fn facts_of<'a>(
+/// One account's lookups in the night's state, debtors and events.
+fn lookup<'a>(
     ctx: &'a Context<'_>,
-    account: &'a Account,
+    account: &Account,
     key: &mut Key,
     no_prior: &'a Prior,
     no_flags: &'a [bool],
-) -> Seen<'a> {
+) -> Lookup<'a> {
     let policy = ctx.policy;
     let prior = key.prior(ctx, account).unwrap_or(no_prior);
     let standing = ctx.standings.get(account.debtor_id.as_str());
     let hold = standing.and_then(|s| s.hold.as_ref());
-    let facts = Facts {
-        account,
+    Lookup {
         debtor: ctx.debtors.get(&account.debtor_id),
-        level: prior.level,
+        prior,
+        hold,
         days_since_escalation: prior
             .last_escalated_on
             .map_or(-1, |d| (ctx.as_of - d).num_days()),
-        hold: hold.map_or("", |h| policy.holds[h.rule].name.as_str()),
+        hold_name: hold.map_or("", |h| policy.holds[h.rule].name.as_str()),
         flags: standing.map_or(no_flags, |s| s.flags.as_slice()),
-    };
-    (facts, prior, hold)
+    }
 }
 
 /// Evaluates every vectorised condition for all accounts at once. A
 /// failure here is not the night's: the rules then run in Rhai.
-fn vectorise(ctx: &Context<'_>, seen: &[Seen<'_>]) -> Verdicts {
+fn vectorise(ctx: &Context<'_>, rows: &[(&Account, &Lookup<'_>)]) -> Verdicts {
     let policy = ctx.policy;
     let conditions = policy.conditions();
     if std::env::var(RULES_ENV).is_ok_and(|v| v == "rhai") {
@@ -308,7 +372,7 @@ fn vectorise(ctx: &Context<'_>, seen: &[Seen<'_>]) -> Verdicts {
         .map(|s| (s.when.id, s.name.as_str()))
         .collect();
     let verdicts =
-        Frame::build(seen, |s| s.0, &vars).and_then(|f| f.evaluate(&conditions, &segments));
+        Frame::build(rows, |r| r.1.facts(r.0), &vars).and_then(|f| f.evaluate(&conditions, &segments));
     match verdicts {
         Ok(v) => {
             for (rule, why) in &v.fell_back {
@@ -459,19 +523,9 @@ fn decide_ladder<'a>(
         segment: segment_name.into(),
         level_before: prior.level,
         level_after: prior.level,
-        actions: Vec::new(),
-        held_by: Default::default(),
-        outcome: Outcome::Stay,
-        rule: Default::default(),
-        reason: String::new(),
         last_escalated_on: prior.last_escalated_on,
-        after: Prior::default(),
-        recall: None,
-        writeoff: false,
-        trace: None,
         strategy: ctx.strategy,
-        account: Account::default(),
-        extra: None,
+        ..Decision::pending(Account::default())
     };
 
     // 1. Cure wins over everything, holds included.

@@ -151,6 +151,33 @@ impl Staging {
         })
     }
 
+    /// Writes one file as `fill` produces it, hashing it on the way: a file
+    /// of a million rows is never held whole in memory.
+    pub fn write_with(
+        &mut self,
+        file: &str,
+        fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<(), EmitError> {
+        let path = self.tmp.join(file);
+        if let Some(p) = path.parent() {
+            fs::create_dir_all(p).map_err(|e| self.io(e))?;
+        }
+        let w = (|| {
+            let f = fs::File::create(&path)?;
+            let mut w = audit::Hashing::new(std::io::BufWriter::with_capacity(1 << 16, f));
+            fill(&mut w)?;
+            let (_, sha256, bytes) = w.finish()?;
+            Ok(Written {
+                file: file.to_owned(),
+                sha256,
+                bytes,
+            })
+        })()
+        .map_err(|e| self.io(e))?;
+        self.record(w);
+        Ok(())
+    }
+
     /// Records a file written by `put`, for the manifest.
     pub fn record(&mut self, w: Written) {
         self.written.push(w);
@@ -265,8 +292,18 @@ pub const DECISION_COLUMNS: &[&str] = &[
 ];
 
 pub fn decisions_csv(decisions: &[Decision]) -> Vec<u8> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(decisions.len() * 96));
-    w.write_record(DECISION_COLUMNS).expect("in memory");
+    let mut out = Vec::with_capacity(decisions.len() * 96);
+    write_decisions_csv(&mut out, decisions).expect("in memory");
+    out
+}
+
+/// `decisions.csv` into a writer: a night streams it to its file.
+pub fn write_decisions_csv(
+    out: &mut dyn std::io::Write,
+    decisions: &[Decision],
+) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(DECISION_COLUMNS)?;
     for d in decisions {
         let actions = d
             .actions
@@ -289,10 +326,9 @@ pub fn decisions_csv(decisions: &[Decision]) -> Vec<u8> {
             cell(&d.rule).as_ref(),
             cell(&d.reason).as_ref(),
             d.strategy_name(),
-        ])
-        .expect("in memory");
+        ])?;
     }
-    w.into_inner().expect("in memory")
+    w.flush()
 }
 
 pub fn rejects_csv(rejects: &[Reject]) -> Vec<u8> {

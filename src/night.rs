@@ -877,7 +877,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     }
     crate::failpoint("after-decide");
     let mut staging = Staging::new(&args.out)?;
-    staging.write("decisions.csv", &emit::decisions_csv(&decisions))?;
+    staging.write_with("decisions.csv", |w| emit::write_decisions_csv(w, &decisions))?;
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
     let rows: Vec<&crate::charges::Charge> =
         decisions.iter().flat_map(|d| d.charges().iter()).collect();

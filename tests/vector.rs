@@ -12,7 +12,7 @@ mod common;
 use common::*;
 
 use dunning::accounts::Account;
-use dunning::ingest::Debtor;
+use dunning::ingest::{Debtor, DebtorTexts};
 use dunning::script::{self, Condition, Facts};
 use dunning::vector::{self, Frame, Names};
 use proptest::prelude::*;
@@ -74,18 +74,31 @@ fn rows() -> Vec<Row> {
             let overdue = amounts[pick(next(), amounts.len())];
             let open = overdue + amounts[pick(next(), 4)];
             let score = scores[pick(next(), scores.len())];
-            let debtor = (i % 11 != 0).then(|| Debtor {
-                id: format!("D{i}").into(),
-                kind: kinds[pick(next(), 2)].into(),
-                language: ["fr", "en", "zh"][pick(next(), 3)].into(),
-                country: countries[pick(next(), countries.len())].into(),
-                score: (!score.is_empty()).then(|| Decimal::from_str(score).unwrap()),
-                consent_email: next() % 3 != 0,
-                consent_sms: next() % 4 != 0,
-                email_ok: next() % 2 == 0,
-                email_bounced: next() % 5 == 0,
-                phone_e164: (next() % 2 == 0).then(|| "+33612345678".into()),
-                ..Debtor::default()
+            let debtor = (i % 11 != 0).then(|| {
+                let id = format!("D{i}");
+                let kind = kinds[pick(next(), 2)];
+                let language = ["fr", "en", "zh"][pick(next(), 3)];
+                let country = countries[pick(next(), countries.len())];
+                let score = (!score.is_empty()).then(|| Decimal::from_str(score).unwrap());
+                let consent_email = next() % 3 != 0;
+                let consent_sms = next() % 4 != 0;
+                let email_ok = next() % 2 == 0;
+                let email_bounced = next() % 5 == 0;
+                let phone_e164 = (next() % 2 == 0).then_some("+33612345678");
+                let mut d = Debtor::new(DebtorTexts {
+                    id: &id,
+                    kind,
+                    language,
+                    country,
+                    phone_e164,
+                    ..Default::default()
+                });
+                d.score = score;
+                d.consent_email = consent_email;
+                d.consent_sms = consent_sms;
+                d.email_ok = email_ok;
+                d.email_bounced = email_bounced;
+                d
             });
             Row {
                 account: Account {
