@@ -2,12 +2,62 @@
 //! can tell exactly what a night read and wrote.
 
 use crate::policy::PolicyFile;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use std::io::Read;
 use std::path::Path;
 
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
+}
+
+/// A SHA-256 digest, written as 64 hex digits: the manifest lists one per
+/// file, a million a night, and the bytes take half the room of the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Digest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Digest, String> {
+        let bad = || format!("`{s}` is not a SHA-256 digest (64 hex digits)");
+        if s.len() != 64 || !s.is_ascii() {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+            *o = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        Ok(Digest(out))
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// A writer that hashes and counts what passes through it, for files
@@ -28,9 +78,9 @@ impl<W: std::io::Write> Hashing<W> {
     }
 
     /// The inner writer, flushed, with the hash and length of all written.
-    pub fn finish(mut self) -> std::io::Result<(W, String, u64)> {
+    pub fn finish(mut self) -> std::io::Result<(W, Digest, u64)> {
         self.inner.flush()?;
-        Ok((self.inner, hex(&self.sha.finalize()), self.bytes))
+        Ok((self.inner, Digest(self.sha.finalize().into()), self.bytes))
     }
 }
 
@@ -63,7 +113,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex(&h.finalize()), total))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -129,5 +179,30 @@ mod tests {
             super::sha256_bytes(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    /// A digest kept as bytes reads and writes as the hex text the
+    /// manifest always had, and a hashing writer gives the same digest as
+    /// hashing the bytes whole.
+    #[test]
+    fn digest_as_text() {
+        use std::io::Write;
+        let d = super::Digest::of(b"abc");
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(d.to_string(), hex);
+        assert_eq!(hex.parse::<super::Digest>(), Ok(d));
+        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{hex}\""));
+        let back: super::Digest = serde_json::from_str(&format!("\"{hex}\"")).unwrap();
+        assert_eq!(back, d);
+        for bad in ["", "abc", &hex[1..], &format!("{}g", &hex[1..]), &"é".repeat(32)] {
+            assert!(bad.parse::<super::Digest>().is_err(), "{bad}");
+            assert!(serde_json::from_str::<super::Digest>(&format!("\"{bad}\"")).is_err());
+        }
+        let mut w = super::Hashing::new(Vec::new());
+        for part in [&b"a"[..], b"", b"bc"] {
+            w.write_all(part).unwrap();
+        }
+        let (inner, digest, bytes) = w.finish().unwrap();
+        assert_eq!((inner.as_slice(), digest, bytes), (&b"abc"[..], d, 3));
     }
 }

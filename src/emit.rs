@@ -49,8 +49,8 @@ fn is_plain_number(s: &str) -> bool {
 /// One file written, for the manifest.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Written {
-    pub file: String,
-    pub sha256: String,
+    pub file: Box<str>,
+    pub sha256: audit::Digest,
     pub bytes: u64,
 }
 
@@ -59,6 +59,22 @@ pub struct Written {
 pub fn sorted(mut written: Vec<Written>) -> Vec<Written> {
     written.sort_by(|a, b| a.file.cmp(&b.file));
     written
+}
+
+/// A file of the staging folder being written (see [`Staging::open`]).
+pub struct Stream {
+    file: Box<str>,
+    w: audit::Hashing<std::io::BufWriter<fs::File>>,
+}
+
+impl std::io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.w.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
 }
 
 /// The folder a night is written into before it is renamed to `--out`.
@@ -145,8 +161,8 @@ impl Staging {
             r => r.map_err(|e| self.io(e))?,
         }
         Ok(Written {
-            file: file.to_owned(),
-            sha256: audit::sha256_bytes(bytes),
+            file: file.into(),
+            sha256: audit::Digest::of(bytes),
             bytes: bytes.len() as u64,
         })
     }
@@ -158,23 +174,34 @@ impl Staging {
         file: &str,
         fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> Result<(), EmitError> {
+        let mut f = self.open(file)?;
+        fill(&mut f).map_err(|e| self.io(e))?;
+        self.close(f)
+    }
+
+    /// Opens one file to be written bit by bit, hashed on the way; `close`
+    /// records it. For files filled while other files are written (the
+    /// indexes of a night's documents).
+    pub fn open(&self, file: &str) -> Result<Stream, EmitError> {
         let path = self.tmp.join(file);
         if let Some(p) = path.parent() {
             fs::create_dir_all(p).map_err(|e| self.io(e))?;
         }
-        let w = (|| {
-            let f = fs::File::create(&path)?;
-            let mut w = audit::Hashing::new(std::io::BufWriter::with_capacity(1 << 16, f));
-            fill(&mut w)?;
-            let (_, sha256, bytes) = w.finish()?;
-            Ok(Written {
-                file: file.to_owned(),
-                sha256,
-                bytes,
-            })
-        })()
-        .map_err(|e| self.io(e))?;
-        self.record(w);
+        let f = fs::File::create(&path).map_err(|e| self.io(e))?;
+        Ok(Stream {
+            file: file.into(),
+            w: audit::Hashing::new(std::io::BufWriter::with_capacity(1 << 16, f)),
+        })
+    }
+
+    /// Flushes a file from `open` and records it, for the manifest.
+    pub fn close(&mut self, f: Stream) -> Result<(), EmitError> {
+        let (_, sha256, bytes) = f.w.finish().map_err(|e| self.io(e))?;
+        self.record(Written {
+            file: f.file,
+            sha256,
+            bytes,
+        });
         Ok(())
     }
 

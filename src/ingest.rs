@@ -1725,6 +1725,59 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    proptest! {
+        /// A debtor's texts, joined in one allocation, read back each as
+        /// given, empty and non-ASCII ones included; an empty E.164 number
+        /// is none.
+        #[test]
+        fn debtor_texts_read_back(t in proptest::collection::vec("[a-zé中 @+.-]{0,30}", 13)) {
+            let d = Debtor::new(DebtorTexts {
+                id: &t[0],
+                name: &t[1],
+                kind: &t[2],
+                language: &t[3],
+                country: &t[4],
+                email: &t[5],
+                phone: &t[6],
+                address_line1: &t[7],
+                address_line2: &t[8],
+                postal_code: &t[9],
+                city: &t[10],
+                timezone: &t[11],
+                phone_e164: Some(&t[12]),
+            });
+            let got = [
+                d.id(), d.name(), d.kind(), d.language(), d.country(), d.email(), d.phone(),
+                d.address_line1(), d.address_line2(), d.postal_code(), d.city(), d.timezone(),
+            ];
+            prop_assert_eq!(&got[..], &t[..12]);
+            prop_assert_eq!(d.phone_e164(), Some(t[12].as_str()).filter(|p| !p.is_empty()));
+        }
+
+        /// The index of positions finds every debtor by id, in file order,
+        /// and nothing else; a repeated id replaces the listed debtor.
+        #[test]
+        fn debtors_found_by_id(ids in proptest::collection::vec("[A-Z0-9]{1,6}", 0..200)) {
+            let debtors: Debtors = ids
+                .iter()
+                .map(|id| Debtor::new(DebtorTexts { id, ..Default::default() }))
+                .collect();
+            let mut first: Vec<&String> = Vec::new();
+            for id in &ids {
+                if !first.contains(&id) {
+                    first.push(id);
+                }
+            }
+            prop_assert_eq!(debtors.len(), first.len());
+            for (i, id) in first.iter().enumerate() {
+                prop_assert_eq!(debtors.position(id), Some(i as u32));
+                prop_assert_eq!(debtors.get(id).map(|d| d.id()), Some(id.as_str()));
+                prop_assert_eq!(debtors.at(i as u32).map(|d| d.id()), Some(id.as_str()));
+            }
+            prop_assert!(!debtors.contains_key("not-an-id"));
+        }
+    }
+
     fn naive(values: &[Option<String>]) -> HashMap<String, u32> {
         let mut counts: HashMap<String, u32> = HashMap::new();
         for v in values.iter().flatten().filter(|v| !v.is_empty()) {

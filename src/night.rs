@@ -669,16 +669,6 @@ fn decide_accounts(
 pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let as_of = args.as_of;
-    tracing::debug!(
-        decision = std::mem::size_of::<Decision>(),
-        account = std::mem::size_of::<Account>(),
-        prior = std::mem::size_of::<Prior>(),
-        debtor = std::mem::size_of::<ingest::Debtor>(),
-        action = std::mem::size_of::<crate::policy::Action>(),
-        facts = std::mem::size_of::<crate::script::Facts<'_>>(),
-        result = std::mem::size_of::<Result<Decision, crate::script::ScriptError>>(),
-        "SIZES"
-    );
 
     let t = Instant::now();
     let policy = Policy::load(&args.policy)?;

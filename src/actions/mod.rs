@@ -265,11 +265,13 @@ pub fn write(
     };
 
     let mut counts = Written::default();
-    let mut email_index = csv::Writer::from_writer(Vec::new());
+    // The indexes are written to their files as the documents come: at a
+    // million documents they are 100 MB that need not wait in memory.
+    let mut email_index = csv::Writer::from_writer(staging.open("emails/index.csv")?);
     email_index.write_record(email::INDEX_COLUMNS)?;
-    let mut letter_index = csv::Writer::from_writer(Vec::new());
+    let mut letter_index = csv::Writer::from_writer(staging.open("letters/index.csv")?);
     letter_index.write_record(letter::INDEX_COLUMNS)?;
-    let mut sms_csv = csv::Writer::from_writer(Vec::new());
+    let mut sms_csv = csv::Writer::from_writer(staging.open("sms.csv")?);
     sms_csv.write_record(sms::COLUMNS)?;
     let mut calls: Vec<call::Call> = Vec::new();
     // Rendered in parallel a chunk at a time and written in decision order:
@@ -308,17 +310,16 @@ pub fn write(
     // The call-centre queue is worked from the top: by priority, then as
     // decisions are sorted.
     calls.sort_by_key(|c| c.priority);
-    let mut calls_csv = csv::Writer::from_writer(Vec::new());
+    let mut calls_csv = csv::Writer::from_writer(staging.open("calls.csv")?);
     calls_csv.write_record(call::COLUMNS)?;
     for c in &calls {
         calls_csv.write_record(c.row().iter().map(|x| cell(x).into_owned()))?;
     }
     counts.calls = calls.len();
-    let finish = |w: csv::Writer<Vec<u8>>| w.into_inner().map_err(|e| anyhow::anyhow!("{e}"));
-    staging.write("emails/index.csv", &finish(email_index)?)?;
-    staging.write("letters/index.csv", &finish(letter_index)?)?;
-    staging.write("sms.csv", &finish(sms_csv)?)?;
-    staging.write("calls.csv", &finish(calls_csv)?)?;
+    let finish = |w: csv::Writer<_>| w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()));
+    for w in [email_index, letter_index, sms_csv, calls_csv] {
+        staging.close(finish(w)?)?;
+    }
     counts.placements = placement::write(decisions, &inputs.debtors, &items, as_of, staging)?;
     Ok(counts)
 }
