@@ -194,7 +194,13 @@ mod tests {
         assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{hex}\""));
         let back: super::Digest = serde_json::from_str(&format!("\"{hex}\"")).unwrap();
         assert_eq!(back, d);
-        for bad in ["", "abc", &hex[1..], &format!("{}g", &hex[1..]), &"é".repeat(32)] {
+        for bad in [
+            "",
+            "abc",
+            &hex[1..],
+            &format!("{}g", &hex[1..]),
+            &"é".repeat(32),
+        ] {
             assert!(bad.parse::<super::Digest>().is_err(), "{bad}");
             assert!(serde_json::from_str::<super::Digest>(&format!("\"{bad}\"")).is_err());
         }

@@ -240,18 +240,23 @@ pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decis
             decisions.iter().map(|d| &d.account).zip(&lookups).collect();
         vectorise(ctx, &rows)
     };
-    tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), "columns evaluated");
+    tracing::debug!(
+        stage = "decide",
+        rss_mib = crate::rss_mib(),
+        "columns evaluated"
+    );
     let failed: std::sync::Mutex<Option<(usize, ScriptError)>> = Default::default();
     decisions
         .par_iter_mut()
         .zip(lookups.par_iter())
         .enumerate()
         .for_each_init(Scope::new, |scope, (row, (slot, look))| {
-            let account = &slot.account;
-            let mut env = Env::new(scope, look.facts(account), &flag_names, &verdicts, row);
-            let made = decide_ladder(ctx, account, &mut env, look.prior, look.hold)
-                .and_then(|d| remember(ctx, look.prior, d, &mut env, &account.debtor_id));
-            drop(env);
+            let made = {
+                let account = &slot.account;
+                let mut env = Env::new(scope, look.facts(account), &flag_names, &verdicts, row);
+                decide_ladder(ctx, account, &mut env, look.prior, look.hold)
+                    .and_then(|d| remember(ctx, look.prior, d, &mut env, &account.debtor_id))
+            };
             match made {
                 Ok(mut d) => {
                     d.account = std::mem::take(&mut slot.account);
@@ -265,7 +270,12 @@ pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decis
                 }
             }
         });
-    tracing::debug!(stage = "decide", rss_mib = crate::rss_mib(), peak_rss_mib = crate::peak_rss_mib(), "accounts decided");
+    tracing::debug!(
+        stage = "decide",
+        rss_mib = crate::rss_mib(),
+        peak_rss_mib = crate::peak_rss_mib(),
+        "accounts decided"
+    );
     match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some((_, e)) => Err(e),
         None => Ok(decisions),
@@ -371,8 +381,8 @@ fn vectorise(ctx: &Context<'_>, rows: &[(&Account, &Lookup<'_>)]) -> Verdicts {
         .iter()
         .map(|s| (s.when.id, s.name.as_str()))
         .collect();
-    let verdicts =
-        Frame::build(rows, |r| r.1.facts(r.0), &vars).and_then(|f| f.evaluate(&conditions, &segments));
+    let verdicts = Frame::build(rows, |r| r.1.facts(r.0), &vars)
+        .and_then(|f| f.evaluate(&conditions, &segments));
     match verdicts {
         Ok(v) => {
             for (rule, why) in &v.fell_back {

@@ -532,9 +532,15 @@ pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: 
 
 /// JSON with a final newline, stable key order.
 pub fn json<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(v).expect("serialisable");
-    out.push(b'\n');
+    let mut out = Vec::new();
+    write_json(&mut out, v).expect("in memory");
     out
+}
+
+/// [`json`] into a writer.
+pub fn write_json<T: Serialize>(out: &mut dyn std::io::Write, v: &T) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]

@@ -327,9 +327,8 @@ impl Debtors {
             None => {
                 let i = u32::try_from(self.list.len()).expect("fewer than 4 billion debtors");
                 let list = &self.list;
-                self.index.insert_unique(id_hash(d.id()), i, |&j| {
-                    id_hash(list[j as usize].id())
-                });
+                self.index
+                    .insert_unique(id_hash(d.id()), i, |&j| id_hash(list[j as usize].id()));
                 self.list.push(d);
             }
         }

@@ -825,49 +825,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     );
 
     let t = Instant::now();
-    let snapshot = state::snapshot_csv(decisions.iter().map(|d| {
-        (
-            d.account.debtor_id.as_str(),
-            d.account.currency.as_str(),
-            &d.after,
-        )
-    }));
-    let snapshot_sha = audit::sha256_bytes(&snapshot);
-    // The contact log and the charge state, kept only when a policy has
-    // compliance rules or charges.
-    let mut extra_state: Vec<(&str, Vec<u8>)> = Vec::new();
-    if policies.iter().any(|p| p.compliance.is_some()) {
-        extra_state.push((
-            "contacts.csv",
-            crate::compliance::log_csv(&crate::compliance::log_after(
-                &policies, &contacts, &decisions, as_of,
-            )),
-        ));
-    }
-    if policies.iter().any(|p| p.charges.is_some()) {
-        extra_state.push(("charged.csv", crate::charges::state_csv(&charged_after)));
-    }
-    // What tomorrow's KPIs need: tonight's transitions and the promises to
-    // pay still running.
-    {
-        let watched = match previous {
-            Some(n) => state.promises(n)?,
-            None => Vec::new(),
-        };
-        let (kpis, promises) =
-            crate::kpi::night(&decisions, &priors, &data.events, &watched, as_of);
-        extra_state.push(("kpis.csv", kpis));
-        extra_state.push(("promises.csv", crate::kpi::promises_csv(&promises)));
-    }
-    if let Some(record) = &committed {
-        anyhow::ensure!(
-            record.accounts_sha256 == snapshot_sha,
-            "internal error: re-running night {as_of} gave another state than the committed one; please report this"
-        );
-    }
+    // Read now, so that a state that cannot be read stops the night
+    // before any output is written.
+    let watched = match previous {
+        Some(n) => state.promises(n)?,
+        None => Vec::new(),
+    };
     crate::failpoint("after-decide");
     let mut staging = Staging::new(&args.out)?;
-    staging.write_with("decisions.csv", |w| emit::write_decisions_csv(w, &decisions))?;
+    staging.write_with("decisions.csv", |w| {
+        emit::write_decisions_csv(w, &decisions)
+    })?;
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
     let rows: Vec<&crate::charges::Charge> =
         decisions.iter().flat_map(|d| d.charges().iter()).collect();
@@ -942,8 +910,49 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         &crate::report::html(&manifest, &decisions, &data.rejects),
     )?;
     manifest.outputs = emit::sorted(staging.take_written());
-    let manifest = emit::json(&manifest);
-    staging.write("manifest.json", &manifest)?;
+    // Streamed: a million outputs make a manifest of 150 MB of text.
+    staging.write_with("manifest.json", |w| emit::write_json(w, &manifest))?;
+    drop(manifest);
+    // The state after tonight, made once the documents and the manifest
+    // are written: at a million accounts its files are 200 MB that their
+    // peaks need not carry. Still before the output is put in place, so a
+    // re-run that would disagree with its committed night leaves nothing.
+    let snapshot = state::snapshot_csv(decisions.iter().map(|d| {
+        (
+            d.account.debtor_id.as_str(),
+            d.account.currency.as_str(),
+            &d.after,
+        )
+    }));
+    let snapshot_sha = audit::sha256_bytes(&snapshot);
+    // The contact log and the charge state, kept only when a policy has
+    // compliance rules or charges.
+    let mut extra_state: Vec<(&str, Vec<u8>)> = Vec::new();
+    if policies.iter().any(|p| p.compliance.is_some()) {
+        extra_state.push((
+            "contacts.csv",
+            crate::compliance::log_csv(&crate::compliance::log_after(
+                &policies, &contacts, &decisions, as_of,
+            )),
+        ));
+    }
+    if policies.iter().any(|p| p.charges.is_some()) {
+        extra_state.push(("charged.csv", crate::charges::state_csv(&charged_after)));
+    }
+    // What tomorrow's KPIs need: tonight's transitions and the promises to
+    // pay still running.
+    {
+        let (kpis, promises) =
+            crate::kpi::night(&decisions, &priors, &data.events, &watched, as_of);
+        extra_state.push(("kpis.csv", kpis));
+        extra_state.push(("promises.csv", crate::kpi::promises_csv(&promises)));
+    }
+    if let Some(record) = &committed {
+        anyhow::ensure!(
+            record.accounts_sha256 == snapshot_sha,
+            "internal error: re-running night {as_of} gave another state than the committed one; please report this"
+        );
+    }
     crate::failpoint("before-rename");
     let out = staging.finish()?;
     info!(stage = "emit", out = %out.display(), ms = t.elapsed().as_millis() as u64, "output in place");

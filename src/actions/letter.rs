@@ -406,7 +406,9 @@ pub fn build(job: &Job<'_>) -> Result<Letter, ActionError> {
     // Draw.
     let seed = format!(
         "{as_of}\n{}\n{}\n{}\n{template}",
-        debtor.id(), d.account.currency, d.level_after
+        debtor.id(),
+        d.account.currency,
+        d.level_after
     );
     let hash = crate::audit::sha256_bytes(seed.as_bytes());
     let mut doc = Document::new();

@@ -18,7 +18,6 @@ use crate::render::{self, Item, RenderError};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
-use std::collections::HashMap;
 
 /// A rendering problem that stops the night: a template error, or an SMS
 /// over the policy's segment limit.
@@ -81,8 +80,13 @@ pub struct OverdueItems<'a> {
     open: &'a Int64Chunked,
     due: &'a Int32Chunked,
     debtors: &'a crate::ingest::Debtors,
-    /// Rows by account key.
-    rows: HashMap<u64, Vec<u32>>,
+    /// The accounts asked for, sorted by key, each with where its rows
+    /// start in `rows` (they end where the next account's start): three
+    /// flat vectors instead of a map of a million small vectors.
+    keys: Vec<u64>,
+    starts: Vec<u32>,
+    /// Ledger rows, grouped by account in `keys` order.
+    rows: Vec<u32>,
 }
 
 impl OverdueItems<'_> {
@@ -93,9 +97,14 @@ impl OverdueItems<'_> {
             .debtors
             .position(debtor_id)
             .and_then(|p| crate::ingest::account_key(p, currency));
-        let Some(rows) = key.and_then(|k| self.rows.get(&k)) else {
+        let Some(at) = key.and_then(|k| self.keys.binary_search(&k).ok()) else {
             return Vec::new();
         };
+        let end = self
+            .starts
+            .get(at + 1)
+            .map_or(self.rows.len(), |&e| e as usize);
+        let rows = &self.rows[self.starts[at] as usize..end];
         let mut out: Vec<Item> = rows
             .iter()
             .map(|&i| {
@@ -128,27 +137,43 @@ pub fn overdue_items<'a, 'w>(
     let keys = df.column("account")?.u64()?;
     let open = df.column("open_amount")?.i64()?;
     let due = df.column("due_on")?.i32()?;
-    let wanted: HashMap<u64, i64> = wanted
+    let mut wanted: Vec<(u64, i64)> = wanted
         .filter_map(|(d, c, grace)| {
             let key = crate::ingest::account_key(debtors.position(d)?, c)?;
             Some((key, grace))
         })
         .collect();
-    let mut rows: HashMap<u64, Vec<u32>> = HashMap::new();
+    wanted.sort_unstable();
+    wanted.dedup_by_key(|w| w.0);
+    let mut found: Vec<(u64, u32)> = Vec::new();
     for (i, (k, (o, du))) in keys.iter().zip(open.iter().zip(due.iter())).enumerate() {
         let Some(k) = k else {
             continue;
         };
-        let Some(&grace_days) = wanted.get(&k) else {
+        let Ok(at) = wanted.binary_search_by_key(&k, |w| w.0) else {
             continue;
         };
+        let grace_days = wanted[at].1;
         let open_amount = o.unwrap_or(0);
         let due_on = crate::dates::from_days(du.unwrap_or(0));
         if open_amount <= 0 || (as_of - due_on).num_days() <= grace_days {
             continue;
         }
         let row = u32::try_from(i).expect("fewer than 4 billion ledger items");
-        rows.entry(k).or_default().push(row);
+        found.push((k, row));
+    }
+    drop(wanted);
+    // By account, and in ledger order within one.
+    found.sort_unstable();
+    let mut keys_found = Vec::new();
+    let mut starts = Vec::new();
+    let mut rows = Vec::with_capacity(found.len());
+    for (k, row) in found {
+        if keys_found.last() != Some(&k) {
+            keys_found.push(k);
+            starts.push(u32::try_from(rows.len()).expect("fewer than 4 billion ledger items"));
+        }
+        rows.push(row);
     }
     Ok(OverdueItems {
         debtors,
@@ -158,6 +183,8 @@ pub fn overdue_items<'a, 'w>(
         amount: df.column("amount")?.i64()?,
         open,
         due,
+        keys: keys_found,
+        starts,
         rows,
     })
 }
