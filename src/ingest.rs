@@ -713,8 +713,15 @@ fn read_ledger_parquet(
     slice: usize,
 ) -> Result<(DataFrame, FileCount, Vec<Reject>), IngestError> {
     let file = display_path(path);
-    let frame = read_parquet_frame(path, &file)?;
-    let rows = frame.height();
+    // Each slice is read from the file when it is checked: the whole typed
+    // frame and the checked columns are never in memory together.
+    let mut reader = ParquetReader::new(open_parquet(path, &file)?);
+    let rows = reader.num_rows().map_err(|e| unparseable(&file, e))?;
+    let metadata = reader
+        .get_metadata()
+        .map_err(|e| unparseable(&file, e))?
+        .clone();
+    drop(reader);
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
@@ -723,7 +730,14 @@ fn read_ledger_parquet(
     let mut start = 0;
     loop {
         let len = slice.min(rows - start);
-        let part = as_text(frame.slice(start as i64, len), &file, 1 + start)?;
+        let mut reader = ParquetReader::new(open_parquet(path, &file)?);
+        reader.set_metadata(metadata.clone());
+        let frame = reader
+            .with_slice((rows > 0).then_some((start, len)))
+            .finish()
+            .map_err(|e| unparseable(&file, e))?;
+        let frame = checked_parquet_frame(frame, &file)?;
+        let part = as_text(frame, &file, 1 + start)?;
         let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
         let checked = check_ledger(&table, debtors, &mut found)?;
         Checked::add(&mut acc, checked, &file)?;
@@ -732,7 +746,6 @@ fn read_ledger_parquet(
             break;
         }
     }
-    drop(frame);
     let checked = acc.expect("at least one slice");
     let (df, bad) = finish_ledger(&file, &name, checked, 1, &mut found)?;
     let count = FileCount {
@@ -1032,16 +1045,28 @@ fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
 
 /// A Parquet file as stored (typed), its column types checked.
 fn read_parquet_frame(path: &Path, file: &str) -> Result<DataFrame, IngestError> {
-    let f = std::fs::File::open(path).map_err(|source| IngestError::Unreadable {
+    let reader = ParquetReader::new(open_parquet(path, file)?);
+    let df = reader.finish().map_err(|e| unparseable(file, e))?;
+    checked_parquet_frame(df, file)
+}
+
+fn open_parquet(path: &Path, file: &str) -> Result<std::fs::File, IngestError> {
+    std::fs::File::open(path).map_err(|source| IngestError::Unreadable {
         file: file.to_owned(),
         source,
-    })?;
-    let df = ParquetReader::new(f)
-        .finish()
-        .map_err(|e| IngestError::Unparseable {
-            file: file.to_owned(),
-            message: e.to_string(),
-        })?;
+    })
+}
+
+fn unparseable(file: &str, e: PolarsError) -> IngestError {
+    IngestError::Unparseable {
+        file: file.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// A frame read from Parquet, refused when empty of columns or when a
+/// column's type is not one the checks read.
+fn checked_parquet_frame(df: DataFrame, file: &str) -> Result<DataFrame, IngestError> {
     if df.height() == 0 && df.width() == 0 {
         return Err(IngestError::Empty {
             file: file.to_owned(),
