@@ -178,10 +178,6 @@ impl Decision {
         self.extra.as_ref().and_then(|e| e.placed_with.as_deref())
     }
 
-    pub fn fees(&self) -> &[(String, crate::money::Cents)] {
-        self.extra.as_ref().map_or(&[], |e| &e.fees)
-    }
-
     pub fn charges(&self) -> &[crate::charges::Charge] {
         self.extra.as_ref().map_or(&[], |e| &e.charges)
     }

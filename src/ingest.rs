@@ -192,6 +192,17 @@ pub struct DebtorTexts<'a> {
     pub phone_e164: Option<&'a str>,
 }
 
+/// The text accessors of [`Debtor`], by position in its joined texts.
+macro_rules! debtor_texts {
+    ($($name:ident = $i:expr),* $(,)?) => {
+        $(
+            pub fn $name(&self) -> &str {
+                self.text($i)
+            }
+        )*
+    };
+}
+
 impl Debtor {
     pub fn new(t: DebtorTexts<'_>) -> Debtor {
         let parts = [
@@ -227,42 +238,21 @@ impl Debtor {
         &self.texts[start as usize..self.ends[i] as usize]
     }
 
-    pub fn id(&self) -> &str {
-        self.text(0)
-    }
-    pub fn name(&self) -> &str {
-        self.text(1)
-    }
-    pub fn kind(&self) -> &str {
-        self.text(2)
-    }
-    pub fn language(&self) -> &str {
-        self.text(3)
-    }
-    pub fn country(&self) -> &str {
-        self.text(4)
-    }
-    pub fn email(&self) -> &str {
-        self.text(5)
-    }
-    pub fn phone(&self) -> &str {
-        self.text(6)
-    }
-    pub fn address_line1(&self) -> &str {
-        self.text(7)
-    }
-    pub fn address_line2(&self) -> &str {
-        self.text(8)
-    }
-    pub fn postal_code(&self) -> &str {
-        self.text(9)
-    }
-    pub fn city(&self) -> &str {
-        self.text(10)
-    }
-    pub fn timezone(&self) -> &str {
-        self.text(11)
-    }
+    debtor_texts!(
+        id = 0,
+        name = 1,
+        kind = 2,
+        language = 3,
+        country = 4,
+        email = 5,
+        phone = 6,
+        address_line1 = 7,
+        address_line2 = 8,
+        postal_code = 9,
+        city = 10,
+        timezone = 11,
+    );
+
     /// The phone number in E.164, when it could be normalised (never an
     /// empty text).
     pub fn phone_e164(&self) -> Option<&str> {
