@@ -1297,7 +1297,7 @@ fn finish(d: &mut Decision, notes: Vec<String>) {
     }
     let text = notes.join("; ");
     if d.reason.is_empty() {
-        d.reason = text.clone();
+        d.reason = text.as_str().into();
     } else {
         d.reason.push_str("; ");
         d.reason.push_str(&text);

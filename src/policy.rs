@@ -332,6 +332,9 @@ pub struct ActionRule {
 pub struct Level {
     pub number: u32,
     pub name: String,
+    /// `ladders.<ladder>.levels[<n>] <name>`, as decisions name the level
+    /// that decided them: made once and shared by every such decision.
+    pub rule: std::sync::Arc<str>,
     pub when: Condition,
     pub actions: Vec<ActionRule>,
     /// Days that must pass since the last escalation before this level.
@@ -1019,6 +1022,7 @@ impl Builder {
                     levels.push(Level {
                         number: lv.level,
                         name: lv.name.clone(),
+                        rule: format!("ladders.{lname}.levels[{}] {}", lv.level, lv.name).into(),
                         when,
                         actions,
                         min_gap: i64::from(

@@ -214,7 +214,7 @@ fn decision_of(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Decision,
         outcome: Outcome::parse(&get("outcome"))
             .ok_or_else(|| bad(format!("outcome `{}`", get("outcome"))))?,
         rule: get("rule").into(),
-        reason: get("reason"),
+        reason: get("reason").into(),
         last_escalated_on: None,
         after: Default::default(),
         recall: None,
