@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 pub fn sha256_bytes(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    Digest::of(bytes).to_string()
 }
 
 /// A SHA-256 digest, written as 64 hex digits: the manifest lists one per
@@ -110,16 +110,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
         total += n as u64;
         h.update(&buf[..n]);
     }
-    Ok((hex(&h.finalize()), total))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    Ok((Digest(h.finalize().into()).to_string(), total))
 }
 
 /// Every regular file under `dir` (hidden ones aside), sorted by relative
@@ -168,7 +159,7 @@ pub fn hash_list<'a>(items: impl Iterator<Item = (&'a str, &'a str)>) -> String 
         h.update(hash.as_bytes());
         h.update(b"\n");
     }
-    hex(&h.finalize())
+    Digest(h.finalize().into()).to_string()
 }
 
 #[cfg(test)]

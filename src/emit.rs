@@ -318,12 +318,6 @@ pub const DECISION_COLUMNS: &[&str] = &[
     "strategy",
 ];
 
-pub fn decisions_csv(decisions: &[Decision]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(decisions.len() * 96);
-    write_decisions_csv(&mut out, decisions).expect("in memory");
-    out
-}
-
 /// `decisions.csv` into a writer: a night streams it to its file.
 pub fn write_decisions_csv(
     out: &mut dyn std::io::Write,
