@@ -6,6 +6,7 @@ use crate::dates;
 use crate::money::Cents;
 use chrono::NaiveDate;
 use polars::prelude::*;
+use std::collections::HashMap;
 
 /// What the ladder needs to know about one dunning account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,9 +42,15 @@ impl Account {
     }
 }
 
-/// Aggregates the ledger items into accounts, in no particular order.
-/// Only accounts with at least one open item are returned; the night adds
-/// those the state still remembers.
+/// Aggregates the ledger items into accounts, in the order each account's
+/// first item comes in the ledger. Only accounts with at least one open item
+/// are returned; the night adds those the state still remembers.
+///
+/// One pass over three typed columns, not a Polars group-by: the account
+/// key already holds the debtor's position, so an account is found by
+/// indexing, and a million groups of ten filtered aggregations cost Polars
+/// two seconds where this takes a tenth of that. The test module keeps the
+/// Polars formulation and checks the two agree.
 pub fn summarize(
     items: &DataFrame,
     debtors: &crate::ingest::Debtors,
@@ -51,75 +58,51 @@ pub fn summarize(
     grace_days: i64,
 ) -> PolarsResult<Vec<Account>> {
     let d = dates::to_days(as_of);
-    let dpd = || col("dpd");
-    let bucket = |lo: i32, hi: Option<i32>, name: &str| {
-        let mut cond = col("is_open").and(dpd().gt_eq(lit(lo)));
-        if let Some(hi) = hi {
-            cond = cond.and(dpd().lt_eq(lit(hi)));
+    let grace = grace_days as i32;
+    let keys = items.column("account")?.u64()?;
+    let opens = items.column("open_amount")?.i64()?;
+    let dues = items.column("due_on")?.i32()?;
+    let mut found = Found::new(debtors.len());
+    let rows = keys
+        .iter()
+        .zip(opens.iter())
+        .zip(dues.iter())
+        .map(|((k, o), due)| (k.unwrap_or(0), o.unwrap_or(0), due));
+    for (key, open, due) in rows {
+        let a = found.slot(key);
+        a.open = a.open.wrapping_add(open);
+        if open <= 0 {
+            continue;
         }
-        col("open_amount").filter(cond).sum().alias(name)
-    };
-    let df = items
-        .clone()
-        .lazy()
-        .select([
-            col("account"),
-            col("open_amount"),
-            (lit(d) - col("due_on")).alias("dpd"),
-        ])
-        .with_column(col("open_amount").gt(lit(0i64)).alias("is_open"))
-        .with_column(
-            col("is_open")
-                .and(dpd().gt(lit(grace_days as i32)))
-                .alias("is_overdue"),
-        )
-        .group_by([col("account")])
-        .agg([
-            col("open_amount")
-                .filter(col("is_overdue"))
-                .sum()
-                .alias("overdue"),
-            col("open_amount").sum().alias("open"),
-            dpd()
-                .filter(col("is_overdue"))
-                .max()
-                .cast(DataType::Int64)
-                .alias("max_dpd"),
-            col("is_overdue")
-                .cast(DataType::Int64)
-                .sum()
-                .alias("overdue_items"),
-            col("is_open")
-                .cast(DataType::Int64)
-                .sum()
-                .alias("open_items"),
-            bucket(1, Some(30), "aging_1_30"),
-            bucket(31, Some(60), "aging_31_60"),
-            bucket(61, Some(90), "aging_61_90"),
-            bucket(91, None, "aging_90_plus"),
-            dpd()
-                .filter(col("is_open"))
-                .max()
-                .cast(DataType::Int64)
-                .alias("oldest_dpd"),
-        ])
-        .filter(col("open_items").gt(lit(0i64)))
-        .collect()?;
-
-    let i = |name: &str| -> PolarsResult<&Int64Chunked> { df.column(name)?.i64() };
-    let keys = df.column("account")?.u64()?;
-    let (overdue, open, max_dpd) = (i("overdue")?, i("open")?, i("max_dpd")?);
-    let (n_overdue, n_open, oldest) = (i("overdue_items")?, i("open_items")?, i("oldest_dpd")?);
-    let aging = [
-        i("aging_1_30")?,
-        i("aging_31_60")?,
-        i("aging_61_90")?,
-        i("aging_90_plus")?,
-    ];
-    (0..df.height())
-        .map(|r| {
-            let oldest_dpd = oldest.get(r);
-            let (debtor, currency) = crate::ingest::account_of_key(keys.get(r).unwrap_or(0));
+        // A null due date makes a null age, which Polars' comparisons and
+        // maxima skip: the item is open, and nothing else.
+        a.open_items += 1;
+        let Some(due) = due else { continue };
+        let dpd = d.wrapping_sub(due);
+        a.oldest_dpd = Some(a.oldest_dpd.map_or(dpd, |m| m.max(dpd)));
+        let bucket = match dpd {
+            1..=30 => Some(0),
+            31..=60 => Some(1),
+            61..=90 => Some(2),
+            91.. => Some(3),
+            _ => None,
+        };
+        if let Some(b) = bucket {
+            a.aging[b] = a.aging[b].wrapping_add(open);
+        }
+        if dpd > grace {
+            a.overdue = a.overdue.wrapping_add(open);
+            a.overdue_items += 1;
+            a.max_dpd = Some(a.max_dpd.map_or(dpd, |m| m.max(dpd)));
+        }
+    }
+    found
+        .keys
+        .iter()
+        .zip(&found.sums)
+        .filter(|(_, s)| s.open_items > 0)
+        .map(|(&key, s)| {
+            let (debtor, currency) = crate::ingest::account_of_key(key);
             let Some(debtor) = debtors.at(debtor) else {
                 return Err(PolarsError::ComputeError(
                     format!("internal error: ledger account of an unknown debtor at {debtor}")
@@ -129,15 +112,268 @@ pub fn summarize(
             Ok(Account {
                 debtor_id: debtor.id().into(),
                 currency: std::str::from_utf8(&currency).unwrap_or("").into(),
-                overdue: overdue.get(r).unwrap_or(0),
-                open: open.get(r).unwrap_or(0),
-                max_dpd: max_dpd.get(r).unwrap_or(0),
-                overdue_items: n_overdue.get(r).unwrap_or(0),
-                open_items: n_open.get(r).unwrap_or(0),
-                aging: aging.map(|a| a.get(r).unwrap_or(0)),
-                oldest_due: oldest_dpd.map(|x| dates::from_days(d - x as i32)),
-                oldest_due_days: oldest_dpd.unwrap_or(0),
+                overdue: s.overdue,
+                open: s.open,
+                max_dpd: s.max_dpd.map_or(0, i64::from),
+                overdue_items: s.overdue_items,
+                open_items: s.open_items,
+                aging: s.aging,
+                oldest_due: s.oldest_dpd.map(|x| dates::from_days(d - x)),
+                oldest_due_days: s.oldest_dpd.map_or(0, i64::from),
             })
         })
         .collect()
+}
+
+/// One account's running sums while the items are read.
+#[derive(Default)]
+struct Sums {
+    overdue: Cents,
+    open: Cents,
+    max_dpd: Option<i32>,
+    overdue_items: i64,
+    open_items: i64,
+    aging: [Cents; 4],
+    oldest_dpd: Option<i32>,
+}
+
+/// The accounts met so far. Most debtors have one currency: the first
+/// account met of each debtor is found through a vector indexed by the
+/// debtor's position, the others (a debtor's second currency) through a
+/// map.
+struct Found {
+    by_debtor: Vec<u32>,
+    others: HashMap<u64, u32>,
+    keys: Vec<u64>,
+    sums: Vec<Sums>,
+}
+
+impl Found {
+    fn new(debtors: usize) -> Found {
+        Found {
+            by_debtor: vec![u32::MAX; debtors],
+            others: HashMap::new(),
+            keys: Vec::with_capacity(debtors),
+            sums: Vec::with_capacity(debtors),
+        }
+    }
+
+    fn slot(&mut self, key: u64) -> &mut Sums {
+        let (debtor, _) = crate::ingest::account_of_key(key);
+        let at = debtor as usize;
+        if at >= self.by_debtor.len() {
+            self.by_debtor.resize(at + 1, u32::MAX);
+        }
+        let first = self.by_debtor[at];
+        let slot = if first == u32::MAX {
+            let slot = self.push(key);
+            self.by_debtor[at] = slot;
+            slot
+        } else if self.keys[first as usize] == key {
+            first
+        } else {
+            match self.others.get(&key) {
+                Some(&slot) => slot,
+                None => {
+                    let slot = self.push(key);
+                    self.others.insert(key, slot);
+                    slot
+                }
+            }
+        };
+        &mut self.sums[slot as usize]
+    }
+
+    fn push(&mut self, key: u64) -> u32 {
+        self.keys.push(key);
+        self.sums.push(Sums::default());
+        (self.keys.len() - 1) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{account_key, Debtor, DebtorTexts, Debtors};
+    use proptest::prelude::*;
+
+    /// The accounts as a Polars group-by computes them: the formulation
+    /// the design describes, kept as the reference [`summarize`] must
+    /// agree with.
+    fn reference(
+        items: &DataFrame,
+        debtors: &Debtors,
+        as_of: NaiveDate,
+        grace_days: i64,
+    ) -> Vec<Account> {
+        let d = dates::to_days(as_of);
+        let dpd = || col("dpd");
+        let bucket = |lo: i32, hi: Option<i32>, name: &str| {
+            let mut cond = col("is_open").and(dpd().gt_eq(lit(lo)));
+            if let Some(hi) = hi {
+                cond = cond.and(dpd().lt_eq(lit(hi)));
+            }
+            col("open_amount").filter(cond).sum().alias(name)
+        };
+        let df = items
+            .clone()
+            .lazy()
+            .select([
+                col("account"),
+                col("open_amount"),
+                (lit(d) - col("due_on")).alias("dpd"),
+            ])
+            .with_column(col("open_amount").gt(lit(0i64)).alias("is_open"))
+            .with_column(
+                col("is_open")
+                    .and(dpd().gt(lit(grace_days as i32)))
+                    .alias("is_overdue"),
+            )
+            .group_by([col("account")])
+            .agg([
+                col("open_amount")
+                    .filter(col("is_overdue"))
+                    .sum()
+                    .alias("overdue"),
+                col("open_amount").sum().alias("open"),
+                dpd()
+                    .filter(col("is_overdue"))
+                    .max()
+                    .cast(DataType::Int64)
+                    .alias("max_dpd"),
+                col("is_overdue")
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("overdue_items"),
+                col("is_open")
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("open_items"),
+                bucket(1, Some(30), "aging_1_30"),
+                bucket(31, Some(60), "aging_31_60"),
+                bucket(61, Some(90), "aging_61_90"),
+                bucket(91, None, "aging_90_plus"),
+                dpd()
+                    .filter(col("is_open"))
+                    .max()
+                    .cast(DataType::Int64)
+                    .alias("oldest_dpd"),
+            ])
+            .filter(col("open_items").gt(lit(0i64)))
+            .collect()
+            .unwrap();
+        let i = |name: &str| df.column(name).unwrap().i64().unwrap().clone();
+        let keys = df.column("account").unwrap().u64().unwrap();
+        let (overdue, open, max_dpd) = (i("overdue"), i("open"), i("max_dpd"));
+        let (n_overdue, n_open, oldest) = (i("overdue_items"), i("open_items"), i("oldest_dpd"));
+        let aging = [
+            i("aging_1_30"),
+            i("aging_31_60"),
+            i("aging_61_90"),
+            i("aging_90_plus"),
+        ];
+        (0..df.height())
+            .map(|r| {
+                let oldest_dpd = oldest.get(r);
+                let (debtor, currency) = crate::ingest::account_of_key(keys.get(r).unwrap());
+                Account {
+                    debtor_id: debtors.at(debtor).unwrap().id().into(),
+                    currency: std::str::from_utf8(&currency).unwrap().into(),
+                    overdue: overdue.get(r).unwrap_or(0),
+                    open: open.get(r).unwrap_or(0),
+                    max_dpd: max_dpd.get(r).unwrap_or(0),
+                    overdue_items: n_overdue.get(r).unwrap_or(0),
+                    open_items: n_open.get(r).unwrap_or(0),
+                    aging: aging.clone().map(|a| a.get(r).unwrap_or(0)),
+                    oldest_due: oldest_dpd.map(|x| dates::from_days(d - x as i32)),
+                    oldest_due_days: oldest_dpd.unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+
+    fn debtors(n: usize) -> Debtors {
+        (0..n)
+            .map(|i| {
+                let id = format!("D{i:03}");
+                Debtor::new(DebtorTexts {
+                    id: &id,
+                    ..DebtorTexts::default()
+                })
+            })
+            .collect()
+    }
+
+    fn sorted(mut a: Vec<Account>) -> Vec<Account> {
+        crate::decide::sort(&mut a);
+        a
+    }
+
+    proptest! {
+        /// The one-pass aggregation and the Polars group-by give the same
+        /// accounts, whatever the mix of currencies, credits, settled
+        /// items, ages around every bucket edge and the grace period.
+        #[test]
+        fn one_pass_equals_the_group_by(
+            rows in proptest::collection::vec(
+                (0u32..6, 0usize..3, -50_000i64..100_000, -20i32..200, any::<bool>()),
+                0..120),
+            grace in 0i64..40,
+        ) {
+            let as_of = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+            let d = dates::to_days(as_of);
+            let currencies = ["EUR", "USD", "CHF"];
+            let keys: Vec<u64> = rows.iter()
+                .map(|r| account_key(r.0, currencies[r.1]).unwrap())
+                .collect();
+            // Settled items (open 0) are common in a real ledger.
+            let opens: Vec<i64> = rows.iter().map(|r| if r.4 { 0 } else { r.2 }).collect();
+            let dues: Vec<i32> = rows.iter().map(|r| d - r.3).collect();
+            let items = DataFrame::new(rows.len(), vec![
+                Column::new("account".into(), keys),
+                Column::new("open_amount".into(), opens),
+                Column::new("due_on".into(), dues),
+            ]).unwrap();
+            let ds = debtors(6);
+            let got = sorted(summarize(&items, &ds, as_of, grace).unwrap());
+            let want = sorted(reference(&items, &ds, as_of, grace));
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// Accounts come in the order of their first item in the ledger, so
+    /// that nothing depends on a hash map's order.
+    #[test]
+    fn accounts_in_ledger_order() {
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let d = dates::to_days(as_of);
+        let keys = vec![
+            account_key(2, "USD").unwrap(),
+            account_key(0, "EUR").unwrap(),
+            account_key(2, "EUR").unwrap(),
+            account_key(0, "EUR").unwrap(),
+        ];
+        let items = DataFrame::new(
+            4,
+            vec![
+                Column::new("account".into(), keys),
+                Column::new("open_amount".into(), vec![100i64, 200, 300, 400]),
+                Column::new("due_on".into(), vec![d - 10, d - 40, d - 100, d]),
+            ],
+        )
+        .unwrap();
+        let got = summarize(&items, &debtors(3), as_of, 5).unwrap();
+        let ids: Vec<(&str, &str)> = got
+            .iter()
+            .map(|a| (a.debtor_id.as_str(), a.currency.as_str()))
+            .collect();
+        assert_eq!(ids, [("D002", "USD"), ("D000", "EUR"), ("D002", "EUR")]);
+        assert_eq!(got[1].open, 600);
+        assert_eq!(got[1].overdue, 200);
+        assert_eq!(got[1].aging, [0, 200, 0, 0]);
+        assert_eq!(got[1].open_items, 2);
+        assert_eq!(got[1].overdue_items, 1);
+        assert_eq!(got[1].max_dpd, 40);
+        assert_eq!(got[1].oldest_due_days, 40);
+    }
 }

@@ -485,8 +485,10 @@ pub fn read(
 
     // Each file's text table is dropped as soon as it is checked: at a
     // million debtors, the text of one file is hundreds of megabytes.
+    let t = std::time::Instant::now();
     let debtor_map = {
         let table = read_table(debtors, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)?;
+        tracing::debug!(file = %table.name, ms = t.elapsed().as_millis() as u64, rss_mib = crate::rss_mib(), "file parsed");
         let (debtor_map, n) = check_debtors(&table, &mut rejects, default_country);
         counts.push(FileCount {
             file: table.file.clone(),
@@ -496,12 +498,25 @@ pub fn read(
         });
         debtor_map
     };
+    tracing::debug!(
+        file = "debtors",
+        ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
+        "file checked"
+    );
 
+    let t = std::time::Instant::now();
     let items = {
         let (items, count) = read_ledger(ledger, &debtor_map, &mut rejects)?;
         counts.push(count);
         items
     };
+    tracing::debug!(
+        file = "ledger",
+        ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
+        "file checked"
+    );
 
     let mut event_list = Vec::new();
     let mut unknown_debtor_events = 0;
@@ -772,6 +787,12 @@ fn read_ledger_pieces(
     let mut acc: Option<Checked> = None;
     let mut rejects = Vec::new();
     let mut at_end = false;
+    let name = path
+        .file_name()
+        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    // Where the columns are, if the header is plain; read with the first
+    // piece.
+    let mut plain: Option<Option<PlainHeader>> = None;
     while !at_end {
         let before = buf.len();
         buf.resize(before.max(piece) + step, 0);
@@ -828,8 +849,32 @@ fn read_ledger_pieces(
         };
         if cut > hl {
             let text = &buf[..cut];
-            if std::str::from_utf8(&text[hl..]).is_err() {
+            let Ok(rows) = std::str::from_utf8(&text[hl..]) else {
                 return Ok(None);
+            };
+            if plain.is_none() {
+                plain = Some(
+                    std::str::from_utf8(&text[..hl])
+                        .ok()
+                        .and_then(PlainHeader::read),
+                );
+            }
+            if let Some(Some(h)) = &plain {
+                if let Some(checked) = check_plain_piece(
+                    rows,
+                    h,
+                    2 + rows_done,
+                    &name,
+                    debtors,
+                    &mut rejects,
+                    PLAIN_CHUNK,
+                ) {
+                    tracing::trace!(rows = checked.mask.len(), "plain piece");
+                    rows_done += checked.mask.len();
+                    Checked::add(&mut acc, checked, &file)?;
+                    buf.drain(hl..cut);
+                    continue;
+                }
             }
             let Ok(df) = CsvReadOptions::default()
                 .with_has_header(true)
@@ -863,9 +908,6 @@ fn read_ledger_pieces(
     let Some(checked) = acc else {
         return Ok(None);
     };
-    let name = path
-        .file_name()
-        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
     let (df, bad) = finish_ledger(&file, &name, checked, 2, &mut rejects)?;
     let count = FileCount {
         file,
@@ -874,6 +916,199 @@ fn read_ledger_pieces(
         rejected: bad,
     };
     Ok(Some((df, count, rejects)))
+}
+
+/// Where a ledger's columns are, read from a header with no quote in it.
+struct PlainHeader {
+    /// How many fields every row has.
+    width: usize,
+    /// The fields of [`LEDGER_COLUMNS`], in that order.
+    required: [usize; 7],
+    /// The fields of [`LEDGER_OPTIONAL`], in that order, where present.
+    optional: [Option<usize>; 2],
+}
+
+impl PlainHeader {
+    /// `None` when a required column is missing: the general reading then
+    /// says so.
+    fn read(header: &str) -> Option<PlainHeader> {
+        let line = header.strip_suffix('\n').unwrap_or(header);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.contains(['"', '\r']) {
+            return None;
+        }
+        let names: Vec<&str> = line.split(',').collect();
+        let at = |name: &str| names.iter().position(|n| *n == name);
+        let mut required = [0; 7];
+        for (slot, name) in required.iter_mut().zip(LEDGER_COLUMNS) {
+            *slot = at(name)?;
+        }
+        let mut optional = [None; 2];
+        for (slot, name) in optional.iter_mut().zip(LEDGER_OPTIONAL) {
+            *slot = at(name);
+        }
+        Some(PlainHeader {
+            width: names.len(),
+            required,
+            optional,
+        })
+    }
+}
+
+/// A piece of a plain ledger is split into this many bytes at a time, to
+/// be checked in parallel.
+const PLAIN_CHUNK: usize = 1 << 20;
+
+/// Checks whole rows of a CSV ledger that hold no quote character and no
+/// carriage return other than before a newline. Such text is fields
+/// between commas and rows between newlines, nothing more (RFC 4180), so
+/// it is split where it lies and checked at once, without building a
+/// table of texts first: that table, and gathering its chunks into one,
+/// were most of the time of a ledger's reading.
+///
+/// `None` when the text is not plain, or has a row the general reading
+/// treats in its own way (an empty row, a row with another number of
+/// fields than the header, a value longer than [`MAX_FIELD`]): that
+/// reading then reads it, so the result never depends on the path.
+fn check_plain_piece(
+    text: &str,
+    h: &PlainHeader,
+    first_row: usize,
+    name: &str,
+    debtors: &Debtors,
+    rejects: &mut Vec<Reject>,
+    chunk: usize,
+) -> Option<Checked> {
+    let bytes = text.as_bytes();
+    if memchr::memchr(b'"', bytes).is_some() {
+        return None;
+    }
+    if memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
+        return None;
+    }
+    // Chunks end after a newline (or at the end of the text).
+    let mut bounds = vec![0];
+    let mut at = 0;
+    while at < bytes.len() {
+        let target = at + chunk.max(1);
+        let end = match bytes.get(target..).and_then(|b| memchr::memchr(b'\n', b)) {
+            Some(i) => target + i + 1,
+            None => bytes.len(),
+        };
+        bounds.push(end);
+        at = end;
+    }
+    let parts: Vec<Option<PlainPart>> = bounds
+        .par_windows(2)
+        .map(|w| plain_chunk(&text[w[0]..w[1]], h, name, debtors))
+        .collect();
+    let mut parts: Vec<PlainPart> = parts.into_iter().collect::<Option<_>>()?;
+    let n: usize = parts.iter().map(|p| p.part.mask.len()).sum();
+    let mut mask = Vec::with_capacity(n);
+    let mut amounts = Vec::with_capacity(n);
+    let mut opens = Vec::with_capacity(n);
+    let mut issued = Vec::with_capacity(n);
+    let mut due = Vec::with_capacity(n);
+    let mut accounts = Vec::with_capacity(n);
+    let mut bad = 0;
+    let mut row = first_row;
+    for p in &mut parts {
+        mask.extend_from_slice(&p.part.mask);
+        accounts.extend_from_slice(&p.part.accounts);
+        amounts.extend_from_slice(&p.part.amounts);
+        opens.extend_from_slice(&p.part.opens);
+        issued.extend_from_slice(&p.part.issued);
+        due.extend_from_slice(&p.part.due);
+        // Rows were numbered from 0 in each chunk.
+        rejects.extend(p.part.rejects.drain(..).map(|mut r| {
+            r.row += row;
+            r
+        }));
+        bad += p.part.bad_rows;
+        row += p.part.mask.len();
+    }
+    let texts = |k: usize| -> StringChunked {
+        parts
+            .iter()
+            .flat_map(|p| p.texts.iter().map(move |t| t[k]))
+            .collect()
+    };
+    let mut cols: Vec<Column> = vec![
+        texts(0).with_name("item_id".into()).into_column(),
+        Column::new("amount".into(), amounts),
+        Column::new("open_amount".into(), opens),
+        Column::new("issued_on".into(), issued),
+        Column::new("due_on".into(), due),
+        Column::new("account".into(), accounts),
+    ];
+    for (k, (name, at)) in LEDGER_OPTIONAL.iter().zip(h.optional).enumerate() {
+        cols.push(match at {
+            Some(_) => texts(1 + k).with_name((*name).into()).into_column(),
+            None => Column::full_null((*name).into(), n, &DataType::String),
+        });
+    }
+    let df = DataFrame::new(n, cols).ok()?;
+    Some(Checked { df, mask, bad })
+}
+
+/// One chunk of a plain piece, checked: the row numbers of its rejects
+/// count from 0.
+struct PlainPart<'v> {
+    part: LedgerPart,
+    /// Item id, then the optional columns, by row; an empty value is
+    /// missing, as in the general reading.
+    texts: Vec<[Option<&'v str>; 3]>,
+}
+
+fn plain_chunk<'v>(
+    text: &'v str,
+    h: &PlainHeader,
+    name: &str,
+    debtors: &Debtors,
+) -> Option<PlainPart<'v>> {
+    let mut part = LedgerPart::default();
+    let mut texts = Vec::new();
+    let mut last = LastDebtor::default();
+    let mut fields: Vec<Option<&'v str>> = Vec::with_capacity(h.width);
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    for (j, line) in body.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        fields.clear();
+        for f in line.split(',') {
+            if f.len() > MAX_FIELD {
+                return None;
+            }
+            fields.push((!f.is_empty()).then_some(f));
+        }
+        if fields.len() != h.width {
+            return None;
+        }
+        let v = |k: usize| fields[h.required[k]];
+        let row = LedgerRow {
+            item_id: v(0),
+            debtor_id: v(1),
+            currency: v(2),
+            amount: v(3),
+            open_amount: v(4),
+            issued_on: v(5),
+            due_on: v(6),
+        };
+        let mut rc = RowCheck {
+            file: name,
+            row: j,
+            bad: false,
+            out: &mut part.rejects,
+        };
+        let values = check_ledger_row(&mut rc, &row, debtors, &mut last);
+        let bad = rc.bad;
+        part.push(values, bad);
+        let opt = |k: usize| h.optional[k].and_then(|at| fields[at]);
+        texts.push([v(0), opt(0), opt(1)]);
+    }
+    Some(PlainPart { part, texts })
 }
 
 /// The last newline of `b` that ends a row: outside quotes, counting from
@@ -1450,6 +1685,102 @@ struct LedgerPart {
     bad_rows: usize,
 }
 
+impl LedgerPart {
+    fn push(&mut self, v: LedgerValues, bad: bool) {
+        if bad {
+            self.bad_rows += 1;
+        }
+        self.mask.push(!bad);
+        self.accounts.push(v.account);
+        self.amounts.push(v.amount);
+        self.opens.push(v.open);
+        self.issued.push(v.issued);
+        self.due.push(v.due);
+    }
+}
+
+/// The texts of one ledger row that are checked.
+struct LedgerRow<'v> {
+    item_id: Option<&'v str>,
+    debtor_id: Option<&'v str>,
+    currency: Option<&'v str>,
+    amount: Option<&'v str>,
+    open_amount: Option<&'v str>,
+    issued_on: Option<&'v str>,
+    due_on: Option<&'v str>,
+}
+
+/// One ledger row's typed values; zero where a value is bad (the row is
+/// then rejected and its values never read).
+struct LedgerValues {
+    account: u64,
+    amount: Cents,
+    open: Cents,
+    issued: i32,
+    due: i32,
+}
+
+/// The debtor of the row before: a ledger usually lists a debtor's items
+/// together, and the lookup of a million-entry index is most of a row's
+/// cost.
+#[derive(Default)]
+struct LastDebtor<'v> {
+    id: &'v str,
+    position: Option<u32>,
+}
+
+fn check_ledger_row<'v>(
+    rc: &mut RowCheck<'_>,
+    row: &LedgerRow<'v>,
+    debtors: &Debtors,
+    last: &mut LastDebtor<'v>,
+) -> LedgerValues {
+    rc.required("item_id", row.item_id);
+    let did = rc.required("debtor_id", row.debtor_id);
+    if did != last.id || did.is_empty() {
+        *last = LastDebtor {
+            id: did,
+            position: debtors.position(did),
+        };
+    }
+    let position = last.position;
+    if !did.is_empty() && position.is_none() {
+        rc.reject(
+            "debtor_id",
+            did,
+            "debtor not in the debtors file (or rejected there)",
+        );
+    }
+    let cur = row.currency.unwrap_or("");
+    if !is_currency(cur) {
+        rc.reject(
+            "currency",
+            cur,
+            "currency must be 3 capital letters (ISO 4217)",
+        );
+    }
+    let a = rc.amount("amount", row.amount);
+    let o = rc.amount("open_amount", row.open_amount);
+    if let (Some(a), Some(o)) = (a, o) {
+        if o > a {
+            rc.reject(
+                "open_amount",
+                row.open_amount.unwrap_or(""),
+                format!("open_amount exceeds amount {}", money::format_cents(a)),
+            );
+        }
+    }
+    let iss = rc.date("issued_on", row.issued_on);
+    let du = rc.date("due_on", row.due_on);
+    LedgerValues {
+        account: position.and_then(|p| account_key(p, cur)).unwrap_or(0),
+        amount: a.unwrap_or(0),
+        open: o.unwrap_or(0),
+        issued: iss.map_or(0, dates::to_days),
+        due: du.map_or(0, dates::to_days),
+    }
+}
+
 fn check_ledger(
     t: &Table,
     debtors: &Debtors,
@@ -1472,6 +1803,7 @@ fn check_ledger(
             let (amount, open_amount) = (sl(amount), sl(open_amount));
             let (issued_on, due_on) = (sl(issued_on), sl(due_on));
             let mut part = LedgerPart::default();
+            let mut last = LastDebtor::default();
             let rows = item_id
                 .iter()
                 .zip(debtor_id.iter())
@@ -1481,49 +1813,19 @@ fn check_ledger(
                 .zip(issued_on.iter())
                 .zip(due_on.iter());
             for (j, ((((((iid, did), cur), amt), open), iss), du)) in rows.enumerate() {
-                let i = start + j;
-                let mut rc = RowCheck::start(t, i, &mut part.rejects);
-                rc.required("item_id", iid);
-                let did = rc.required("debtor_id", did);
-                let position = debtors.position(did);
-                if !did.is_empty() && position.is_none() {
-                    rc.reject(
-                        "debtor_id",
-                        did,
-                        "debtor not in the debtors file (or rejected there)",
-                    );
-                }
-                let cur = cur.unwrap_or("");
-                if !is_currency(cur) {
-                    rc.reject(
-                        "currency",
-                        cur,
-                        "currency must be 3 capital letters (ISO 4217)",
-                    );
-                }
-                let a = rc.amount("amount", amt);
-                let o = rc.amount("open_amount", open);
-                if let (Some(a), Some(o)) = (a, o) {
-                    if o > a {
-                        rc.reject(
-                            "open_amount",
-                            open.unwrap_or(""),
-                            format!("open_amount exceeds amount {}", money::format_cents(a)),
-                        );
-                    }
-                }
-                let iss = rc.date("issued_on", iss);
-                let du = rc.date("due_on", du);
-                if rc.bad {
-                    part.bad_rows += 1;
-                }
-                part.mask.push(!rc.bad);
-                part.accounts
-                    .push(position.and_then(|p| account_key(p, cur)).unwrap_or(0));
-                part.amounts.push(a.unwrap_or(0));
-                part.opens.push(o.unwrap_or(0));
-                part.issued.push(iss.map_or(0, dates::to_days));
-                part.due.push(du.map_or(0, dates::to_days));
+                let mut rc = RowCheck::start(t, start + j, &mut part.rejects);
+                let row = LedgerRow {
+                    item_id: iid,
+                    debtor_id: did,
+                    currency: cur,
+                    amount: amt,
+                    open_amount: open,
+                    issued_on: iss,
+                    due_on: du,
+                };
+                let v = check_ledger_row(&mut rc, &row, debtors, &mut last);
+                let bad = rc.bad;
+                part.push(v, bad);
             }
             part
         })
@@ -1956,6 +2258,138 @@ mod pieces {
         }
         // Small enough for one read: read whole by the caller.
         assert!(whole_and_pieces(&text, 1 << 24).1.is_none());
+    }
+
+    /// A ledger with no quote anywhere, as most exports are: bad values,
+    /// an unknown debtor, repeated item ids, empty optional values, and
+    /// rows ended by `\r\n` when `crlf`.
+    fn plain_ledger(rows: usize, crlf: bool) -> String {
+        let end = if crlf { "\r\n" } else { "\n" };
+        let mut s = format!(
+            "reference,item_id,debtor_id,currency,amount,open_amount,issued_on,due_on,product,extra{end}"
+        );
+        for i in 0..rows {
+            let id = if i % 17 == 3 { 5 } else { i };
+            let amount = match i % 13 {
+                7 => "1.234",
+                8 => "",
+                9 => "-1.00",
+                _ => "10.00",
+            };
+            let debtor = match i % 19 {
+                11 => "D9",
+                12 => "",
+                _ if i % 2 == 0 => "D1",
+                _ => "D2",
+            };
+            let currency = if i % 23 == 5 { "eur" } else { "EUR" };
+            let due = if i % 29 == 4 {
+                "2026-02-30".to_owned()
+            } else {
+                format!("2026-02-{:02}", 1 + i % 28)
+            };
+            let product = if i % 3 == 0 { "" } else { "card" };
+            s.push_str(&format!(
+                "F-{i},I{id},{debtor},{currency},{amount},5.00,2026-01-01,{due},{product},{end}"
+            ));
+        }
+        s
+    }
+
+    /// The plain reading (no text table) gives what the general one gives,
+    /// rejects and their row numbers included, whatever the piece size.
+    #[test]
+    fn a_plain_ledger_read_in_pieces_is_the_ledger_read_whole() {
+        for crlf in [false, true] {
+            let text = plain_ledger(500, crlf);
+            for piece in [64, 100, 257, 1000, 4096] {
+                let (whole, streamed) = whole_and_pieces(&text, piece);
+                let streamed = streamed.expect("read in pieces");
+                assert!(
+                    whole.0.equals_missing(&streamed.0),
+                    "piece {piece} crlf {crlf}"
+                );
+                assert_eq!(whole.1, streamed.1, "piece {piece}");
+                assert_eq!(whole.2, streamed.2, "piece {piece}");
+                assert!(whole.1.rejected > 0 && whole.0.height() > 0);
+            }
+        }
+    }
+
+    /// The plain reading takes the text it can and leaves the rest to the
+    /// general one.
+    #[test]
+    fn what_the_plain_reading_takes() {
+        let header = "item_id,debtor_id,currency,amount,open_amount,issued_on,due_on\n";
+        let h = PlainHeader::read(header).unwrap();
+        assert_eq!((h.width, h.optional), (7, [None, None]));
+        let debtors: Debtors = [Debtor::new(DebtorTexts {
+            id: "D1",
+            ..Default::default()
+        })]
+        .into_iter()
+        .collect();
+        let row = "I1,D1,EUR,1.00,1.00,2026-01-01,2026-01-02";
+        let check = |text: &str| {
+            let mut rejects = Vec::new();
+            check_plain_piece(text, &h, 2, "ledger.csv", &debtors, &mut rejects, 1 << 20)
+                .map(|c| (c.df.height(), c.bad, rejects.len()))
+        };
+        assert_eq!(check(&format!("{row}\n")), Some((1, 0, 0)));
+        assert_eq!(check(row), Some((1, 0, 0)));
+        assert_eq!(check(&format!("{row}\r\n{row}\r\n")), Some((2, 0, 0)));
+        assert_eq!(
+            check("I1,D7,EUR,1.00,1.00,2026-01-01,2026-01-02\n"),
+            Some((1, 1, 1))
+        );
+        // Left to the general reading.
+        assert_eq!(check(&format!("\"I1\",{}\n", &row[3..])), None);
+        assert_eq!(check(&format!("{row}\n\n{row}\n")), None);
+        assert_eq!(check(&format!("{row},extra\n")), None);
+        assert_eq!(check(&format!("{row}\rx\n")), None);
+        assert_eq!(
+            check(&format!("I{},{}\n", "1".repeat(MAX_FIELD), &row[3..])),
+            None
+        );
+        // A header without a required column, or with a quote.
+        assert!(PlainHeader::read("item_id,debtor_id\n").is_none());
+        assert!(PlainHeader::read(&header.replace("item_id", "\"item_id\"")).is_none());
+    }
+
+    /// However a piece is cut into chunks for the threads, its rows and
+    /// rejects come out the same and in file order.
+    #[test]
+    fn plain_chunks_do_not_change_the_result() {
+        let text = plain_ledger(300, false);
+        let (header, rows) = text.split_at(text.find('\n').unwrap() + 1);
+        let h = PlainHeader::read(header).unwrap();
+        let debtors: Debtors = ["D1", "D2"]
+            .into_iter()
+            .map(|id| {
+                Debtor::new(DebtorTexts {
+                    id,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let read = |chunk: usize| {
+            let mut rejects = Vec::new();
+            let c = check_plain_piece(rows, &h, 2, "ledger.csv", &debtors, &mut rejects, chunk)
+                .unwrap();
+            (c, rejects)
+        };
+        let (one, one_rejects) = read(1 << 20);
+        assert!(one.bad > 0 && !one_rejects.is_empty());
+        for chunk in [1, 40, 333, 5000] {
+            let (c, rejects) = read(chunk);
+            assert!(c.df.equals_missing(&one.df), "chunk {chunk}");
+            assert_eq!(
+                (c.mask, c.bad),
+                (one.mask.clone(), one.bad),
+                "chunk {chunk}"
+            );
+            assert_eq!(rejects, one_rejects, "chunk {chunk}");
+        }
     }
 
     /// A Parquet ledger checked a slice at a time gives what it gives

@@ -853,6 +853,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         peak_rss_mib = crate::peak_rss_mib(),
         "decisions written"
     );
+    crate::failpoint("after-decisions");
     let t_actions = Instant::now();
     let sent = crate::actions::write(&policies, &decisions, &data, as_of, &mut staging)?;
     info!(
