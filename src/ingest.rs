@@ -1069,24 +1069,35 @@ fn plain_chunk<'v>(
     let mut part = LedgerPart::default();
     let mut texts = Vec::new();
     let mut last = LastDebtor::default();
-    let mut fields: Vec<Option<&'v str>> = Vec::with_capacity(h.width);
+    let mut fields: Vec<&'v str> = Vec::with_capacity(h.width);
     let body = text.strip_suffix('\n').unwrap_or(text);
-    for (j, line) in body.split('\n').enumerate() {
+    let ends = memchr::memchr_iter(b'\n', body.as_bytes()).chain([body.len()]);
+    let mut start = 0;
+    for (j, end) in ends.enumerate() {
+        let line = &body[start..end];
+        start = end + 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
             return None;
         }
+        // Fields are short: a plain loop finds their commas faster than a
+        // searcher set up for each.
         fields.clear();
-        for f in line.split(',') {
-            if f.len() > MAX_FIELD {
-                return None;
+        let mut from = 0;
+        for (i, &c) in line.as_bytes().iter().enumerate() {
+            if c == b',' {
+                fields.push(&line[from..i]);
+                from = i + 1;
             }
-            fields.push((!f.is_empty()).then_some(f));
+        }
+        fields.push(&line[from..]);
+        if fields.iter().any(|f| f.len() > MAX_FIELD) {
+            return None;
         }
         if fields.len() != h.width {
             return None;
         }
-        let v = |k: usize| fields[h.required[k]];
+        let v = |k: usize| Some(fields[h.required[k]]).filter(|f| !f.is_empty());
         let row = LedgerRow {
             item_id: v(0),
             debtor_id: v(1),
@@ -1105,7 +1116,8 @@ fn plain_chunk<'v>(
         let values = check_ledger_row(&mut rc, &row, debtors, &mut last);
         let bad = rc.bad;
         part.push(values, bad);
-        let opt = |k: usize| h.optional[k].and_then(|at| fields[at]);
+        let opt =
+            |k: usize| h.optional[k].and_then(|at| Some(fields[at]).filter(|f| !f.is_empty()));
         texts.push([v(0), opt(0), opt(1)]);
     }
     Some(PlainPart { part, texts })
@@ -1115,6 +1127,10 @@ fn plain_chunk<'v>(
 /// the start of `b`, which is the start of a row (a doubled quote inside a
 /// quoted field counts twice and leaves the parity unchanged).
 fn last_row_end(b: &[u8]) -> Option<usize> {
+    // Most ledgers quote nothing: then the last newline is the end.
+    if memchr::memchr(b'"', b).is_none() {
+        return memchr::memrchr(b'\n', b);
+    }
     let mut quoted = false;
     let mut last = None;
     for (i, &c) in b.iter().enumerate() {
@@ -1738,9 +1754,16 @@ fn check_ledger_row<'v>(
     rc.required("item_id", row.item_id);
     let did = rc.required("debtor_id", row.debtor_id);
     if did != last.id || did.is_empty() {
+        // Ledger and debtors file are often both sorted by debtor: the
+        // debtor after the last one found is tried first, which reads the
+        // list in order instead of hashing into the index.
+        let next = last
+            .position
+            .map(|p| p + 1)
+            .filter(|&p| debtors.at(p).is_some_and(|d| d.id() == did));
         *last = LastDebtor {
             id: did,
-            position: debtors.position(did),
+            position: next.or_else(|| debtors.position(did)),
         };
     }
     let position = last.position;

@@ -10,6 +10,15 @@ use tracing_subscriber::EnvFilter;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // No transparent huge pages for this process. The allocator asks for
+    // them, and the kernel then zeroes two megabytes on the first touch of
+    // any byte of each: at a million debtors, a night spent more time in
+    // the kernel zeroing pages it did not need than in most stages
+    // (BENCHMARKS.md, 2026-12-02). Failure only leaves the system default.
+    // SAFETY: prctl with PR_SET_THP_DISABLE reads no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let cli = Cli::parse();
     let default = if cli.quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_env("DUNNING_LOG").unwrap_or_else(|_| EnvFilter::new(default));
