@@ -3,7 +3,6 @@
 
 use crate::policy::PolicyFile;
 use sha2::{Digest as _, Sha256};
-use std::io::Read;
 use std::path::Path;
 
 pub fn sha256_bytes(bytes: &[u8]) -> String {
@@ -98,19 +97,16 @@ impl<W: std::io::Write> std::io::Write for Hashing<W> {
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
+    let bytes = crate::FileBytes::open(path)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        h.update(&buf[..n]);
+    const WINDOW: usize = 16 << 20;
+    let mut done = 0;
+    for w in bytes.chunks(WINDOW) {
+        h.update(w);
+        done += w.len();
+        bytes.release(done);
     }
-    Ok((Digest(h.finalize().into()).to_string(), total))
+    Ok((Digest(h.finalize().into()).to_string(), bytes.len() as u64))
 }
 
 /// Every regular file under `dir` (hidden ones aside), sorted by relative

@@ -486,7 +486,11 @@ pub fn read(
     // Each file's text table is dropped as soon as it is checked: at a
     // million debtors, the text of one file is hundreds of megabytes.
     let t = std::time::Instant::now();
-    let debtor_map = {
+    let plain = read_debtors_plain(debtors, &mut rejects, default_country, PLAIN_CHUNK)?;
+    let debtor_map = if let Some((map, count)) = plain {
+        counts.push(count);
+        map
+    } else {
         let table = read_table(debtors, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)?;
         tracing::debug!(file = %table.name, ms = t.elapsed().as_millis() as u64, rss_mib = crate::rss_mib(), "file parsed");
         let (debtor_map, n) = check_debtors(&table, &mut rejects, default_country);
@@ -771,144 +775,126 @@ fn read_ledger_pieces(
     debtors: &Debtors,
     piece: usize,
 ) -> Result<Option<(DataFrame, FileCount, Vec<Reject>)>, IngestError> {
-    use std::io::Read;
     let file = display_path(path);
-    let unreadable = |source| IngestError::Unreadable {
+    let bytes = crate::FileBytes::open(path).map_err(|source| IngestError::Unreadable {
         file: file.clone(),
         source,
+    })?;
+    if bytes.len() <= piece {
+        // Small enough to read whole.
+        return Ok(None);
+    }
+    // A UTF-8 byte order mark is what Excel writes; accept it.
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let skipped = bytes.len() - body.len();
+    let Some(end) = memchr::memchr(b'\n', body) else {
+        return Ok(None);
     };
-    let mut f = std::fs::File::open(path).map_err(unreadable)?;
-    // The buffer always starts with the header row, followed by the rows
-    // not yet read: each piece is parsed in place, header included.
-    let step = piece.min(1 << 20);
-    let mut buf: Vec<u8> = Vec::with_capacity(piece + step);
-    let mut header_len: Option<usize> = None;
-    let mut rows_done = 0usize;
-    let mut acc: Option<Checked> = None;
-    let mut rejects = Vec::new();
-    let mut at_end = false;
+    let header = &body[..=end];
+    // A quoted header could hold a newline, and the row ends below count
+    // quotes from the header's end: read it whole.
+    if header.contains(&b'"')
+        || std::str::from_utf8(header).is_err()
+        || check_header(header, &file).is_err()
+    {
+        return Ok(None);
+    }
+    let hl = end + 1;
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-    // Where the columns are, if the header is plain; read with the first
-    // piece.
-    let mut plain: Option<Option<PlainHeader>> = None;
-    while !at_end {
-        let before = buf.len();
-        buf.resize(before.max(piece) + step, 0);
-        let mut filled = before;
-        while filled < buf.len() {
-            let n = f.read(&mut buf[filled..]).map_err(unreadable)?;
-            if n == 0 {
-                at_end = true;
-                break;
+    let plain = std::str::from_utf8(header).ok().and_then(PlainHeader::read);
+    let mut rows_done = 0usize;
+    let mut acc: Option<Checked> = None;
+    let mut rejects = Vec::new();
+    let mut start = hl;
+    let mut spent = [std::time::Duration::ZERO; 4];
+    while start < body.len() {
+        let t = std::time::Instant::now();
+        // Up to the last row boundary (a newline outside quotes) within a
+        // piece, or further for a row longer than a piece.
+        let mut window = piece;
+        let cut = loop {
+            let stop = start + window;
+            if stop >= body.len() {
+                break body.len();
             }
-            filled += n;
-        }
-        buf.truncate(filled);
-        let hl = match header_len {
-            Some(hl) => hl,
+            match last_row_end(&body[start..stop]) {
+                Some(i) => break start + i + 1,
+                None => window += piece,
+            }
+        };
+        let rows = &body[start..cut];
+        spent[0] += t.elapsed();
+        let t = std::time::Instant::now();
+        let plain_rows = plain.as_ref().and_then(|h| {
+            check_plain_piece(
+                rows,
+                h,
+                2 + rows_done,
+                &name,
+                debtors,
+                &mut rejects,
+                PLAIN_CHUNK,
+            )
+        });
+        let checked = match plain_rows {
+            Some(checked) => checked,
             None => {
-                if at_end && before == 0 {
-                    // Small enough to read whole.
+                let Ok(rows) = std::str::from_utf8(rows) else {
                     return Ok(None);
-                }
-                // A UTF-8 byte order mark is what Excel writes; accept it.
-                if buf.starts_with(b"\xEF\xBB\xBF") {
-                    buf.drain(..3);
-                }
-                let Some(end) = buf.iter().position(|&c| c == b'\n') else {
-                    if at_end {
-                        return Ok(None);
-                    }
-                    // A header longer than the buffer: read on.
-                    continue;
                 };
-                let line = &buf[..=end];
-                // A quoted header could hold a newline, and the row ends
-                // below count quotes from the header's end: read it whole.
-                if line.contains(&b'"')
-                    || std::str::from_utf8(line).is_err()
-                    || check_header(line, &file).is_err()
-                {
+                // Polars reads the piece with the header before it.
+                let mut text = Vec::with_capacity(hl + rows.len());
+                text.extend_from_slice(header);
+                text.extend_from_slice(rows.as_bytes());
+                let Ok(df) = CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_infer_schema_length(Some(0))
+                    .into_reader_with_file_handle(Cursor::new(text))
+                    .finish()
+                else {
                     return Ok(None);
-                }
-                header_len = Some(end + 1);
-                end + 1
-            }
-        };
-        // Up to the last row boundary: a newline outside quotes.
-        let cut = if at_end {
-            buf.len()
-        } else {
-            match last_row_end(&buf[hl..]) {
-                Some(i) => hl + i + 1,
-                // A row longer than the buffer: read on.
-                None => continue,
-            }
-        };
-        if cut > hl {
-            let text = &buf[..cut];
-            let Ok(rows) = std::str::from_utf8(&text[hl..]) else {
-                return Ok(None);
-            };
-            if plain.is_none() {
-                plain = Some(
-                    std::str::from_utf8(&text[..hl])
-                        .ok()
-                        .and_then(PlainHeader::read),
+                };
+                let table = finish_table(
+                    Table {
+                        file: file.clone(),
+                        name: String::new(),
+                        df,
+                        first_row: 2 + rows_done,
+                        long: HashMap::new(),
+                    },
+                    path,
+                    LEDGER_COLUMNS,
+                    LEDGER_OPTIONAL,
                 );
+                let Ok(table) = table else {
+                    return Ok(None);
+                };
+                check_ledger(&table, debtors, &mut rejects)?
             }
-            if let Some(Some(h)) = &plain {
-                if let Some(checked) = check_plain_piece(
-                    rows,
-                    h,
-                    2 + rows_done,
-                    &name,
-                    debtors,
-                    &mut rejects,
-                    PLAIN_CHUNK,
-                ) {
-                    tracing::trace!(rows = checked.mask.len(), "plain piece");
-                    rows_done += checked.mask.len();
-                    Checked::add(&mut acc, checked, &file)?;
-                    buf.drain(hl..cut);
-                    continue;
-                }
-            }
-            let Ok(df) = CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .into_reader_with_file_handle(Cursor::new(text))
-                .finish()
-            else {
-                return Ok(None);
-            };
-            let table = finish_table(
-                Table {
-                    file: file.clone(),
-                    name: String::new(),
-                    df,
-                    first_row: 2 + rows_done,
-                    long: HashMap::new(),
-                },
-                path,
-                LEDGER_COLUMNS,
-                LEDGER_OPTIONAL,
-            );
-            let Ok(table) = table else {
-                return Ok(None);
-            };
-            rows_done += table.height();
-            let checked = check_ledger(&table, debtors, &mut rejects)?;
-            Checked::add(&mut acc, checked, &file)?;
-        }
-        buf.drain(hl..cut);
+        };
+        spent[1] += t.elapsed();
+        let t = std::time::Instant::now();
+        rows_done += checked.mask.len();
+        Checked::add(&mut acc, checked, &file)?;
+        bytes.release(skipped + cut);
+        start = cut;
+        spent[2] += t.elapsed();
     }
     let Some(checked) = acc else {
         return Ok(None);
     };
+    let t = std::time::Instant::now();
     let (df, bad) = finish_ledger(&file, &name, checked, 2, &mut rejects)?;
+    spent[3] += t.elapsed();
+    tracing::debug!(
+        cut_ms = spent[0].as_millis() as u64,
+        check_ms = spent[1].as_millis() as u64,
+        add_ms = spent[2].as_millis() as u64,
+        finish_ms = spent[3].as_millis() as u64,
+        "ledger pieces"
+    );
     let count = FileCount {
         file,
         name,
@@ -957,7 +943,7 @@ impl PlainHeader {
 
 /// A piece of a plain ledger is split into this many bytes at a time, to
 /// be checked in parallel.
-const PLAIN_CHUNK: usize = 1 << 20;
+const PLAIN_CHUNK: usize = 4 << 20;
 
 /// Checks whole rows of a CSV ledger that hold no quote character and no
 /// carriage return other than before a newline. Such text is fields
@@ -971,7 +957,7 @@ const PLAIN_CHUNK: usize = 1 << 20;
 /// fields than the header, a value longer than [`MAX_FIELD`]): that
 /// reading then reads it, so the result never depends on the path.
 fn check_plain_piece(
-    text: &str,
+    bytes: &[u8],
     h: &PlainHeader,
     first_row: usize,
     name: &str,
@@ -979,28 +965,10 @@ fn check_plain_piece(
     rejects: &mut Vec<Reject>,
     chunk: usize,
 ) -> Option<Checked> {
-    let bytes = text.as_bytes();
-    if memchr::memchr(b'"', bytes).is_some() {
-        return None;
-    }
-    if memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
-        return None;
-    }
-    // Chunks end after a newline (or at the end of the text).
-    let mut bounds = vec![0];
-    let mut at = 0;
-    while at < bytes.len() {
-        let target = at + chunk.max(1);
-        let end = match bytes.get(target..).and_then(|b| memchr::memchr(b'\n', b)) {
-            Some(i) => target + i + 1,
-            None => bytes.len(),
-        };
-        bounds.push(end);
-        at = end;
-    }
+    let bounds = chunk_bounds(bytes, chunk);
     let parts: Vec<Option<PlainPart>> = bounds
         .par_windows(2)
-        .map(|w| plain_chunk(&text[w[0]..w[1]], h, name, debtors))
+        .map(|w| plain_chunk(&bytes[w[0]..w[1]], h, name, debtors))
         .collect();
     let mut parts: Vec<PlainPart> = parts.into_iter().collect::<Option<_>>()?;
     let n: usize = parts.iter().map(|p| p.part.mask.len()).sum();
@@ -1027,14 +995,22 @@ fn check_plain_piece(
         bad += p.part.bad_rows;
         row += p.part.mask.len();
     }
-    let texts = |k: usize| -> StringChunked {
-        parts
-            .iter()
-            .flat_map(|p| p.texts.iter().map(move |t| t[k]))
-            .collect()
+    // Each chunk's texts were made on its thread; they are joined into
+    // one chunk per column, which the documents read by index.
+    let texts = |k: usize, name: &str| -> Option<Column> {
+        let mut all = parts.first()?.texts[k].clone();
+        for p in &parts[1..] {
+            all.append(&p.texts[k]).ok()?;
+        }
+        Some(
+            all.rechunk()
+                .into_owned()
+                .with_name(name.into())
+                .into_column(),
+        )
     };
     let mut cols: Vec<Column> = vec![
-        texts(0).with_name("item_id".into()).into_column(),
+        texts(0, "item_id")?,
         Column::new("amount".into(), amounts),
         Column::new("open_amount".into(), opens),
         Column::new("issued_on".into(), issued),
@@ -1043,7 +1019,7 @@ fn check_plain_piece(
     ];
     for (k, (name, at)) in LEDGER_OPTIONAL.iter().zip(h.optional).enumerate() {
         cols.push(match at {
-            Some(_) => texts(1 + k).with_name((*name).into()).into_column(),
+            Some(_) => texts(1 + k, name)?,
             None => Column::full_null((*name).into(), n, &DataType::String),
         });
     }
@@ -1053,50 +1029,91 @@ fn check_plain_piece(
 
 /// One chunk of a plain piece, checked: the row numbers of its rejects
 /// count from 0.
-struct PlainPart<'v> {
+struct PlainPart {
     part: LedgerPart,
-    /// Item id, then the optional columns, by row; an empty value is
-    /// missing, as in the general reading.
-    texts: Vec<[Option<&'v str>; 3]>,
+    /// Item id, then the optional columns (missing where empty, as in the
+    /// general reading).
+    texts: [StringChunked; 3],
 }
 
-fn plain_chunk<'v>(
-    text: &'v str,
-    h: &PlainHeader,
-    name: &str,
-    debtors: &Debtors,
-) -> Option<PlainPart<'v>> {
-    let mut part = LedgerPart::default();
-    let mut texts = Vec::new();
-    let mut last = LastDebtor::default();
-    let mut fields: Vec<&'v str> = Vec::with_capacity(h.width);
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    let ends = memchr::memchr_iter(b'\n', body.as_bytes()).chain([body.len()]);
-    let mut start = 0;
-    for (j, end) in ends.enumerate() {
-        let line = &body[start..end];
-        start = end + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
+/// Calls `row(j, fields)` for each row `j` (from 0) of plain CSV text:
+/// UTF-8, no quote, no carriage return but before a newline, no empty
+/// row, `width` fields a row, none longer than [`MAX_FIELD`]. `None` as
+/// soon as the text is not that: the general reading then takes it, so
+/// that the result never depends on the path.
+fn plain_rows<'v>(
+    bytes: &'v [u8],
+    width: usize,
+    mut row: impl FnMut(usize, &[&'v str]),
+) -> Option<()> {
+    let text = simdutf8::basic::from_utf8(bytes).ok()?;
+    if memchr::memchr(b'"', bytes).is_some()
+        || memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'))
+    {
+        return None;
+    }
+    let mut fields: Vec<&str> = Vec::with_capacity(width);
+    // One pass over the bytes finds both the commas and the newlines.
+    let mut from = 0;
+    let mut j = 0;
+    let mut end_row = |fields: &mut Vec<&'v str>, at: usize, from: usize| -> Option<()> {
+        // The carriage return of a `\r\n` row end.
+        let last = text[from..at].strip_suffix('\r').unwrap_or(&text[from..at]);
+        fields.push(last);
+        if fields.len() == 1 && last.is_empty() {
+            // An empty row.
             return None;
         }
-        // Fields are short: a plain loop finds their commas faster than a
-        // searcher set up for each.
+        if fields.len() != width || fields.iter().any(|f| f.len() > MAX_FIELD) {
+            return None;
+        }
+        row(j, fields);
+        j += 1;
         fields.clear();
-        let mut from = 0;
-        for (i, &c) in line.as_bytes().iter().enumerate() {
-            if c == b',' {
-                fields.push(&line[from..i]);
+        Some(())
+    };
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b',' => {
+                fields.push(&text[from..i]);
                 from = i + 1;
             }
+            b'\n' => {
+                end_row(&mut fields, i, from)?;
+                from = i + 1;
+            }
+            _ => {}
         }
-        fields.push(&line[from..]);
-        if fields.iter().any(|f| f.len() > MAX_FIELD) {
-            return None;
-        }
-        if fields.len() != h.width {
-            return None;
-        }
+    }
+    // A last row without a newline.
+    if from < bytes.len() || !fields.is_empty() {
+        end_row(&mut fields, bytes.len(), from)?;
+    }
+    Some(())
+}
+
+/// Where chunks of `bytes` end for the threads: after a newline near each
+/// multiple of `chunk`, and at the end.
+fn chunk_bounds(bytes: &[u8], chunk: usize) -> Vec<usize> {
+    let mut bounds = vec![0];
+    let mut at = 0;
+    while at < bytes.len() {
+        let target = at + chunk.max(1);
+        let end = match bytes.get(target..).and_then(|b| memchr::memchr(b'\n', b)) {
+            Some(i) => target + i + 1,
+            None => bytes.len(),
+        };
+        bounds.push(end);
+        at = end;
+    }
+    bounds
+}
+
+fn plain_chunk(bytes: &[u8], h: &PlainHeader, name: &str, debtors: &Debtors) -> Option<PlainPart> {
+    let mut part = LedgerPart::default();
+    let mut texts: Vec<[Option<&str>; 3]> = Vec::new();
+    let mut last = LastDebtor::default();
+    plain_rows(bytes, h.width, |j, fields| {
         let v = |k: usize| Some(fields[h.required[k]]).filter(|f| !f.is_empty());
         let row = LedgerRow {
             item_id: v(0),
@@ -1119,8 +1136,12 @@ fn plain_chunk<'v>(
         let opt =
             |k: usize| h.optional[k].and_then(|at| Some(fields[at]).filter(|f| !f.is_empty()));
         texts.push([v(0), opt(0), opt(1)]);
-    }
-    Some(PlainPart { part, texts })
+    })?;
+    let column = |k: usize| -> StringChunked { texts.iter().map(|t| t[k]).collect() };
+    Some(PlainPart {
+        part,
+        texts: [column(0), column(1), column(2)],
+    })
 }
 
 /// The last newline of `b` that ends a row: outside quotes, counting from
@@ -1144,7 +1165,7 @@ fn last_row_end(b: &[u8]) -> Option<usize> {
 }
 
 fn read_csv(path: &Path, file: &str, required: &[&str]) -> Result<Table, IngestError> {
-    let bytes = std::fs::read(path).map_err(|source| IngestError::Unreadable {
+    let bytes = crate::FileBytes::open(path).map_err(|source| IngestError::Unreadable {
         file: file.to_owned(),
         source,
     })?;
@@ -1472,6 +1493,19 @@ impl<'a> RowCheck<'a> {
         d
     }
 
+    /// [`RowCheck::date`] as days since 1970-01-01.
+    fn days(&mut self, column: &str, v: Option<&str>) -> Option<i32> {
+        let v = self.required(column, v);
+        if v.is_empty() {
+            return None;
+        }
+        let d = dates::parse_days(v);
+        if d.is_none() {
+            self.reject(column, v, "not a date (expected YYYY-MM-DD)");
+        }
+        d
+    }
+
     fn amount(&mut self, column: &str, v: Option<&str>) -> Option<Cents> {
         let v = v.unwrap_or("");
         match money::parse_amount(v) {
@@ -1506,11 +1540,14 @@ fn is_currency(s: &str) -> bool {
 /// million item ids in a map take 200 MB and most of a second; their hashes
 /// take 36 MB, and only values whose hash repeats are then counted exactly.
 fn repeated(values: &StringChunked) -> HashMap<&str, u32> {
+    repeated_in(|| values.iter().flatten())
+}
+
+/// [`repeated`] over texts that `values` lists (twice at most).
+fn repeated_in<'v, I: Iterator<Item = &'v str>>(values: impl Fn() -> I) -> HashMap<&'v str, u32> {
     use std::hash::BuildHasher;
     let hasher = foldhash::fast::FixedState::default();
-    let mut hashes: Vec<u64> = values
-        .iter()
-        .flatten()
+    let mut hashes: Vec<u64> = values()
         .filter(|v| !v.is_empty())
         .map(|v| hasher.hash_one(v))
         .collect();
@@ -1525,7 +1562,7 @@ fn repeated(values: &StringChunked) -> HashMap<&str, u32> {
     if twice.is_empty() {
         return counts;
     }
-    for v in values.iter().flatten() {
+    for v in values() {
         if !v.is_empty() && twice.contains(&hasher.hash_one(v)) {
             *counts.entry(v).or_default() += 1;
         }
@@ -1569,12 +1606,10 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
             for j in 0..len {
                 let value = |k: usize| cols[k].as_ref().and_then(|c| c.get(j)).unwrap_or("");
                 out.push(check_debtor(
-                    t,
-                    start + j,
+                    RowCheck::start(t, start + j, &mut rejects),
                     value,
                     &occurrences,
                     default_country,
-                    &mut rejects,
                 ));
             }
             (out, rejects)
@@ -1594,17 +1629,136 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
     (map, bad_rows)
 }
 
+/// Reads a debtors file with no quote anywhere (see [`plain_rows`]) where
+/// it lies, without a table of texts: `None` when the file is anything
+/// else, for [`read_table`] and [`check_debtors`] to read.
+fn read_debtors_plain(
+    path: &Path,
+    rejects: &mut Vec<Reject>,
+    default_country: &str,
+    chunk: usize,
+) -> Result<Option<(Debtors, FileCount)>, IngestError> {
+    if extension(path).as_deref() != Some("csv") {
+        return Ok(None);
+    }
+    let file = display_path(path);
+    let bytes = crate::FileBytes::open(path).map_err(|source| IngestError::Unreadable {
+        file: file.clone(),
+        source,
+    })?;
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let Some(end) = memchr::memchr(b'\n', body) else {
+        return Ok(None);
+    };
+    let (header, rows) = body.split_at(end + 1);
+    if rows.is_empty()
+        || memchr::memchr(b'"', body).is_some()
+        || check_header(header, &file).is_err()
+    {
+        return Ok(None);
+    }
+    let Ok(header) = std::str::from_utf8(header) else {
+        return Ok(None);
+    };
+    let header = header.trim_end_matches('\n');
+    let header = header.strip_suffix('\r').unwrap_or(header);
+    let names: Vec<&str> = header.split(',').collect();
+    let at = |name: &str| names.iter().position(|n| *n == name);
+    let mut index = Vec::new();
+    for name in DEBTOR_COLUMNS {
+        let Some(i) = at(name) else {
+            return Ok(None);
+        };
+        index.push(Some(i));
+    }
+    index.extend(DEBTOR_OPTIONAL.iter().map(|n| at(n)));
+    let width = names.len();
+    let t0 = std::time::Instant::now();
+    let bounds = chunk_bounds(rows, chunk);
+    // The ids first, for the repeated ones.
+    let ids: Option<Vec<Vec<&str>>> = bounds
+        .par_windows(2)
+        .map(|w| {
+            let mut ids = Vec::new();
+            plain_rows(&rows[w[0]..w[1]], width, |_, f| {
+                ids.push(f[index[0].unwrap_or(0)])
+            })?;
+            Some(ids)
+        })
+        .collect();
+    let Some(ids) = ids else {
+        return Ok(None);
+    };
+    let t1 = t0.elapsed();
+    let occurrences = repeated_in(|| ids.iter().flatten().copied());
+    let t2 = t0.elapsed();
+    let name = path
+        .file_name()
+        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let parts: Option<Vec<(Vec<Option<Debtor>>, Vec<Reject>)>> = bounds
+        .par_windows(2)
+        .map(|w| {
+            let mut out = Vec::new();
+            let mut found = Vec::new();
+            plain_rows(&rows[w[0]..w[1]], width, |j, f| {
+                let value = |k: usize| index[k].map_or("", |i| f[i]);
+                let rc = RowCheck {
+                    file: &name,
+                    row: j,
+                    bad: false,
+                    out: &mut found,
+                };
+                out.push(check_debtor(rc, value, &occurrences, default_country));
+            })?;
+            Some((out, found))
+        })
+        .collect();
+    let Some(parts) = parts else {
+        return Ok(None);
+    };
+    let t3 = t0.elapsed();
+    let n: usize = parts.iter().map(|p| p.0.len()).sum();
+    let mut map = Debtors::with_capacity(n);
+    let mut bad_rows = 0;
+    let mut first = 2;
+    for (list, found) in parts {
+        // Rows were numbered from 0 in each chunk.
+        rejects.extend(found.into_iter().map(|mut r| {
+            r.row += first;
+            r
+        }));
+        first += list.len();
+        for d in list {
+            match d {
+                Some(d) => map.insert(d),
+                None => bad_rows += 1,
+            }
+        }
+    }
+    tracing::debug!(
+        ids = t1.as_millis() as u64,
+        repeated = t2.as_millis() as u64,
+        checked = t3.as_millis() as u64,
+        indexed = t0.elapsed().as_millis() as u64,
+        "debtors read"
+    );
+    let count = FileCount {
+        file,
+        name,
+        rows: n,
+        rejected: bad_rows,
+    };
+    Ok(Some((map, count)))
+}
+
 /// One row of the debtors file: the debtor, or `None` when the row is
 /// rejected. `value(k)` is the text of column [`debtor_field`]`(k)`.
 fn check_debtor<'v>(
-    t: &Table,
-    i: usize,
+    mut rc: RowCheck<'_>,
     value: impl Fn(usize) -> &'v str,
     occurrences: &HashMap<&str, u32>,
     default_country: &str,
-    rejects: &mut Vec<Reject>,
 ) -> Option<Debtor> {
-    let mut rc = RowCheck::start(t, i, rejects);
     let did = rc.required("debtor_id", Some(value(0)));
     if occurrences.contains_key(did) {
         rc.reject(
@@ -1793,14 +1947,14 @@ fn check_ledger_row<'v>(
             );
         }
     }
-    let iss = rc.date("issued_on", row.issued_on);
-    let du = rc.date("due_on", row.due_on);
+    let iss = rc.days("issued_on", row.issued_on);
+    let du = rc.days("due_on", row.due_on);
     LedgerValues {
         account: position.and_then(|p| account_key(p, cur)).unwrap_or(0),
         amount: a.unwrap_or(0),
         open: o.unwrap_or(0),
-        issued: iss.map_or(0, dates::to_days),
-        due: du.map_or(0, dates::to_days),
+        issued: iss.unwrap_or(0),
+        due: du.unwrap_or(0),
     }
 }
 
@@ -2355,8 +2509,16 @@ mod pieces {
         let row = "I1,D1,EUR,1.00,1.00,2026-01-01,2026-01-02";
         let check = |text: &str| {
             let mut rejects = Vec::new();
-            check_plain_piece(text, &h, 2, "ledger.csv", &debtors, &mut rejects, 1 << 20)
-                .map(|c| (c.df.height(), c.bad, rejects.len()))
+            check_plain_piece(
+                text.as_bytes(),
+                &h,
+                2,
+                "ledger.csv",
+                &debtors,
+                &mut rejects,
+                1 << 20,
+            )
+            .map(|c| (c.df.height(), c.bad, rejects.len()))
         };
         assert_eq!(check(&format!("{row}\n")), Some((1, 0, 0)));
         assert_eq!(check(row), Some((1, 0, 0)));
@@ -2397,8 +2559,16 @@ mod pieces {
             .collect();
         let read = |chunk: usize| {
             let mut rejects = Vec::new();
-            let c = check_plain_piece(rows, &h, 2, "ledger.csv", &debtors, &mut rejects, chunk)
-                .unwrap();
+            let c = check_plain_piece(
+                rows.as_bytes(),
+                &h,
+                2,
+                "ledger.csv",
+                &debtors,
+                &mut rejects,
+                chunk,
+            )
+            .unwrap();
             (c, rejects)
         };
         let (one, one_rejects) = read(1 << 20);
@@ -2412,6 +2582,81 @@ mod pieces {
                 "chunk {chunk}"
             );
             assert_eq!(rejects, one_rejects, "chunk {chunk}");
+        }
+    }
+
+    /// A debtors file with no quote is read where it lies and gives what
+    /// the general reading gives: the same debtors, rejects and notes,
+    /// row numbers included; anything else goes to the general reading.
+    #[test]
+    fn a_plain_debtors_file_is_read_as_the_general_reading_reads_it() {
+        let mut text = String::from(
+            "city,debtor_id,name,kind,language,country,email,phone,address_line1,address_line2,postal_code,score,consent_sms\r\n",
+        );
+        for i in 0..3000 {
+            let id = if i % 97 == 5 {
+                "D5".to_owned()
+            } else {
+                format!("D{i}")
+            };
+            let kind = if i % 31 == 2 {
+                "robot"
+            } else if i % 2 == 0 {
+                "person"
+            } else {
+                "business"
+            };
+            let email = match i % 7 {
+                0 => format!("d{i}@example.fr"),
+                1 => "not an address".to_owned(),
+                _ => String::new(),
+            };
+            let phone = if i % 5 == 0 {
+                "0612345678"
+            } else if i % 5 == 1 {
+                "12"
+            } else {
+                ""
+            };
+            let score = if i % 41 == 3 { "high" } else { "612.5" };
+            let consent = ["", "no", "Y", "maybe"][i % 4];
+            text.push_str(&format!(
+                "Paris,{id},Name {i},{kind},fr,FR,{email},{phone},{i} rue,,75001,{score},{consent}\r\n"
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("debtors.csv");
+        std::fs::write(&path, &text).unwrap();
+        let table = read_table(&path, DEBTOR_COLUMNS, DEBTOR_OPTIONAL).unwrap();
+        let mut rejects = Vec::new();
+        let (general, bad) = check_debtors(&table, &mut rejects, "FR");
+        rejects.sort();
+        assert!(bad > 0 && !rejects.is_empty());
+        for chunk in [1, 700, 1 << 20] {
+            let mut plain_rejects = Vec::new();
+            let (plain, count) = read_debtors_plain(&path, &mut plain_rejects, "FR", chunk)
+                .unwrap()
+                .expect("read plain");
+            plain_rejects.sort();
+            assert_eq!(plain_rejects, rejects, "chunk {chunk}");
+            assert_eq!((count.rows, count.rejected), (table.height(), bad));
+            assert_eq!(count.name, "debtors.csv");
+            assert_eq!(plain.len(), general.len());
+            for (a, b) in plain.values().zip(general.values()) {
+                assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            }
+        }
+        // A quote anywhere, a short row or an empty file: the general
+        // reading's.
+        for other in [
+            text.replacen("Name 7,", "\"Name, 7\",", 1),
+            text.replacen(",75001,", ",", 1),
+            text.lines().next().unwrap().to_owned() + "\n",
+        ] {
+            std::fs::write(&path, &other).unwrap();
+            assert!(read_debtors_plain(&path, &mut Vec::new(), "FR", 1 << 20)
+                .unwrap()
+                .is_none());
         }
     }
 
