@@ -324,6 +324,19 @@ impl Debtors {
         }
     }
 
+    /// The debtors of `list`, whose ids are known to differ (every copy of
+    /// a repeated id was rejected): the ids are hashed in parallel and
+    /// indexed without looking for an earlier copy.
+    fn of_unique(list: Vec<Debtor>) -> Debtors {
+        let hashes: Vec<u64> = list.par_iter().map(|d| id_hash(d.id())).collect();
+        let mut index = hashbrown::HashTable::with_capacity(list.len());
+        for (i, &h) in hashes.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 4 billion debtors");
+            index.insert_unique(h, i, |&j| hashes[j as usize]);
+        }
+        Debtors { list, index }
+    }
+
     pub fn get(&self, id: &str) -> Option<&Debtor> {
         self.position(id).map(|i| &self.list[i as usize])
     }
@@ -1718,7 +1731,7 @@ fn read_debtors_plain(
     };
     let t3 = t0.elapsed();
     let n: usize = parts.iter().map(|p| p.0.len()).sum();
-    let mut map = Debtors::with_capacity(n);
+    let mut kept = Vec::with_capacity(n);
     let mut bad_rows = 0;
     let mut first = 2;
     for (list, found) in parts {
@@ -1730,11 +1743,13 @@ fn read_debtors_plain(
         first += list.len();
         for d in list {
             match d {
-                Some(d) => map.insert(d),
+                Some(d) => kept.push(d),
                 None => bad_rows += 1,
             }
         }
     }
+    // Every copy of a repeated id was rejected above.
+    let map = Debtors::of_unique(kept);
     tracing::debug!(
         ids = t1.as_millis() as u64,
         repeated = t2.as_millis() as u64,
