@@ -759,7 +759,7 @@ fn read_ledger_parquet(
             .finish()
             .map_err(|e| unparseable(&file, e))?;
         let frame = checked_parquet_frame(frame, &file)?;
-        let part = as_text(frame, &file, 1 + start)?;
+        let part = as_text_but(frame, &file, 1 + start, &["issued_on", "due_on"])?;
         let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
         let checked = check_ledger(&table, debtors, &mut found)?;
         Checked::add(&mut acc, checked, &file)?;
@@ -1134,8 +1134,8 @@ fn plain_chunk(bytes: &[u8], h: &PlainHeader, name: &str, debtors: &Debtors) -> 
             currency: v(2),
             amount: v(3),
             open_amount: v(4),
-            issued_on: v(5),
-            due_on: v(6),
+            issued_on: DateValue::Text(v(5)),
+            due_on: DateValue::Text(v(6)),
         };
         let mut rc = RowCheck {
             file: name,
@@ -1383,8 +1383,35 @@ fn checked_parquet_frame(df: DataFrame, file: &str) -> Result<DataFrame, IngestE
 /// Every column as text, for the same checks as CSV; `first_row` is the
 /// row number of the frame's first row.
 fn as_text(df: DataFrame, file: &str, first_row: usize) -> Result<Table, IngestError> {
+    as_text_but(df, file, first_row, &[])
+}
+
+/// [`as_text`], but the date columns named in `dates` stay dates when
+/// every day in them is one [`dates::iso_text`] writes: the checks read
+/// such a day as the day its text would have been read as.
+fn as_text_but(
+    df: DataFrame,
+    file: &str,
+    first_row: usize,
+    dates: &[&str],
+) -> Result<Table, IngestError> {
     let mut cols = Vec::with_capacity(df.width());
     for c in df.columns() {
+        if c.dtype() == &DataType::Date && dates.contains(&c.name().as_str()) {
+            let writable = c
+                .date()
+                .map(|d| {
+                    d.phys
+                        .iter()
+                        .flatten()
+                        .all(|d| dates::iso_text(d).is_some())
+                })
+                .unwrap_or(false);
+            if writable {
+                cols.push(c.clone());
+                continue;
+            }
+        }
         if c.dtype() == &DataType::Date {
             if let Some(s) = date_text(c) {
                 cols.push(s);
@@ -1504,6 +1531,17 @@ impl<'a> RowCheck<'a> {
             self.reject(column, v, "not a date (expected YYYY-MM-DD)");
         }
         d
+    }
+
+    fn date_value(&mut self, column: &str, v: DateValue<'_>) -> Option<i32> {
+        match v {
+            DateValue::Text(v) => self.days(column, v),
+            DateValue::Days(Some(d)) => Some(d),
+            DateValue::Days(None) => {
+                self.required(column, None);
+                None
+            }
+        }
     }
 
     /// [`RowCheck::date`] as days since 1970-01-01.
@@ -1884,6 +1922,29 @@ impl LedgerPart {
     }
 }
 
+/// A ledger date column: text, or days as a Parquet date column stores
+/// them (read as they are rather than written as text and read back).
+enum DateColumn {
+    Text(StringChunked),
+    Days(Int32Chunked),
+}
+
+impl DateColumn {
+    fn slice(&self, start: usize, len: usize) -> DateColumn {
+        match self {
+            DateColumn::Text(c) => DateColumn::Text(c.slice(start as i64, len)),
+            DateColumn::Days(c) => DateColumn::Days(c.slice(start as i64, len)),
+        }
+    }
+
+    fn values(&self) -> Box<dyn Iterator<Item = DateValue<'_>> + '_> {
+        match self {
+            DateColumn::Text(c) => Box::new(c.iter().map(DateValue::Text)),
+            DateColumn::Days(c) => Box::new(c.iter().map(DateValue::Days)),
+        }
+    }
+}
+
 /// The texts of one ledger row that are checked.
 struct LedgerRow<'v> {
     item_id: Option<&'v str>,
@@ -1891,8 +1952,15 @@ struct LedgerRow<'v> {
     currency: Option<&'v str>,
     amount: Option<&'v str>,
     open_amount: Option<&'v str>,
-    issued_on: Option<&'v str>,
-    due_on: Option<&'v str>,
+    issued_on: DateValue<'v>,
+    due_on: DateValue<'v>,
+}
+
+/// A ledger date: text to read, or the day a Parquet date column holds.
+#[derive(Clone, Copy)]
+enum DateValue<'v> {
+    Text(Option<&'v str>),
+    Days(Option<i32>),
 }
 
 /// One ledger row's typed values; zero where a value is bad (the row is
@@ -1962,8 +2030,8 @@ fn check_ledger_row<'v>(
             );
         }
     }
-    let iss = rc.days("issued_on", row.issued_on);
-    let du = rc.days("due_on", row.due_on);
+    let iss = rc.date_value("issued_on", row.issued_on);
+    let du = rc.date_value("due_on", row.due_on);
     LedgerValues {
         account: position.and_then(|p| account_key(p, cur)).unwrap_or(0),
         amount: a.unwrap_or(0),
@@ -1982,7 +2050,13 @@ fn check_ledger(
     let col = |name: &str| t.col(name).expect("required column");
     let (item_id, debtor_id, currency) = (col("item_id"), col("debtor_id"), col("currency"));
     let (amount, open_amount) = (col("amount"), col("open_amount"));
-    let (issued_on, due_on) = (col("issued_on"), col("due_on"));
+    let date_col = |name: &str| -> DateColumn {
+        match t.df.column(name).ok().and_then(|c| c.date().ok()) {
+            Some(d) => DateColumn::Days(d.phys.clone()),
+            None => DateColumn::Text(col(name).clone()),
+        }
+    };
+    let (issued_on, due_on) = (date_col("issued_on"), date_col("due_on"));
     // Rows are checked in parallel, a slice at a time, and put back in
     // file order, so rejects.csv does not depend on thread timing.
     let starts: Vec<usize> = (0..n).step_by(SLICE).collect();
@@ -1993,7 +2067,7 @@ fn check_ledger(
             let sl = |c: &StringChunked| c.slice(start as i64, len);
             let (item_id, debtor_id, currency) = (sl(item_id), sl(debtor_id), sl(currency));
             let (amount, open_amount) = (sl(amount), sl(open_amount));
-            let (issued_on, due_on) = (sl(issued_on), sl(due_on));
+            let (issued_on, due_on) = (issued_on.slice(start, len), due_on.slice(start, len));
             let mut part = LedgerPart::default();
             let mut last = LastDebtor::default();
             let rows = item_id
@@ -2002,8 +2076,8 @@ fn check_ledger(
                 .zip(currency.iter())
                 .zip(amount.iter())
                 .zip(open_amount.iter())
-                .zip(issued_on.iter())
-                .zip(due_on.iter());
+                .zip(issued_on.values())
+                .zip(due_on.values());
             for (j, ((((((iid, did), cur), amt), open), iss), du)) in rows.enumerate() {
                 let mut rc = RowCheck::start(t, start + j, &mut part.rejects);
                 let row = LedgerRow {
@@ -2705,6 +2779,60 @@ mod pieces {
             assert!(df.equals_missing(&whole), "slice {slice}");
             assert_eq!(count.rejected, bad, "slice {slice}");
             assert_eq!(count.rows, 300);
+            assert_eq!(rejects, whole_rejects, "slice {slice}");
+        }
+    }
+
+    /// A Parquet ledger with real date columns (nulls among them) is
+    /// checked with the dates as they are, and gives what the text
+    /// reading of the same file gives.
+    #[test]
+    fn parquet_dates_are_read_as_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("ledger.csv");
+        std::fs::write(&csv, plain_ledger(300, false)).unwrap();
+        let text = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
+            .unwrap()
+            .df;
+        let mut cols = Vec::new();
+        for c in text.columns() {
+            if c.name() == "issued_on" || c.name() == "due_on" {
+                // Texts that are not dates become nulls.
+                let days: Int32Chunked = c
+                    .str()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.and_then(dates::parse_days))
+                    .collect();
+                cols.push(days.with_name(c.name().clone()).into_date().into_column());
+            } else {
+                cols.push(c.clone());
+            }
+        }
+        let mut df = DataFrame::new(text.height(), cols).unwrap();
+        assert!(df.column("due_on").unwrap().null_count() > 0);
+        let pq = dir.path().join("ledger.parquet");
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let debtors: Debtors = ["D1", "D2"]
+            .into_iter()
+            .map(|id| {
+                Debtor::new(DebtorTexts {
+                    id,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let (whole, whole_count, mut whole_rejects) = read_ledger_whole(&pq, &debtors).unwrap();
+        whole_rejects.sort();
+        assert!(whole_count.rejected > 0);
+        assert!(whole_rejects.iter().any(|r| r.column == "due_on"));
+        for slice in [7, 300] {
+            let (df, count, mut rejects) = read_ledger_parquet(&pq, &debtors, slice).unwrap();
+            rejects.sort();
+            assert!(df.equals_missing(&whole), "slice {slice}");
+            assert_eq!(count, whole_count);
             assert_eq!(rejects, whole_rejects, "slice {slice}");
         }
     }
