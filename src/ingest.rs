@@ -1680,6 +1680,10 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
     (map, bad_rows)
 }
 
+/// One chunk of a debtors file checked: each row's debtor (`None` when
+/// rejected), and the chunk's rejects and notes.
+type DebtorsPart = (Vec<Option<Debtor>>, Vec<Reject>);
+
 /// Reads a debtors file with no quote anywhere (see [`plain_rows`]) where
 /// it lies, without a table of texts: `None` when the file is anything
 /// else, for [`read_table`] and [`check_debtors`] to read.
@@ -1746,7 +1750,7 @@ fn read_debtors_plain(
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-    let parts: Option<Vec<(Vec<Option<Debtor>>, Vec<Reject>)>> = bounds
+    let parts: Option<Vec<DebtorsPart>> = bounds
         .par_windows(2)
         .map(|w| {
             let mut out = Vec::new();
