@@ -31,6 +31,12 @@ pub fn to_days(d: NaiveDate) -> i32 {
     d.num_days_from_ce() - 719_163
 }
 
+/// Whether [`iso_text`] writes this day: years 0 to 9999, from
+/// 0000-01-01 to 9999-12-31.
+pub fn iso_writable(days: i32) -> bool {
+    (-719_528..=2_932_896).contains(&days)
+}
+
 /// [`parse_date`] then [`to_days`], without building a date: the ledger
 /// reads two dates a row, nine million a night at a million debtors.
 pub fn parse_days(s: &str) -> Option<i32> {
@@ -80,6 +86,9 @@ pub fn from_days(days: i32) -> NaiveDate {
 /// `strftime` and was a tenth of reading it); `None` outside years 0 to
 /// 9999, which the strict format cannot write.
 pub fn iso_text(days: i32) -> Option<IsoDate> {
+    if !iso_writable(days) {
+        return None;
+    }
     use chrono::Datelike;
     let d = NaiveDate::from_ymd_opt(1970, 1, 1)?
         .checked_add_signed(chrono::Duration::days(days.into()))?;
@@ -128,6 +137,16 @@ mod tests {
             let s = format!("{y:04}-{m:02}-{d:02}");
             prop_assert_eq!(parse_days(&s), parse_date(&s).map(to_days));
         }
+    }
+
+    #[test]
+    fn writable_days_are_years_0_to_9999() {
+        for days in [-719_529, -719_528, 0, 2_932_896, 2_932_897] {
+            assert_eq!(iso_writable(days), iso_text(days).is_some(), "{days}");
+        }
+        assert_eq!(iso_text(-719_528).unwrap().as_ref(), "0000-01-01");
+        assert_eq!(iso_text(2_932_896).unwrap().as_ref(), "9999-12-31");
+        assert!(!iso_writable(2_932_897) && !iso_writable(-719_529));
     }
 
     #[test]

@@ -654,6 +654,14 @@ fn finish_table(
     let mut long: HashMap<usize, Vec<(String, String)>> = HashMap::new();
     for c in df.columns() {
         if let Ok(values) = c.str() {
+            // A value's length is in its view: most columns have no long
+            // value, and are not read value by value.
+            let any_long = values
+                .downcast_iter()
+                .any(|a| a.views().iter().any(|v| v.length as usize > MAX_FIELD));
+            if !any_long {
+                continue;
+            }
             for (i, v) in values.iter().enumerate() {
                 if let Some(v) = v.filter(|v| v.len() > MAX_FIELD && v.chars().count() > MAX_FIELD)
                 {
@@ -1400,12 +1408,7 @@ fn as_text_but(
         if c.dtype() == &DataType::Date && dates.contains(&c.name().as_str()) {
             let writable = c
                 .date()
-                .map(|d| {
-                    d.phys
-                        .iter()
-                        .flatten()
-                        .all(|d| dates::iso_text(d).is_some())
-                })
+                .map(|d| d.phys.iter().flatten().all(dates::iso_writable))
                 .unwrap_or(false);
             if writable {
                 cols.push(c.clone());
@@ -1666,18 +1669,19 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
             (out, rejects)
         })
         .collect();
-    let mut map = Debtors::with_capacity(n);
+    let mut kept = Vec::with_capacity(n);
     let mut bad_rows = 0;
     for (list, part_rejects) in parts {
         rejects.extend(part_rejects);
         for d in list {
             match d {
-                Some(d) => map.insert(d),
+                Some(d) => kept.push(d),
                 None => bad_rows += 1,
             }
         }
     }
-    (map, bad_rows)
+    // Every copy of a repeated id was rejected above.
+    (Debtors::of_unique(kept), bad_rows)
 }
 
 /// One chunk of a debtors file checked: each row's debtor (`None` when
