@@ -180,6 +180,7 @@ pub const FAILPOINTS: &[&str] = &[
     "after-policy",
     "after-ingest",
     "after-decide",
+    "after-decisions",
     "mid-actions",
     "before-rename",
     "before-commit",
