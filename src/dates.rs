@@ -6,6 +6,12 @@ use chrono::NaiveDate;
 /// Strict `YYYY-MM-DD`: chrono alone would take `2026-1-5`, which a ledger
 /// export should never produce.
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let (y, m, d) = ymd(s)?;
+    NaiveDate::from_ymd_opt(y, m as u32, d as u32)
+}
+
+/// The year, month and day of `YYYY-MM-DD` text, not yet checked as a date.
+fn ymd(s: &str) -> Option<(i32, i32, i32)> {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -20,8 +26,8 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     // Digits only from here: read them directly (chrono's format parser
     // costs more than the rest of a ledger row's checks).
     let num =
-        |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0'));
-    NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10))
+        |r: std::ops::Range<usize>| b[r].iter().fold(0i32, |n, c| n * 10 + i32::from(c - b'0'));
+    Some((num(0..4), num(5..7), num(8..10)))
 }
 
 /// Days since 1970-01-01, the physical value of a Polars `Date`.
@@ -40,20 +46,7 @@ pub fn iso_writable(days: i32) -> bool {
 /// [`parse_date`] then [`to_days`], without building a date: the ledger
 /// reads two dates a row, nine million a night at a million debtors.
 pub fn parse_days(s: &str) -> Option<i32> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    if !b
-        .iter()
-        .enumerate()
-        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-    {
-        return None;
-    }
-    let num =
-        |r: std::ops::Range<usize>| b[r].iter().fold(0i32, |n, c| n * 10 + i32::from(c - b'0'));
-    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    let (y, m, d) = ymd(s)?;
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let month_days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
