@@ -1525,15 +1525,7 @@ impl<'a> RowCheck<'a> {
     }
 
     fn date(&mut self, column: &str, v: Option<&str>) -> Option<NaiveDate> {
-        let v = self.required(column, v);
-        if v.is_empty() {
-            return None;
-        }
-        let d = dates::parse_date(v);
-        if d.is_none() {
-            self.reject(column, v, "not a date (expected YYYY-MM-DD)");
-        }
-        d
+        self.days(column, v).map(dates::from_days)
     }
 
     fn date_value(&mut self, column: &str, v: DateValue<'_>) -> Option<i32> {
@@ -1547,7 +1539,7 @@ impl<'a> RowCheck<'a> {
         }
     }
 
-    /// [`RowCheck::date`] as days since 1970-01-01.
+    /// A required `YYYY-MM-DD` date, as days since 1970-01-01.
     fn days(&mut self, column: &str, v: Option<&str>) -> Option<i32> {
         let v = self.required(column, v);
         if v.is_empty() {
@@ -2534,6 +2526,18 @@ mod pieces {
         assert!(whole_and_pieces(&text, 1 << 24).1.is_none());
     }
 
+    /// Debtors with these ids and nothing else.
+    fn debtors_named(ids: &[&str]) -> Debtors {
+        ids.iter()
+            .map(|&id| {
+                Debtor::new(DebtorTexts {
+                    id,
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+
     /// A ledger with no quote anywhere, as most exports are: bad values,
     /// an unknown debtor, repeated item ids, empty optional values, and
     /// rows ended by `\r\n` when `crlf`.
@@ -2645,15 +2649,7 @@ mod pieces {
         let text = plain_ledger(300, false);
         let (header, rows) = text.split_at(text.find('\n').unwrap() + 1);
         let h = PlainHeader::read(header).unwrap();
-        let debtors: Debtors = ["D1", "D2"]
-            .into_iter()
-            .map(|id| {
-                Debtor::new(DebtorTexts {
-                    id,
-                    ..Default::default()
-                })
-            })
-            .collect();
+        let debtors = debtors_named(&["D1", "D2"]);
         let read = |chunk: usize| {
             let mut rejects = Vec::new();
             let c = check_plain_piece(
@@ -2823,15 +2819,7 @@ mod pieces {
         ParquetWriter::new(std::fs::File::create(&pq).unwrap())
             .finish(&mut df)
             .unwrap();
-        let debtors: Debtors = ["D1", "D2"]
-            .into_iter()
-            .map(|id| {
-                Debtor::new(DebtorTexts {
-                    id,
-                    ..Default::default()
-                })
-            })
-            .collect();
+        let debtors = debtors_named(&["D1", "D2"]);
         let (whole, whole_count, mut whole_rejects) = read_ledger_whole(&pq, &debtors).unwrap();
         whole_rejects.sort();
         assert!(whole_count.rejected > 0);
