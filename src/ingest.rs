@@ -329,6 +329,12 @@ impl Debtors {
     /// indexed without looking for an earlier copy.
     fn of_unique(list: Vec<Debtor>) -> Debtors {
         let hashes: Vec<u64> = list.par_iter().map(|d| id_hash(d.id())).collect();
+        Debtors::of_unique_hashed(list, &hashes)
+    }
+
+    /// [`Debtors::of_unique`], the [`id_hash`] of each debtor's id given.
+    fn of_unique_hashed(list: Vec<Debtor>, hashes: &[u64]) -> Debtors {
+        debug_assert_eq!(list.len(), hashes.len());
         let mut index = hashbrown::HashTable::with_capacity(list.len());
         for (i, &h) in hashes.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 4 billion debtors");
@@ -1591,12 +1597,16 @@ fn repeated(values: &StringChunked) -> HashMap<&str, u32> {
 
 /// [`repeated`] over texts that `values` lists (twice at most).
 fn repeated_in<'v, I: Iterator<Item = &'v str>>(values: impl Fn() -> I) -> HashMap<&'v str, u32> {
-    use std::hash::BuildHasher;
-    let hasher = foldhash::fast::FixedState::default();
-    let mut hashes: Vec<u64> = values()
-        .filter(|v| !v.is_empty())
-        .map(|v| hasher.hash_one(v))
-        .collect();
+    let hashes: Vec<u64> = values().filter(|v| !v.is_empty()).map(id_hash).collect();
+    repeated_among(hashes, values)
+}
+
+/// [`repeated_in`], the values' [`id_hash`]es given (those of empty values
+/// may be among them).
+fn repeated_among<'v, I: Iterator<Item = &'v str>>(
+    mut hashes: Vec<u64>,
+    values: impl Fn() -> I,
+) -> HashMap<&'v str, u32> {
     hashes.par_sort_unstable();
     let twice: HashSet<u64> = hashes
         .windows(2)
@@ -1609,7 +1619,7 @@ fn repeated_in<'v, I: Iterator<Item = &'v str>>(values: impl Fn() -> I) -> HashM
         return counts;
     }
     for v in values() {
-        if !v.is_empty() && twice.contains(&hasher.hash_one(v)) {
+        if !v.is_empty() && twice.contains(&id_hash(v)) {
             *counts.entry(v).or_default() += 1;
         }
     }
@@ -1726,72 +1736,89 @@ fn read_debtors_plain(
     let width = names.len();
     let t0 = std::time::Instant::now();
     let bounds = chunk_bounds(rows, chunk);
-    // The ids first, for the repeated ones.
-    let ids: Option<Vec<Vec<&str>>> = bounds
-        .par_windows(2)
-        .map(|w| {
-            let mut ids = Vec::new();
-            plain_rows(&rows[w[0]..w[1]], width, |_, f| {
-                ids.push(f[index[0].unwrap_or(0)])
-            })?;
-            Some(ids)
-        })
-        .collect();
-    let Some(ids) = ids else {
-        return Ok(None);
-    };
-    let t1 = t0.elapsed();
-    let occurrences = repeated_in(|| ids.iter().flatten().copied());
-    let t2 = t0.elapsed();
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-    let parts: Option<Vec<DebtorsPart>> = bounds
-        .par_windows(2)
-        .map(|w| {
-            let mut out = Vec::new();
-            let mut found = Vec::new();
-            plain_rows(&rows[w[0]..w[1]], width, |j, f| {
-                let value = |k: usize| index[k].map_or("", |i| f[i]);
-                let rc = RowCheck {
-                    file: &name,
-                    row: j,
-                    bad: false,
-                    out: &mut found,
-                };
-                out.push(check_debtor(rc, value, &occurrences, default_country));
-            })?;
-            Some((out, found))
-        })
-        .collect();
-    let Some(parts) = parts else {
+    let check = |w: &[usize], occurrences: &HashMap<&str, u32>| {
+        let mut out = Vec::new();
+        let mut found = Vec::new();
+        let mut ids = Vec::new();
+        let mut hashes = Vec::new();
+        plain_rows(&rows[w[0]..w[1]], width, |j, f| {
+            let value = |k: usize| index[k].map_or("", |i| f[i]);
+            ids.push(value(0));
+            hashes.push(id_hash(value(0)));
+            let rc = RowCheck {
+                file: &name,
+                row: j,
+                bad: false,
+                out: &mut found,
+            };
+            out.push(check_debtor(rc, value, occurrences, default_country));
+        })?;
+        Some(((out, found), (ids, hashes)))
+    };
+    // Every row is checked as if no id repeated, the ids kept; the slices
+    // that hold a repeated id (none, in a sound file) are checked again
+    // knowing them, so that each row's rejects come in the order the
+    // general reading gives them.
+    let none = HashMap::new();
+    let first: Option<Vec<(DebtorsPart, (Vec<&str>, Vec<u64>))>> =
+        bounds.par_windows(2).map(|w| check(w, &none)).collect();
+    let Some(first) = first else {
         return Ok(None);
     };
+    let (mut parts, (ids, hashes)): (Vec<DebtorsPart>, (Vec<Vec<&str>>, Vec<Vec<u64>>)) =
+        first.into_iter().unzip();
+    let t1 = t0.elapsed();
+    let occurrences = repeated_among(hashes.concat(), || ids.iter().flatten().copied());
+    let t2 = t0.elapsed();
+    if !occurrences.is_empty() {
+        let again: Option<Vec<()>> = parts
+            .par_iter_mut()
+            .zip(ids.par_iter())
+            .zip(bounds.par_windows(2))
+            .filter(|((_, ids), _)| ids.iter().any(|id| occurrences.contains_key(id)))
+            .map(|((part, _), w)| {
+                *part = check(w, &occurrences)?.0;
+                Some(())
+            })
+            .collect();
+        if again.is_none() {
+            return Ok(None);
+        }
+    }
+    drop(ids);
     let t3 = t0.elapsed();
     let n: usize = parts.iter().map(|p| p.0.len()).sum();
     let mut kept = Vec::with_capacity(n);
+    let mut kept_hashes = Vec::with_capacity(n);
     let mut bad_rows = 0;
     let mut first = 2;
-    for (list, found) in parts {
+    for ((list, found), hashes) in parts.into_iter().zip(hashes) {
         // Rows were numbered from 0 in each chunk.
         rejects.extend(found.into_iter().map(|mut r| {
             r.row += first;
             r
         }));
         first += list.len();
-        for d in list {
+        for (d, h) in list.into_iter().zip(hashes) {
             match d {
-                Some(d) => kept.push(d),
+                Some(d) => {
+                    kept.push(d);
+                    kept_hashes.push(h);
+                }
                 None => bad_rows += 1,
             }
         }
     }
     // Every copy of a repeated id was rejected above.
-    let map = Debtors::of_unique(kept);
+    let map = Debtors::of_unique_hashed(kept, &kept_hashes);
+    drop(kept_hashes);
     tracing::debug!(
-        ids = t1.as_millis() as u64,
+        checked = t1.as_millis() as u64,
         repeated = t2.as_millis() as u64,
-        checked = t3.as_millis() as u64,
+        checked_again = t3.as_millis() as u64,
         indexed = t0.elapsed().as_millis() as u64,
         "debtors read"
     );
@@ -2737,6 +2764,8 @@ mod pieces {
             assert_eq!(plain.len(), general.len());
             for (a, b) in plain.values().zip(general.values()) {
                 assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                // Indexed under the hash computed while the row was read.
+                assert_eq!(plain.position(b.id()), general.position(b.id()));
             }
         }
         // A quote anywhere, a short row or an empty file: the general

@@ -73,7 +73,9 @@ pub fn progress(len: u64, what: &'static str) -> indicatif::ProgressBar {
 ///
 /// The night's input files must not be changed while it reads them (it
 /// records their hashes as the inputs it ran on): a file cut short under
-/// a mapping stops the process with SIGBUS.
+/// a mapping stops the process with SIGBUS. The same holds for the fonts
+/// of the policy's letters: a package upgrade replaces a font file by a new
+/// one (a new inode), which is safe; rewriting it in place is not.
 pub struct FileBytes(Bytes);
 
 enum Bytes {
@@ -85,7 +87,17 @@ impl FileBytes {
     /// Files under this size are read: a copy of them costs nothing.
     const MAP_FROM: u64 = 1 << 20;
 
+    /// Opens a file read front to back (an input).
     pub fn open(path: &std::path::Path) -> std::io::Result<FileBytes> {
+        let bytes = Self::open_random(path)?;
+        if let Bytes::Mapped(map) = &bytes.0 {
+            let _ = map.advise(memmap2::Advice::Sequential);
+        }
+        Ok(bytes)
+    }
+
+    /// Opens a file read here and there (a font), not front to back.
+    pub fn open_random(path: &std::path::Path) -> std::io::Result<FileBytes> {
         use std::io::Read;
         let mut f = std::fs::File::open(path)?;
         let len = f.metadata()?.len();
@@ -99,7 +111,6 @@ impl FileBytes {
         // contract is that nothing else writes it during the night (see
         // the type's documentation).
         let map = unsafe { memmap2::MmapOptions::new().map(&f)? };
-        let _ = map.advise(memmap2::Advice::Sequential);
         Ok(FileBytes(Bytes::Mapped(map)))
     }
 
@@ -120,6 +131,12 @@ impl FileBytes {
                 };
             }
         }
+    }
+}
+
+impl AsRef<[u8]> for FileBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
     }
 }
 
