@@ -28,14 +28,19 @@ pub struct Account {
     pub oldest_due: Option<NaiveDate>,
     /// Days since `oldest_due`, 0 if none.
     pub oldest_due_days: i64,
+    /// Where the debtor stands in the night's debtors
+    /// ([`crate::ingest::Debtors::position`]), when known: the rules then
+    /// find the debtor without hashing its id, a million times a night.
+    pub debtor_at: Option<u32>,
 }
 
 impl Account {
     /// An account known only from the state: it stood above level 0 last
     /// night but has no open item tonight.
-    pub fn empty(debtor_id: &str, currency: &str) -> Account {
+    pub fn empty(debtor_id: &str, currency: &str, debtor_at: Option<u32>) -> Account {
         Account {
             debtor_id: debtor_id.into(),
+            debtor_at,
             currency: currency.into(),
             ..Account::default()
         }
@@ -57,12 +62,97 @@ pub fn summarize(
     as_of: NaiveDate,
     grace_days: i64,
 ) -> PolarsResult<Vec<Account>> {
+    let found = tally(items, debtors.len(), as_of, grace_days)?;
+    let d = dates::to_days(as_of);
+    found
+        .keys
+        .iter()
+        .zip(&found.sums)
+        .filter(|(_, s)| s.open_items > 0)
+        .map(|(&key, s)| Ok(account(key, s, debtor_of(key, debtors)?, d)))
+        .collect()
+}
+
+/// [`summarize`], but the accounts listed by debtor id then currency (as
+/// [`crate::decide::sort`] lists them), only those of the debtors that
+/// `keep` keeps, each made into what `make` makes of it, with room for
+/// `room` more: the night makes its decisions here,
+/// so that a million accounts are not held twice, once alone and once
+/// inside their decisions.
+///
+/// The accounts are ordered by their integer keys, not by their texts: a
+/// key holds the debtor's position and the currency's letters, so that
+/// when the debtors file lists its ids in order (most do) the keys sort
+/// as the ids do; otherwise the debtors are ranked by id first.
+pub fn summarize_sorted<T: Send>(
+    items: &DataFrame,
+    debtors: &crate::ingest::Debtors,
+    as_of: NaiveDate,
+    grace_days: i64,
+    keep: impl Fn(&str) -> bool,
+    room: usize,
+    make: impl Fn(Account) -> T + Sync + Send,
+) -> PolarsResult<Vec<T>> {
+    use rayon::prelude::*;
+    let found = tally(items, debtors.len(), as_of, grace_days)?;
+    let d = dates::to_days(as_of);
+    let rank = debtors.ranks_by_id();
+    let mut order: Vec<(u64, u32)> = found
+        .keys
+        .iter()
+        .zip(&found.sums)
+        .enumerate()
+        .filter(|(_, (&key, s))| {
+            // An unknown debtor is kept, to be reported below.
+            s.open_items > 0 && debtor_of(key, debtors).map_or(true, |d| keep(d.id()))
+        })
+        .map(|(i, (&key, _))| {
+            let (at, _) = crate::ingest::account_of_key(key);
+            let ranked = rank.as_ref().map_or(at, |r| r[at as usize]);
+            ((u64::from(ranked) << 16) | (key & 0xFFFF), i as u32)
+        })
+        .collect();
+    drop(rank);
+    order.par_sort_unstable();
+    if let Some(&(_, i)) = order
+        .iter()
+        .find(|(_, i)| debtor_of(found.keys[*i as usize], debtors).is_err())
+    {
+        return debtor_of(found.keys[i as usize], debtors).map(|_| Vec::new());
+    }
+    let mut out = Vec::with_capacity(order.len() + room);
+    out.par_extend(order.par_iter().map(|&(_, i)| {
+        let (key, s) = (found.keys[i as usize], &found.sums[i as usize]);
+        // Every debtor was found just above.
+        let debtor = debtor_of(key, debtors).unwrap_or_else(|_| unreachable!());
+        make(account(key, s, debtor, d))
+    }));
+    Ok(out)
+}
+
+/// The debtor of an account key: one of the night's, or the ledger and the
+/// debtors disagree (an internal error).
+fn debtor_of(key: u64, debtors: &crate::ingest::Debtors) -> PolarsResult<&crate::ingest::Debtor> {
+    let (at, _) = crate::ingest::account_of_key(key);
+    debtors.at(at).ok_or_else(|| {
+        PolarsError::ComputeError(
+            format!("internal error: ledger account of an unknown debtor at {at}").into(),
+        )
+    })
+}
+/// Every ledger item added into its account, accounts in ledger order.
+fn tally(
+    items: &DataFrame,
+    debtors: usize,
+    as_of: NaiveDate,
+    grace_days: i64,
+) -> PolarsResult<Found> {
     let d = dates::to_days(as_of);
     let grace = grace_days as i32;
     let keys = items.column("account")?.u64()?;
     let opens = items.column("open_amount")?.i64()?;
     let dues = items.column("due_on")?.i32()?;
-    let mut found = Found::new(debtors.len());
+    let mut found = Found::new(debtors);
     let rows = keys
         .iter()
         .zip(opens.iter())
@@ -96,33 +186,26 @@ pub fn summarize(
             a.max_dpd = Some(a.max_dpd.map_or(dpd, |m| m.max(dpd)));
         }
     }
-    found
-        .keys
-        .iter()
-        .zip(&found.sums)
-        .filter(|(_, s)| s.open_items > 0)
-        .map(|(&key, s)| {
-            let (debtor, currency) = crate::ingest::account_of_key(key);
-            let Some(debtor) = debtors.at(debtor) else {
-                return Err(PolarsError::ComputeError(
-                    format!("internal error: ledger account of an unknown debtor at {debtor}")
-                        .into(),
-                ));
-            };
-            Ok(Account {
-                debtor_id: debtor.id().into(),
-                currency: std::str::from_utf8(&currency).unwrap_or("").into(),
-                overdue: s.overdue,
-                open: s.open,
-                max_dpd: s.max_dpd.map_or(0, i64::from),
-                overdue_items: s.overdue_items,
-                open_items: s.open_items,
-                aging: s.aging,
-                oldest_due: s.oldest_dpd.map(|x| dates::from_days(d - x)),
-                oldest_due_days: s.oldest_dpd.map_or(0, i64::from),
-            })
-        })
-        .collect()
+    Ok(found)
+}
+
+/// The account of `key`, its debtor's, from its sums; `d` is the night's
+/// date in days.
+fn account(key: u64, s: &Sums, debtor: &crate::ingest::Debtor, d: i32) -> Account {
+    let (at, currency) = crate::ingest::account_of_key(key);
+    Account {
+        debtor_id: debtor.id().into(),
+        currency: std::str::from_utf8(&currency).unwrap_or("").into(),
+        overdue: s.overdue,
+        open: s.open,
+        max_dpd: s.max_dpd.map_or(0, i64::from),
+        overdue_items: s.overdue_items,
+        open_items: s.open_items,
+        aging: s.aging,
+        oldest_due: s.oldest_dpd.map(|x| dates::from_days(d - x)),
+        oldest_due_days: s.oldest_dpd.map_or(0, i64::from),
+        debtor_at: Some(at),
+    }
 }
 
 /// One account's running sums while the items are read.
@@ -287,6 +370,7 @@ mod tests {
                     aging: aging.clone().map(|a| a.get(r).unwrap_or(0)),
                     oldest_due: oldest_dpd.map(|x| dates::from_days(d - x as i32)),
                     oldest_due_days: oldest_dpd.unwrap_or(0),
+                    debtor_at: Some(debtor),
                 }
             })
             .collect()
@@ -337,6 +421,45 @@ mod tests {
             let ds = debtors(6);
             let got = sorted(summarize(&items, &ds, as_of, grace).unwrap());
             let want = sorted(reference(&items, &ds, as_of, grace));
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest! {
+        /// The night's accounts, sorted by their keys, are the accounts
+        /// sorted by text, whether or not the debtors file lists its ids in
+        /// order, and `keep` keeps those of its debtors only.
+        #[test]
+        fn sorted_by_key_is_sorted_by_id(
+            rows in proptest::collection::vec((0u32..8, 0usize..3, 1i64..1000), 0..80),
+            ids in Just((0..8u32).collect::<Vec<_>>()).prop_shuffle(),
+            odd_only in any::<bool>(),
+            room in 0usize..4,
+        ) {
+            let as_of = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+            let d = dates::to_days(as_of);
+            let currencies = ["EUR", "USD", "CHF"];
+            let n = rows.len();
+            let keys: Vec<u64> = rows.iter()
+                .map(|r| account_key(r.0, currencies[r.1]).unwrap())
+                .collect();
+            let items = DataFrame::new(n, vec![
+                Column::new("account".into(), keys),
+                Column::new("open_amount".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+                Column::new("due_on".into(), vec![d - 40; n]),
+            ]).unwrap();
+            // Ids in file order, or not: `D7, D2, ...`; D10 sorts before D2.
+            let ds: Debtors = ids.iter().map(|i| {
+                let id = format!("D{}", [0, 10, 2, 3, 40, 5, 6, 7][*i as usize]);
+                Debtor::new(DebtorTexts { id: &id, ..DebtorTexts::default() })
+            }).collect();
+            let keep = |id: &str| !odd_only || id.ends_with(['1', '3', '5', '7']);
+            let got = summarize_sorted(&items, &ds, as_of, 0, keep, room, |a| a).unwrap();
+            prop_assert!(got.capacity() >= got.len() + room);
+            let want: Vec<Account> = sorted(summarize(&items, &ds, as_of, 0).unwrap())
+                .into_iter()
+                .filter(|a| keep(&a.debtor_id))
+                .collect();
             prop_assert_eq!(got, want);
         }
     }

@@ -217,21 +217,28 @@ pub struct Context<'a> {
 /// fail, the error reported is the first in account order, so the message
 /// does not depend on thread timing.
 ///
-/// Each account is first moved into the slot its decision will fill, so
-/// that a million accounts are not held twice (once alone, once inside
-/// their decisions) while the rules run.
-pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decision>, ScriptError> {
+/// Each account comes in the slot its decision will fill
+/// ([`Decision::pending`], made by the accounts stage), so that a million
+/// accounts are never held twice (once alone, once inside their
+/// decisions).
+pub fn decide_all(
+    ctx: &Context<'_>,
+    mut decisions: Vec<Decision>,
+) -> Result<Vec<Decision>, ScriptError> {
     let no_flags = vec![false; ctx.policy.flags.len()];
     let flag_names = ctx.policy.flag_names();
     let no_prior = Prior::default();
     // Each account's state, debtor and events are looked up once and serve
     // both the columns and the account's own pass.
-    let lookups: Vec<Lookup<'_>> = accounts
+    let lookups: Vec<Lookup<'_>> = decisions
         .par_iter()
-        .map_init(Key::default, |key, a| lookup(ctx, a, key, &no_prior))
+        .map_init(Key::default, |key, d| {
+            lookup(ctx, &d.account, key, &no_prior)
+        })
         .collect();
     let verdicts = {
-        let rows: Vec<(&Account, &Lookup<'_>)> = accounts.iter().zip(&lookups).collect();
+        let rows: Vec<(&Account, &Lookup<'_>)> =
+            decisions.iter().map(|d| &d.account).zip(&lookups).collect();
         vectorise(ctx, &rows, &no_flags)
     };
     tracing::debug!(
@@ -240,8 +247,6 @@ pub fn decide_all(ctx: &Context<'_>, accounts: Vec<Account>) -> Result<Vec<Decis
         peak_rss_mib = crate::peak_rss_mib(),
         "columns evaluated"
     );
-    // Made once the columns are gone, so that their memory serves again.
-    let mut decisions: Vec<Decision> = accounts.into_iter().map(Decision::pending).collect();
     let failed: std::sync::Mutex<Option<(usize, ScriptError)>> = Default::default();
     decisions
         .par_iter_mut()
@@ -350,8 +355,12 @@ fn lookup<'a>(
     key: &mut Key,
     no_prior: &'a Prior,
 ) -> Lookup<'a> {
+    let known = account
+        .debtor_at
+        .and_then(|at| ctx.debtors.at(at))
+        .filter(|d| d.id() == account.debtor_id);
     Lookup {
-        debtor: ctx.debtors.get(&account.debtor_id),
+        debtor: known.or_else(|| ctx.debtors.get(&account.debtor_id)),
         prior: key.prior(ctx, account).unwrap_or(no_prior),
         standing: ctx.standings.get(account.debtor_id.as_str()),
     }

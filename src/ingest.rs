@@ -354,6 +354,24 @@ impl Debtors {
             .copied()
     }
 
+    /// Each debtor's rank when the debtors are listed by id (bytewise, as
+    /// `decisions.csv` lists them), by position; `None` when the file
+    /// already lists them so, which is one pass to find out.
+    pub fn ranks_by_id(&self) -> Option<Vec<u32>> {
+        if self.list.windows(2).all(|w| w[0].id() < w[1].id()) {
+            return None;
+        }
+        let mut by_id: Vec<u32> = (0..self.list.len() as u32).collect();
+        by_id.par_sort_unstable_by(|&a, &b| {
+            self.list[a as usize].id().cmp(self.list[b as usize].id())
+        });
+        let mut rank = vec![0u32; self.list.len()];
+        for (r, &at) in by_id.iter().enumerate() {
+            rank[at as usize] = r as u32;
+        }
+        Some(rank)
+    }
+
     /// The debtor at a [`Debtors::position`].
     pub fn at(&self, position: u32) -> Option<&Debtor> {
         self.list.get(position as usize)
@@ -838,25 +856,19 @@ fn read_ledger_pieces(
     let mut spent = [std::time::Duration::ZERO; 4];
     while start < body.len() {
         let t = std::time::Instant::now();
-        // Up to the last row boundary (a newline outside quotes) within a
-        // piece, or further for a row longer than a piece.
-        let mut window = piece;
-        let cut = loop {
-            let stop = start + window;
-            if stop >= body.len() {
-                break body.len();
-            }
-            match last_row_end(&body[start..stop]) {
-                Some(i) => break start + i + 1,
-                None => window += piece,
-            }
+        // A plain piece (no quote) ends at the last newline within a
+        // piece's length: found from the end, so that the piece's pages
+        // are first read by the threads that check it, not here.
+        let quick = if start + piece >= body.len() {
+            Some(body.len())
+        } else {
+            memchr::memrchr(b'\n', &body[start..start + piece]).map(|i| start + i + 1)
         };
-        let rows = &body[start..cut];
         spent[0] += t.elapsed();
         let t = std::time::Instant::now();
-        let plain_rows = plain.as_ref().and_then(|h| {
+        let plain_rows = plain.as_ref().zip(quick).and_then(|(h, cut)| {
             check_plain_piece(
-                rows,
+                &body[start..cut],
                 h,
                 2 + rows_done,
                 &name,
@@ -864,10 +876,30 @@ fn read_ledger_pieces(
                 &mut rejects,
                 PLAIN_CHUNK,
             )
+            .map(|checked| (checked, cut))
         });
-        let checked = match plain_rows {
-            Some(checked) => checked,
+        spent[1] += t.elapsed();
+        let (checked, cut) = match plain_rows {
+            // With no quote before it, that newline ends a row.
+            Some(done) => done,
             None => {
+                let t = std::time::Instant::now();
+                // Up to the last row boundary (a newline outside quotes)
+                // within a piece, or further for a row longer than a piece.
+                let mut window = piece;
+                let cut = loop {
+                    let stop = start + window;
+                    if stop >= body.len() {
+                        break body.len();
+                    }
+                    match last_row_end(&body[start..stop]) {
+                        Some(i) => break start + i + 1,
+                        None => window += piece,
+                    }
+                };
+                let rows = &body[start..cut];
+                spent[0] += t.elapsed();
+                let t = std::time::Instant::now();
                 let Ok(rows) = std::str::from_utf8(rows) else {
                     return Ok(None);
                 };
@@ -898,10 +930,11 @@ fn read_ledger_pieces(
                 let Ok(table) = table else {
                     return Ok(None);
                 };
-                check_ledger(&table, debtors, &mut rejects)?
+                let checked = check_ledger(&table, debtors, &mut rejects)?;
+                spent[1] += t.elapsed();
+                (checked, cut)
             }
         };
-        spent[1] += t.elapsed();
         let t = std::time::Instant::now();
         rows_done += checked.mask.len();
         Checked::add(&mut acc, checked, &file)?;
@@ -1690,6 +1723,9 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
 /// rejected), and the chunk's rejects and notes.
 type DebtorsPart = (Vec<Option<Debtor>>, Vec<Reject>);
 
+/// A debtors chunk's ids as read, and their [`id_hash`]es.
+type IdsRead<'v> = (Vec<&'v str>, Vec<u64>);
+
 /// Reads a debtors file with no quote anywhere (see [`plain_rows`]) where
 /// it lies, without a table of texts: `None` when the file is anything
 /// else, for [`read_table`] and [`check_debtors`] to read.
@@ -1712,10 +1748,9 @@ fn read_debtors_plain(
         return Ok(None);
     };
     let (header, rows) = body.split_at(end + 1);
-    if rows.is_empty()
-        || memchr::memchr(b'"', body).is_some()
-        || check_header(header, &file).is_err()
-    {
+    // A quote in the rows is found by `plain_rows`, chunk by chunk, on the
+    // threads that read them.
+    if rows.is_empty() || header.contains(&b'"') || check_header(header, &file).is_err() {
         return Ok(None);
     }
     let Ok(header) = std::str::from_utf8(header) else {
@@ -1763,13 +1798,13 @@ fn read_debtors_plain(
     // knowing them, so that each row's rejects come in the order the
     // general reading gives them.
     let none = HashMap::new();
-    let first: Option<Vec<(DebtorsPart, (Vec<&str>, Vec<u64>))>> =
+    let first: Option<Vec<(DebtorsPart, IdsRead)>> =
         bounds.par_windows(2).map(|w| check(w, &none)).collect();
     let Some(first) = first else {
         return Ok(None);
     };
-    let (mut parts, (ids, hashes)): (Vec<DebtorsPart>, (Vec<Vec<&str>>, Vec<Vec<u64>>)) =
-        first.into_iter().unzip();
+    let (mut parts, ids): (Vec<DebtorsPart>, Vec<IdsRead>) = first.into_iter().unzip();
+    let (ids, hashes): (Vec<Vec<&str>>, Vec<Vec<u64>>) = ids.into_iter().unzip();
     let t1 = t0.elapsed();
     let occurrences = repeated_among(hashes.concat(), || ids.iter().flatten().copied());
     let t2 = t0.elapsed();

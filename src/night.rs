@@ -14,7 +14,6 @@ use crate::policy::{display_path, Policy};
 use crate::state::{self, NightRecord, State};
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -465,39 +464,86 @@ impl Challenger {
 }
 
 /// Tonight's accounts under one policy's grace days, with those the state
-/// still remembers above level 0, sorted as `decisions.csv` is.
+/// still remembers above level 0, sorted as `decisions.csv` is, each in
+/// the decision it will be given; only those of debtors that `keep` keeps
+/// (a challenger's share, or the champion's).
 fn accounts_for(
     policy: &Policy,
     data: &ingest::Inputs,
     as_of: NaiveDate,
     priors: &HashMap<(String, String), Prior>,
-) -> anyhow::Result<Vec<Account>> {
-    let mut accts = stage("accounts", || {
-        accounts::summarize(&data.items, &data.debtors, as_of, policy.grace_days)
-            .context("computing accounts")
-    })?;
+    keep: impl Fn(&str) -> bool + Sync + Send,
+) -> anyhow::Result<Vec<Decision>> {
     // Accounts that stood above level 0 last night are decided tonight even
-    // with nothing open, so that they can be cured. They are looked for in
-    // the sorted accounts: a set of a million keys cost more than the sort.
-    decide::sort(&mut accts);
-    fn key(a: &Account) -> (&str, &str) {
-        (a.debtor_id.as_str(), a.currency.as_str())
-    }
-    let mut missing: Vec<Account> = priors
+    // with nothing open, so that they can be cured: room is left for them.
+    let remembered = priors
+        .iter()
+        .filter(|(k, p)| p.level > 0 && keep(&k.0))
+        .count();
+    let mut accts = stage("accounts", || {
+        accounts::summarize_sorted(
+            &data.items,
+            &data.debtors,
+            as_of,
+            policy.grace_days,
+            &keep,
+            remembered,
+            Decision::pending,
+        )
+        .context("computing accounts")
+    })?;
+    // They are looked for in the sorted accounts: a set of a million keys
+    // cost more than the sort.
+    let key = order_key;
+    let mut missing: Vec<Decision> = priors
         .iter()
         .filter(|(k, p)| {
             p.level > 0
+                && keep(&k.0)
                 && accts
-                    .binary_search_by(|a| key(a).cmp(&(k.0.as_str(), k.1.as_str())))
+                    .binary_search_by(|d| key(d).cmp(&(k.0.as_str(), k.1.as_str())))
                     .is_err()
         })
-        .map(|(k, _)| Account::empty(&k.0, &k.1))
+        .map(|(k, _)| Decision::pending(Account::empty(&k.0, &k.1, data.debtors.position(&k.0))))
         .collect();
-    if !missing.is_empty() {
-        accts.append(&mut missing);
-        decide::sort(&mut accts);
-    }
+    missing.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    merge_sorted(
+        &mut accts,
+        missing,
+        |a, b| key(a) < key(b),
+        || Decision::pending(Account::default()),
+    );
     Ok(accts)
+}
+
+/// What decisions are sorted by: debtor, then currency.
+fn order_key(d: &Decision) -> (&str, &str) {
+    (d.account.debtor_id.as_str(), d.account.currency.as_str())
+}
+
+/// Merges `add` into `into`, both sorted and with no element in common,
+/// in place: `into` grows by as many `hole`s, then from the end each slot
+/// takes the larger of the two lists' last elements (an element of `into`
+/// by a swap with the hole), so nothing is held twice.
+fn merge_sorted<T>(
+    into: &mut Vec<T>,
+    mut add: Vec<T>,
+    less: impl Fn(&T, &T) -> bool,
+    hole: impl Fn() -> T,
+) {
+    let mut i = into.len();
+    into.resize_with(i + add.len(), hole);
+    // The holes are always `into[i..k]`, as many as `add` has left.
+    let mut k = into.len();
+    while let Some(last) = add.last() {
+        k -= 1;
+        if i > 0 && less(last, &into[i - 1]) {
+            into.swap(i - 1, k);
+            i -= 1;
+        } else if let Some(last) = add.pop() {
+            into[k] = last;
+        }
+    }
 }
 
 fn decide_with(
@@ -506,7 +552,7 @@ fn decide_with(
     data: &ingest::Inputs,
     as_of: NaiveDate,
     priors: &HashMap<(String, String), Prior>,
-    accts: Vec<Account>,
+    accts: Vec<Decision>,
     trace: bool,
 ) -> anyhow::Result<Vec<Decision>> {
     let t = Instant::now();
@@ -622,6 +668,18 @@ pub fn decide_night(
     Ok(decisions)
 }
 
+/// Logs the accounts stage.
+fn built(accounts: usize, t: Instant) {
+    info!(
+        stage = "accounts",
+        accounts,
+        ms = t.elapsed().as_millis() as u64,
+        rss_mib = crate::rss_mib(),
+        peak_rss_mib = crate::peak_rss_mib(),
+        "accounts built"
+    );
+}
+
 fn decide_accounts(
     policy: &Policy,
     challenger: Option<&Challenger>,
@@ -631,31 +689,15 @@ fn decide_accounts(
     trace: bool,
 ) -> anyhow::Result<Vec<Decision>> {
     let t = Instant::now();
-    let accts = accounts_for(policy, data, as_of, priors)?;
-    info!(
-        stage = "accounts",
-        accounts = accts.len(),
-        ms = t.elapsed().as_millis() as u64,
-        rss_mib = crate::rss_mib(),
-        peak_rss_mib = crate::peak_rss_mib(),
-        "accounts built"
-    );
     let Some(c) = challenger else {
+        let accts = accounts_for(policy, data, as_of, priors, |_| true)?;
+        built(accts.len(), t);
         return decide_with(policy, 0, data, as_of, priors, accts, trace);
     };
-    let (theirs, ours): (Vec<Account>, Vec<Account>) = if c.policy.grace_days == policy.grace_days {
-        accts.into_iter().partition(|a| c.picks(&a.debtor_id))
-    } else {
-        let theirs = accounts_for(&c.policy, data, as_of, priors)?
-            .into_iter()
-            .filter(|a| c.picks(&a.debtor_id))
-            .collect();
-        let ours = accts
-            .into_iter()
-            .filter(|a| !c.picks(&a.debtor_id))
-            .collect();
-        (theirs, ours)
-    };
+    // Each share's accounts under its own policy's grace days.
+    let ours = accounts_for(policy, data, as_of, priors, |d| !c.picks(d))?;
+    let theirs = accounts_for(&c.policy, data, as_of, priors, |d| c.picks(d))?;
+    built(ours.len() + theirs.len(), t);
     info!(
         stage = "accounts",
         champion = ours.len(),
@@ -664,13 +706,14 @@ fn decide_accounts(
         "accounts split between champion and challenger"
     );
     let mut decisions = decide_with(policy, 0, data, as_of, priors, ours, trace)?;
-    decisions.extend(decide_with(
-        &c.policy, 1, data, as_of, priors, theirs, trace,
-    )?);
-    decisions.par_sort_unstable_by(|a, b| {
-        (a.account.debtor_id.as_str(), a.account.currency.as_str())
-            .cmp(&(b.account.debtor_id.as_str(), b.account.currency.as_str()))
-    });
+    let theirs = decide_with(&c.policy, 1, data, as_of, priors, theirs, trace)?;
+    let key = order_key;
+    merge_sorted(
+        &mut decisions,
+        theirs,
+        |a, b| key(a) < key(b),
+        || Decision::pending(Account::default()),
+    );
     Ok(decisions)
 }
 
@@ -1037,4 +1080,26 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         "night done"
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_sorted;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Two sorted lists with nothing in common merge, in place, into
+        /// the sorted list of both.
+        #[test]
+        fn merged_in_place_is_sorted(
+            all in proptest::collection::btree_set(0u32..500, 0..60),
+            picks in proptest::collection::vec(any::<bool>(), 60),
+        ) {
+            let all: Vec<u32> = all.into_iter().collect();
+            let mut into: Vec<u32> = all.iter().zip(&picks).filter(|p| *p.1).map(|p| *p.0).collect();
+            let add: Vec<u32> = all.iter().zip(&picks).filter(|p| !*p.1).map(|p| *p.0).collect();
+            merge_sorted(&mut into, add, |a, b| a < b, || u32::MAX);
+            prop_assert_eq!(into, all);
+        }
+    }
 }

@@ -117,6 +117,7 @@ fn rows() -> Vec<Row> {
                     ],
                     oldest_due: None,
                     oldest_due_days: (next() % 500) as i64,
+                    debtor_at: None,
                 },
                 debtor,
                 level: (next() % 7) as u32,
