@@ -355,12 +355,11 @@ fn lookup<'a>(
     key: &mut Key,
     no_prior: &'a Prior,
 ) -> Lookup<'a> {
-    let known = account
-        .debtor_at
-        .and_then(|at| ctx.debtors.at(at))
-        .filter(|d| d.id() == account.debtor_id);
     Lookup {
-        debtor: known.or_else(|| ctx.debtors.get(&account.debtor_id)),
+        debtor: ctx
+            .debtors
+            .position_hinted(&account.debtor_id, account.debtor_at)
+            .and_then(|at| ctx.debtors.at(at)),
         prior: key.prior(ctx, account).unwrap_or(no_prior),
         standing: ctx.standings.get(account.debtor_id.as_str()),
     }

@@ -372,6 +372,16 @@ impl Debtors {
         Some(rank)
     }
 
+    /// [`Debtors::position`], tried first at `hint` (an account's
+    /// [`crate::accounts::Account::debtor_at`]): no hashing when it is
+    /// right, which it is for every account the ledger made.
+    pub fn position_hinted(&self, id: &str, hint: Option<u32>) -> Option<u32> {
+        match hint {
+            Some(at) if self.list.get(at as usize).is_some_and(|d| d.id() == id) => Some(at),
+            _ => self.position(id),
+        }
+    }
+
     /// The debtor at a [`Debtors::position`].
     pub fn at(&self, position: u32) -> Option<&Debtor> {
         self.list.get(position as usize)
@@ -2417,7 +2427,13 @@ mod tests {
                 prop_assert_eq!(debtors.position(id), Some(i as u32));
                 prop_assert_eq!(debtors.get(id).map(|d| d.id()), Some(id.as_str()));
                 prop_assert_eq!(debtors.at(i as u32).map(|d| d.id()), Some(id.as_str()));
+                // A hint, right, wrong or out of range, never changes the
+                // answer.
+                for hint in [None, Some(i as u32), Some(0), Some(u32::MAX)] {
+                    prop_assert_eq!(debtors.position_hinted(id, hint), Some(i as u32));
+                }
             }
+            prop_assert_eq!(debtors.position_hinted("not-an-id", Some(0)), None);
             prop_assert!(!debtors.contains_key("not-an-id"));
         }
     }

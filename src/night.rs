@@ -400,6 +400,7 @@ fn charge(
                 d.account.debtor_id.as_str(),
                 d.account.currency.as_str(),
                 policy_of(d).grace_days,
+                d.account.debtor_at,
             )
         });
     let items = crate::actions::overdue_items(data, wanted, as_of)?;

@@ -93,9 +93,15 @@ impl OverdueItems<'_> {
     /// An account's overdue items, oldest first; none for an account that
     /// was not asked for.
     pub fn get(&self, debtor_id: &str, currency: &str) -> Vec<Item> {
+        self.of(debtor_id, currency, None)
+    }
+
+    /// [`OverdueItems::get`], the debtor's position given as a hint
+    /// ([`crate::ingest::Debtors::position_hinted`]).
+    pub fn of(&self, debtor_id: &str, currency: &str, hint: Option<u32>) -> Vec<Item> {
         let key = self
             .debtors
-            .position(debtor_id)
+            .position_hinted(debtor_id, hint)
             .and_then(|p| crate::ingest::account_key(p, currency));
         let Some(at) = key.and_then(|k| self.keys.binary_search(&k).ok()) else {
             return Vec::new();
@@ -125,10 +131,10 @@ impl OverdueItems<'_> {
 }
 
 /// Finds the overdue items of the `wanted` accounts: (debtor, currency,
-/// the grace days of the account's policy).
+/// the grace days of the account's policy, where the debtor may be).
 pub fn overdue_items<'a, 'w>(
     inputs: &'a Inputs,
-    wanted: impl Iterator<Item = (&'w str, &'w str, i64)>,
+    wanted: impl Iterator<Item = (&'w str, &'w str, i64, Option<u32>)>,
     as_of: NaiveDate,
 ) -> PolarsResult<OverdueItems<'a>> {
     let df = &inputs.items;
@@ -138,8 +144,8 @@ pub fn overdue_items<'a, 'w>(
     let open = df.column("open_amount")?.i64()?;
     let due = df.column("due_on")?.i32()?;
     let mut wanted: Vec<(u64, i64)> = wanted
-        .filter_map(|(d, c, grace)| {
-            let key = crate::ingest::account_key(debtors.position(d)?, c)?;
+        .filter_map(|(d, c, grace, hint)| {
+            let key = crate::ingest::account_key(debtors.position_hinted(d, hint)?, c)?;
             Some((key, grace))
         })
         .collect();
@@ -226,6 +232,7 @@ pub fn write(
                 d.account.debtor_id.as_str(),
                 d.account.currency.as_str(),
                 policy_of(d).grace_days,
+                d.account.debtor_at,
             )
         });
     let items = overdue_items(inputs, wanted, as_of)?;
@@ -234,11 +241,14 @@ pub fn write(
         let policy = policy_of(d);
         let messages = &policy.messages;
         let mut r = Rendered::default();
-        let Some(debtor) = inputs.debtors.get(&d.account.debtor_id) else {
+        let at = inputs
+            .debtors
+            .position_hinted(&d.account.debtor_id, d.account.debtor_at);
+        let Some(debtor) = at.and_then(|at| inputs.debtors.at(at)) else {
             return Ok(r);
         };
         let lang = messages.language(debtor);
-        let its = &items.get(&d.account.debtor_id, &d.account.currency);
+        let its = &items.of(&d.account.debtor_id, &d.account.currency, at);
         let level_name = policy
             .ladders
             .iter()
