@@ -325,15 +325,10 @@ impl Debtors {
     }
 
     /// The debtors of `list`, whose ids are known to differ (every copy of
-    /// a repeated id was rejected): the ids are hashed in parallel and
-    /// indexed without looking for an earlier copy.
-    fn of_unique(list: Vec<Debtor>) -> Debtors {
-        let hashes: Vec<u64> = list.par_iter().map(|d| id_hash(d.id())).collect();
-        Debtors::of_unique_hashed(list, &hashes)
-    }
-
-    /// [`Debtors::of_unique`], the [`id_hash`] of each debtor's id given.
-    fn of_unique_hashed(list: Vec<Debtor>, hashes: &[u64]) -> Debtors {
+    /// a repeated id was rejected), `hashes` the [`id_hash`] of each id
+    /// (computed in parallel as the rows were read): indexed without
+    /// looking for an earlier copy.
+    fn of_unique(list: Vec<Debtor>, hashes: &[u64]) -> Debtors {
         debug_assert_eq!(list.len(), hashes.len());
         let mut index = hashbrown::HashTable::with_capacity(list.len());
         for (i, &h) in hashes.iter().enumerate() {
@@ -1687,46 +1682,66 @@ const SLICE: usize = 1 << 16;
 fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) -> (Debtors, usize) {
     let n = t.height();
     let id = t.col("debtor_id").expect("required");
-    let occurrences = repeated(id);
     // Rows are checked in parallel, a slice at a time, and put back in
-    // file order.
+    // file order: first as if no id repeated, the ids hashed on the way;
+    // the slices holding a repeated id (none, in a sound file) are then
+    // checked again knowing them, as the plain reading does.
     let starts: Vec<usize> = (0..n).step_by(SLICE).collect();
-    let parts: Vec<(Vec<Option<Debtor>>, Vec<Reject>)> = starts
-        .into_par_iter()
-        .map(|start| {
-            let len = SLICE.min(n - start);
-            let cols: Vec<Option<StringChunked>> = DEBTOR_COLUMNS
-                .iter()
-                .chain(DEBTOR_OPTIONAL)
-                .map(|name| t.col(name).map(|c| c.slice(start as i64, len)))
-                .collect();
-            let mut out = Vec::with_capacity(len);
-            let mut rejects = Vec::new();
-            for j in 0..len {
-                let value = |k: usize| cols[k].as_ref().and_then(|c| c.get(j)).unwrap_or("");
-                out.push(check_debtor(
-                    RowCheck::start(t, start + j, &mut rejects),
-                    value,
-                    &occurrences,
-                    default_country,
-                ));
-            }
-            (out, rejects)
-        })
-        .collect();
+    let check = |start: usize, occurrences: &HashMap<&str, u32>| {
+        let len = SLICE.min(n - start);
+        let cols: Vec<Option<StringChunked>> = DEBTOR_COLUMNS
+            .iter()
+            .chain(DEBTOR_OPTIONAL)
+            .map(|name| t.col(name).map(|c| c.slice(start as i64, len)))
+            .collect();
+        let mut out = Vec::with_capacity(len);
+        let mut rejects = Vec::new();
+        let mut hashes = Vec::with_capacity(len);
+        for j in 0..len {
+            let value = |k: usize| cols[k].as_ref().and_then(|c| c.get(j)).unwrap_or("");
+            hashes.push(id_hash(value(0)));
+            out.push(check_debtor(
+                RowCheck::start(t, start + j, &mut rejects),
+                value,
+                occurrences,
+                default_country,
+            ));
+        }
+        ((out, rejects), hashes)
+    };
+    let none = HashMap::new();
+    let first: Vec<(DebtorsPart, Vec<u64>)> = starts.par_iter().map(|&s| check(s, &none)).collect();
+    let (mut parts, hashes): (Vec<DebtorsPart>, Vec<Vec<u64>>) = first.into_iter().unzip();
+    let occurrences = repeated_among(hashes.concat(), || id.iter().flatten());
+    if !occurrences.is_empty() {
+        parts
+            .par_iter_mut()
+            .zip(starts.par_iter())
+            .filter(|(_, &start)| {
+                id.slice(start as i64, SLICE.min(n - start))
+                    .iter()
+                    .flatten()
+                    .any(|v| occurrences.contains_key(v))
+            })
+            .for_each(|(part, &start)| *part = check(start, &occurrences).0);
+    }
     let mut kept = Vec::with_capacity(n);
+    let mut kept_hashes = Vec::with_capacity(n);
     let mut bad_rows = 0;
-    for (list, part_rejects) in parts {
+    for ((list, part_rejects), hashes) in parts.into_iter().zip(hashes) {
         rejects.extend(part_rejects);
-        for d in list {
+        for (d, h) in list.into_iter().zip(hashes) {
             match d {
-                Some(d) => kept.push(d),
+                Some(d) => {
+                    kept.push(d);
+                    kept_hashes.push(h);
+                }
                 None => bad_rows += 1,
             }
         }
     }
     // Every copy of a repeated id was rejected above.
-    (Debtors::of_unique(kept), bad_rows)
+    (Debtors::of_unique(kept, &kept_hashes), bad_rows)
 }
 
 /// One chunk of a debtors file checked: each row's debtor (`None` when
@@ -1858,7 +1873,7 @@ fn read_debtors_plain(
         }
     }
     // Every copy of a repeated id was rejected above.
-    let map = Debtors::of_unique_hashed(kept, &kept_hashes);
+    let map = Debtors::of_unique(kept, &kept_hashes);
     drop(kept_hashes);
     tracing::debug!(
         checked = t1.as_millis() as u64,
