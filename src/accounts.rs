@@ -75,7 +75,7 @@ pub fn summarize(
 
 /// [`summarize`], but the accounts listed by debtor id then currency (as
 /// [`crate::decide::sort`] lists them), only those of the debtors that
-/// `keep` keeps, each made into what `make` makes of it, with room for
+/// `keep` keeps (all, when `None`), each made into what `make` makes of it, with room for
 /// `room` more: the night makes its decisions here,
 /// so that a million accounts are not held twice, once alone and once
 /// inside their decisions.
@@ -89,7 +89,7 @@ pub fn summarize_sorted<T: Send>(
     debtors: &crate::ingest::Debtors,
     as_of: NaiveDate,
     grace_days: i64,
-    keep: impl Fn(&str) -> bool,
+    keep: Option<&dyn Fn(&str) -> bool>,
     room: usize,
     make: impl Fn(Account) -> T + Sync + Send,
 ) -> PolarsResult<Vec<T>> {
@@ -104,7 +104,8 @@ pub fn summarize_sorted<T: Send>(
         .enumerate()
         .filter(|(_, (&key, s))| {
             // An unknown debtor is kept, to be reported below.
-            s.open_items > 0 && debtor_of(key, debtors).map_or(true, |d| keep(d.id()))
+            s.open_items > 0
+                && keep.is_none_or(|keep| debtor_of(key, debtors).map_or(true, |d| keep(d.id())))
         })
         .map(|(i, (&key, _))| {
             let (at, _) = crate::ingest::account_of_key(key);
@@ -454,7 +455,7 @@ mod tests {
                 Debtor::new(DebtorTexts { id: &id, ..DebtorTexts::default() })
             }).collect();
             let keep = |id: &str| !odd_only || id.ends_with(['1', '3', '5', '7']);
-            let got = summarize_sorted(&items, &ds, as_of, 0, keep, room, |a| a).unwrap();
+            let got = summarize_sorted(&items, &ds, as_of, 0, Some(&keep), room, |a| a).unwrap();
             prop_assert!(got.capacity() >= got.len() + room);
             let want: Vec<Account> = sorted(summarize(&items, &ds, as_of, 0).unwrap())
                 .into_iter()

@@ -467,19 +467,20 @@ impl Challenger {
 /// Tonight's accounts under one policy's grace days, with those the state
 /// still remembers above level 0, sorted as `decisions.csv` is, each in
 /// the decision it will be given; only those of debtors that `keep` keeps
-/// (a challenger's share, or the champion's).
+/// (a challenger's share, or the champion's), all when `None`.
 fn accounts_for(
     policy: &Policy,
     data: &ingest::Inputs,
     as_of: NaiveDate,
     priors: &HashMap<(String, String), Prior>,
-    keep: impl Fn(&str) -> bool + Sync + Send,
+    keep: Option<&dyn Fn(&str) -> bool>,
 ) -> anyhow::Result<Vec<Decision>> {
+    let keeps = |id: &str| keep.is_none_or(|keep| keep(id));
     // Accounts that stood above level 0 last night are decided tonight even
     // with nothing open, so that they can be cured: room is left for them.
     let remembered = priors
         .iter()
-        .filter(|(k, p)| p.level > 0 && keep(&k.0))
+        .filter(|(k, p)| p.level > 0 && keeps(&k.0))
         .count();
     let mut accts = stage("accounts", || {
         accounts::summarize_sorted(
@@ -487,7 +488,7 @@ fn accounts_for(
             &data.debtors,
             as_of,
             policy.grace_days,
-            &keep,
+            keep,
             remembered,
             Decision::pending,
         )
@@ -500,7 +501,7 @@ fn accounts_for(
         .iter()
         .filter(|(k, p)| {
             p.level > 0
-                && keep(&k.0)
+                && keeps(&k.0)
                 && accts
                     .binary_search_by(|d| key(d).cmp(&(k.0.as_str(), k.1.as_str())))
                     .is_err()
@@ -691,13 +692,13 @@ fn decide_accounts(
 ) -> anyhow::Result<Vec<Decision>> {
     let t = Instant::now();
     let Some(c) = challenger else {
-        let accts = accounts_for(policy, data, as_of, priors, |_| true)?;
+        let accts = accounts_for(policy, data, as_of, priors, None)?;
         built(accts.len(), t);
         return decide_with(policy, 0, data, as_of, priors, accts, trace);
     };
     // Each share's accounts under its own policy's grace days.
-    let ours = accounts_for(policy, data, as_of, priors, |d| !c.picks(d))?;
-    let theirs = accounts_for(&c.policy, data, as_of, priors, |d| c.picks(d))?;
+    let ours = accounts_for(policy, data, as_of, priors, Some(&|d| !c.picks(d)))?;
+    let theirs = accounts_for(&c.policy, data, as_of, priors, Some(&|d| c.picks(d)))?;
     built(ours.len() + theirs.len(), t);
     info!(
         stage = "accounts",
