@@ -72,9 +72,12 @@ fn rows(out: &Path) -> BTreeMap<(String, String), (String, String)> {
 fn each_debtor_is_decided_by_its_strategy_the_same_every_night() {
     let tmp = tempfile::tempdir().unwrap();
     // The challenger: the second notice by e-mail instead of SMS, a day
-    // earlier, and agency placement from 50.00.
+    // earlier, agency placement from 50.00, and a grace period of 6 days
+    // (its accounts are summed under its own grace days).
     let challenger = edited_policy(tmp.path(), |t| {
+        assert!(t.contains("grace_days: 3\n"));
         t.replace("name: retail-fr\n", "name: retail-fr-challenger\n")
+            .replace("grace_days: 3\n", "grace_days: 6\n")
             .replace("when: max_dpd >= 15\n", "when: max_dpd >= 14\n")
             .replace(
                 "max_dpd >= 60 && overdue >= 100.00",
