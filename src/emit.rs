@@ -494,6 +494,7 @@ pub struct StrategyCounts {
 /// The night's counts. `policies` names the policy of each strategy:
 /// the champion first, then the challenger when there is one.
 pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: usize) -> Summary {
+    use std::fmt::Write as _;
     let policy = policies.first().copied().unwrap_or("");
     let mut s = Summary {
         as_of: as_of.to_owned(),
@@ -522,12 +523,12 @@ pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: 
         );
     }
     use crate::decide::Outcome;
+    // One buffer for the action keys: a million decisions, no allocation
+    // each.
+    let mut action = String::new();
     for d in decisions {
         s.accounts += 1;
-        let st = s
-            .by_strategy
-            .entry(d.strategy_name().to_owned())
-            .or_default();
+        let st = entry(&mut s.by_strategy, d.strategy_name());
         st.accounts += 1;
         st.actions += d.actions.len() as u64;
         st.tally.add(d);
@@ -555,7 +556,9 @@ pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: 
         entry(&mut s.by_outcome, d.outcome.as_str()).add(d);
         for a in &d.actions {
             s.actions += 1;
-            s.by_action.entry(a.to_string()).or_default().add(d);
+            action.clear();
+            let _ = write!(action, "{a}");
+            entry(&mut s.by_action, &action).add(d);
             entry(&mut s.by_channel, &a.channel).add(d);
         }
     }
