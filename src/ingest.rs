@@ -1045,6 +1045,9 @@ fn check_plain_piece(
     let mut accounts = Vec::with_capacity(n);
     let mut bad = 0;
     let mut row = first_row;
+    // Given to `rejects` only once the piece is whole: a piece that falls
+    // back to the general reading must not leave its rejects behind twice.
+    let mut found = Vec::new();
     for p in &mut parts {
         mask.extend_from_slice(&p.part.mask);
         accounts.extend_from_slice(&p.part.accounts);
@@ -1053,7 +1056,7 @@ fn check_plain_piece(
         issued.extend_from_slice(&p.part.issued);
         due.extend_from_slice(&p.part.due);
         // Rows were numbered from 0 in each chunk.
-        rejects.extend(p.part.rejects.drain(..).map(|mut r| {
+        found.extend(p.part.rejects.drain(..).map(|mut r| {
             r.row += row;
             r
         }));
@@ -1089,6 +1092,7 @@ fn check_plain_piece(
         });
     }
     let df = DataFrame::new(n, cols).ok()?;
+    rejects.append(&mut found);
     Some(Checked { df, mask, bad })
 }
 
