@@ -1701,12 +1701,9 @@ const SLICE: usize = 1 << 16;
 fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) -> (Debtors, usize) {
     let n = t.height();
     let id = t.col("debtor_id").expect("required");
-    // Rows are checked in parallel, a slice at a time, and put back in
-    // file order: first as if no id repeated, the ids hashed on the way;
-    // the slices holding a repeated id (none, in a sound file) are then
-    // checked again knowing them, as the plain reading does.
     let starts: Vec<usize> = (0..n).step_by(SLICE).collect();
-    let check = |start: usize, occurrences: &HashMap<&str, u32>| {
+    let check = |slice: usize, occurrences: &HashMap<&str, u32>| {
+        let start = starts[slice];
         let len = SLICE.min(n - start);
         let cols: Vec<Option<StringChunked>> = DEBTOR_COLUMNS
             .iter()
@@ -1715,10 +1712,10 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
             .collect();
         let mut out = Vec::with_capacity(len);
         let mut rejects = Vec::new();
-        let mut hashes = Vec::with_capacity(len);
+        let mut ids = Vec::with_capacity(len);
         for j in 0..len {
             let value = |k: usize| cols[k].as_ref().and_then(|c| c.get(j)).unwrap_or("");
-            hashes.push(id_hash(value(0)));
+            ids.push(id.get(start + j).unwrap_or(""));
             out.push(check_debtor(
                 RowCheck::start(t, start + j, &mut rejects),
                 value,
@@ -1726,29 +1723,69 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
                 default_country,
             ));
         }
-        ((out, rejects), hashes)
+        Some(((out, rejects), ids))
     };
+    let checked = check_in_slices(starts.len(), check, None, rejects);
+    let (debtors, _, bad) = checked.expect("a table's slices are always read");
+    (debtors, bad)
+}
+
+/// Checks a debtors file a slice at a time, in parallel, and puts the
+/// rows back in file order. Every slice is first checked as if no id
+/// repeated, its ids kept; the slices that hold a repeated id (none, in a
+/// sound file) are then checked again knowing them, so that each row's
+/// rejects come in the order a single pass gives them.
+///
+/// `check(i, repeated)` checks slice `i`: `None` when it cannot (the plain
+/// reading then gives the file up). With `first_row`, each slice numbers
+/// its rows from 0, and they are made the file's, the first data row being
+/// `first_row`. Returns the debtors, the rows read and the rows rejected.
+fn check_in_slices<'v>(
+    slices: usize,
+    check: impl Fn(usize, &HashMap<&'v str, u32>) -> Option<(DebtorsPart, Vec<&'v str>)> + Sync,
+    first_row: Option<usize>,
+    rejects: &mut Vec<Reject>,
+) -> Option<(Debtors, usize, usize)> {
     let none = HashMap::new();
-    let first: Vec<(DebtorsPart, Vec<u64>)> = starts.par_iter().map(|&s| check(s, &none)).collect();
-    let (mut parts, hashes): (Vec<DebtorsPart>, Vec<Vec<u64>>) = first.into_iter().unzip();
-    let occurrences = repeated_among(hashes.concat(), || id.iter().flatten());
+    let first: Option<Vec<(DebtorsPart, Vec<&str>)>> = (0..slices)
+        .into_par_iter()
+        .map(|i| check(i, &none))
+        .collect();
+    let (mut parts, ids): (Vec<DebtorsPart>, Vec<Vec<&str>>) = first?.into_iter().unzip();
+    // Hashed in parallel: a million ids hashed on one thread held up the
+    // night. The hashes serve the index too.
+    let hashes: Vec<Vec<u64>> = ids
+        .par_iter()
+        .map(|ids| ids.iter().map(|id| id_hash(id)).collect())
+        .collect();
+    let occurrences = repeated_among(hashes.concat(), || ids.iter().flatten().copied());
     if !occurrences.is_empty() {
-        parts
+        let again: Option<Vec<()>> = parts
             .par_iter_mut()
-            .zip(starts.par_iter())
-            .filter(|(_, &start)| {
-                id.slice(start as i64, SLICE.min(n - start))
-                    .iter()
-                    .flatten()
-                    .any(|v| occurrences.contains_key(v))
+            .zip(ids.par_iter())
+            .enumerate()
+            .filter(|(_, (_, ids))| ids.iter().any(|id| occurrences.contains_key(id)))
+            .map(|(i, (part, _))| {
+                *part = check(i, &occurrences)?.0;
+                Some(())
             })
-            .for_each(|(part, &start)| *part = check(start, &occurrences).0);
+            .collect();
+        again?;
     }
+    drop(ids);
+    let n: usize = parts.iter().map(|p| p.0.len()).sum();
     let mut kept = Vec::with_capacity(n);
     let mut kept_hashes = Vec::with_capacity(n);
     let mut bad_rows = 0;
-    for ((list, part_rejects), hashes) in parts.into_iter().zip(hashes) {
-        rejects.extend(part_rejects);
+    let mut row = first_row.unwrap_or(0);
+    for ((list, found), hashes) in parts.into_iter().zip(hashes) {
+        rejects.extend(found.into_iter().map(|mut r| {
+            if first_row.is_some() {
+                r.row += row;
+            }
+            r
+        }));
+        row += list.len();
         for (d, h) in list.into_iter().zip(hashes) {
             match d {
                 Some(d) => {
@@ -1760,15 +1797,12 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
         }
     }
     // Every copy of a repeated id was rejected above.
-    (Debtors::of_unique(kept, &kept_hashes), bad_rows)
+    Some((Debtors::of_unique(kept, &kept_hashes), n, bad_rows))
 }
 
 /// One chunk of a debtors file checked: each row's debtor (`None` when
 /// rejected), and the chunk's rejects and notes.
 type DebtorsPart = (Vec<Option<Debtor>>, Vec<Reject>);
-
-/// A debtors chunk's ids as read, and their [`id_hash`]es.
-type IdsRead<'v> = (Vec<&'v str>, Vec<u64>);
 
 /// Reads a debtors file with no quote anywhere (see [`plain_rows`]) where
 /// it lies, without a table of texts: `None` when the file is anything
@@ -1818,15 +1852,13 @@ fn read_debtors_plain(
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-    let check = |w: &[usize], occurrences: &HashMap<&str, u32>| {
+    let check = |i: usize, occurrences: &HashMap<&str, u32>| {
         let mut out = Vec::new();
         let mut found = Vec::new();
         let mut ids = Vec::new();
-        let mut hashes = Vec::new();
-        plain_rows(&rows[w[0]..w[1]], width, |j, f| {
+        plain_rows(&rows[bounds[i]..bounds[i + 1]], width, |j, f| {
             let value = |k: usize| index[k].map_or("", |i| f[i]);
             ids.push(value(0));
-            hashes.push(id_hash(value(0)));
             let rc = RowCheck {
                 file: &name,
                 row: j,
@@ -1835,72 +1867,13 @@ fn read_debtors_plain(
             };
             out.push(check_debtor(rc, value, occurrences, default_country));
         })?;
-        Some(((out, found), (ids, hashes)))
+        Some(((out, found), ids))
     };
-    // Every row is checked as if no id repeated, the ids kept; the slices
-    // that hold a repeated id (none, in a sound file) are checked again
-    // knowing them, so that each row's rejects come in the order the
-    // general reading gives them.
-    let none = HashMap::new();
-    let first: Option<Vec<(DebtorsPart, IdsRead)>> =
-        bounds.par_windows(2).map(|w| check(w, &none)).collect();
-    let Some(first) = first else {
+    let Some((map, n, bad_rows)) = check_in_slices(bounds.len() - 1, check, Some(2), rejects)
+    else {
         return Ok(None);
     };
-    let (mut parts, ids): (Vec<DebtorsPart>, Vec<IdsRead>) = first.into_iter().unzip();
-    let (ids, hashes): (Vec<Vec<&str>>, Vec<Vec<u64>>) = ids.into_iter().unzip();
-    let t1 = t0.elapsed();
-    let occurrences = repeated_among(hashes.concat(), || ids.iter().flatten().copied());
-    let t2 = t0.elapsed();
-    if !occurrences.is_empty() {
-        let again: Option<Vec<()>> = parts
-            .par_iter_mut()
-            .zip(ids.par_iter())
-            .zip(bounds.par_windows(2))
-            .filter(|((_, ids), _)| ids.iter().any(|id| occurrences.contains_key(id)))
-            .map(|((part, _), w)| {
-                *part = check(w, &occurrences)?.0;
-                Some(())
-            })
-            .collect();
-        if again.is_none() {
-            return Ok(None);
-        }
-    }
-    drop(ids);
-    let t3 = t0.elapsed();
-    let n: usize = parts.iter().map(|p| p.0.len()).sum();
-    let mut kept = Vec::with_capacity(n);
-    let mut kept_hashes = Vec::with_capacity(n);
-    let mut bad_rows = 0;
-    let mut first = 2;
-    for ((list, found), hashes) in parts.into_iter().zip(hashes) {
-        // Rows were numbered from 0 in each chunk.
-        rejects.extend(found.into_iter().map(|mut r| {
-            r.row += first;
-            r
-        }));
-        first += list.len();
-        for (d, h) in list.into_iter().zip(hashes) {
-            match d {
-                Some(d) => {
-                    kept.push(d);
-                    kept_hashes.push(h);
-                }
-                None => bad_rows += 1,
-            }
-        }
-    }
-    // Every copy of a repeated id was rejected above.
-    let map = Debtors::of_unique(kept, &kept_hashes);
-    drop(kept_hashes);
-    tracing::debug!(
-        checked = t1.as_millis() as u64,
-        repeated = t2.as_millis() as u64,
-        checked_again = t3.as_millis() as u64,
-        indexed = t0.elapsed().as_millis() as u64,
-        "debtors read"
-    );
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "debtors read");
     let count = FileCount {
         file,
         name,
