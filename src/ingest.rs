@@ -1037,24 +1037,12 @@ fn check_plain_piece(
         .collect();
     let mut parts: Vec<PlainPart> = parts.into_iter().collect::<Option<_>>()?;
     let n: usize = parts.iter().map(|p| p.part.mask.len()).sum();
-    let mut mask = Vec::with_capacity(n);
-    let mut amounts = Vec::with_capacity(n);
-    let mut opens = Vec::with_capacity(n);
-    let mut issued = Vec::with_capacity(n);
-    let mut due = Vec::with_capacity(n);
-    let mut accounts = Vec::with_capacity(n);
     let mut bad = 0;
     let mut row = first_row;
     // Given to `rejects` only once the piece is whole: a piece that falls
     // back to the general reading must not leave its rejects behind twice.
     let mut found = Vec::new();
     for p in &mut parts {
-        mask.extend_from_slice(&p.part.mask);
-        accounts.extend_from_slice(&p.part.accounts);
-        amounts.extend_from_slice(&p.part.amounts);
-        opens.extend_from_slice(&p.part.opens);
-        issued.extend_from_slice(&p.part.issued);
-        due.extend_from_slice(&p.part.due);
         // Rows were numbered from 0 in each chunk.
         found.extend(p.part.rejects.drain(..).map(|mut r| {
             r.row += row;
@@ -1062,6 +1050,17 @@ fn check_plain_piece(
         }));
         bad += p.part.bad_rows;
         row += p.part.mask.len();
+    }
+    // Each column is joined on a thread of its own: done one after the
+    // other, the joins were the serial part of a piece, with the other
+    // core idle.
+    let parts = &parts;
+    fn cat<T: Copy>(parts: &[PlainPart], of: impl Fn(&LedgerPart) -> &[T]) -> Vec<T> {
+        let mut all = Vec::with_capacity(parts.iter().map(|p| of(&p.part).len()).sum());
+        for p in parts {
+            all.extend_from_slice(of(&p.part));
+        }
+        all
     }
     // Each chunk's texts were made on its thread; they are joined into
     // one chunk per column, which the documents read by index.
@@ -1077,20 +1076,48 @@ fn check_plain_piece(
                 .into_column(),
         )
     };
+    let (((mask, accounts), (amounts, opens)), ((issued, due), (ids, optional))) = rayon::join(
+        || {
+            rayon::join(
+                || rayon::join(|| cat(parts, |p| &p.mask), || cat(parts, |p| &p.accounts)),
+                || rayon::join(|| cat(parts, |p| &p.amounts), || cat(parts, |p| &p.opens)),
+            )
+        },
+        || {
+            rayon::join(
+                || rayon::join(|| cat(parts, |p| &p.issued), || cat(parts, |p| &p.due)),
+                || {
+                    rayon::join(
+                        || texts(0, "item_id"),
+                        || {
+                            LEDGER_OPTIONAL
+                                .par_iter()
+                                .zip(h.optional)
+                                .enumerate()
+                                .map(|(k, (name, at))| match at {
+                                    Some(_) => texts(1 + k, name),
+                                    None => Some(Column::full_null(
+                                        (*name).into(),
+                                        n,
+                                        &DataType::String,
+                                    )),
+                                })
+                                .collect::<Option<Vec<Column>>>()
+                        },
+                    )
+                },
+            )
+        },
+    );
     let mut cols: Vec<Column> = vec![
-        texts(0, "item_id")?,
+        ids?,
         Column::new("amount".into(), amounts),
         Column::new("open_amount".into(), opens),
         Column::new("issued_on".into(), issued),
         Column::new("due_on".into(), due),
         Column::new("account".into(), accounts),
     ];
-    for (k, (name, at)) in LEDGER_OPTIONAL.iter().zip(h.optional).enumerate() {
-        cols.push(match at {
-            Some(_) => texts(1 + k, name)?,
-            None => Column::full_null((*name).into(), n, &DataType::String),
-        });
-    }
+    cols.extend(optional?);
     let df = DataFrame::new(n, cols).ok()?;
     rejects.append(&mut found);
     Some(Checked { df, mask, bad })
@@ -1179,8 +1206,9 @@ fn chunk_bounds(bytes: &[u8], chunk: usize) -> Vec<usize> {
 }
 
 fn plain_chunk(bytes: &[u8], h: &PlainHeader, name: &str, debtors: &Debtors) -> Option<PlainPart> {
-    let mut part = LedgerPart::default();
-    let mut texts: Vec<[Option<&str>; 3]> = Vec::new();
+    let rows = rows_about(bytes);
+    let mut part = LedgerPart::with_capacity(rows);
+    let mut texts: Vec<[Option<&str>; 3]> = Vec::with_capacity(rows);
     let mut last = LastDebtor::default();
     plain_rows(bytes, h.width, |j, fields| {
         let v = |k: usize| Some(fields[h.required[k]]).filter(|f| !f.is_empty());
@@ -1211,6 +1239,19 @@ fn plain_chunk(bytes: &[u8], h: &PlainHeader, name: &str, debtors: &Debtors) -> 
         part,
         texts: [column(0), column(1), column(2)],
     })
+}
+
+/// About how many rows `bytes` holds, a little more rather than less,
+/// from the length of its first rows: room made for the rows read from a
+/// chunk, so that its vectors are not copied as they grow (a copy of a
+/// vector is also as many fresh pages for the kernel to hand over). Room
+/// never used costs no memory.
+fn rows_about(bytes: &[u8]) -> usize {
+    let head = &bytes[..bytes.len().min(16 << 10)];
+    let rows = memchr::memchr_iter(b'\n', head).count().max(1);
+    let per_row = (head.len() / rows).max(1);
+    let about = bytes.len() / per_row;
+    about + about / 8 + 16
 }
 
 /// The last newline of `b` that ends a row: outside quotes, counting from
@@ -1853,10 +1894,12 @@ fn read_debtors_plain(
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
     let check = |i: usize, occurrences: &HashMap<&str, u32>| {
-        let mut out = Vec::new();
+        let slice = &rows[bounds[i]..bounds[i + 1]];
+        let about = rows_about(slice);
+        let mut out = Vec::with_capacity(about);
         let mut found = Vec::new();
-        let mut ids = Vec::new();
-        plain_rows(&rows[bounds[i]..bounds[i + 1]], width, |j, f| {
+        let mut ids = Vec::with_capacity(about);
+        plain_rows(slice, width, |j, f| {
             let value = |k: usize| index[k].map_or("", |i| f[i]);
             ids.push(value(0));
             let rc = RowCheck {
@@ -1988,6 +2031,18 @@ struct LedgerPart {
 }
 
 impl LedgerPart {
+    fn with_capacity(rows: usize) -> LedgerPart {
+        LedgerPart {
+            mask: Vec::with_capacity(rows),
+            accounts: Vec::with_capacity(rows),
+            amounts: Vec::with_capacity(rows),
+            opens: Vec::with_capacity(rows),
+            issued: Vec::with_capacity(rows),
+            due: Vec::with_capacity(rows),
+            ..LedgerPart::default()
+        }
+    }
+
     fn push(&mut self, v: LedgerValues, bad: bool) {
         if bad {
             self.bad_rows += 1;
