@@ -298,9 +298,12 @@ fn mark_bounced(data: &mut ingest::Inputs, u: &crate::send::Undelivered) {
 /// An input's role, file name, SHA-256 and size, for the manifest.
 type InputHash = (&'static str, String, String, u64);
 
+/// The thread hashing the night's inputs: each file's SHA-256 and size.
+type Hashing = std::thread::JoinHandle<Vec<std::io::Result<(String, u64)>>>;
+
 /// The hashes of the night's inputs, once the thread hashing them is done.
 fn hashed(
-    hashing: Option<std::thread::JoinHandle<Vec<std::io::Result<(String, u64)>>>>,
+    hashing: Option<Hashing>,
     inputs: &[(&'static str, PathBuf)],
 ) -> anyhow::Result<Vec<InputHash>> {
     let Some(hashing) = hashing else {
