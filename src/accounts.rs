@@ -131,37 +131,63 @@ fn summarize_in_ranges<T: Send>(
             tally(items, debtors.len(), as_of, grace_days, lo..hi)
         })
         .collect::<PolarsResult<_>>()?;
-    let found: Vec<(&u64, &Sums)> = founds
+    // The accounts of all ranges, numbered on: range `r`'s `i`th is
+    // `starts[r] + i`.
+    let starts: Vec<usize> = founds
         .iter()
-        .flat_map(|f| f.keys.iter().zip(&f.sums))
+        .scan(0, |at, f| {
+            let start = *at;
+            *at += f.keys.len();
+            Some(start)
+        })
         .collect();
+    let found = |g: u32| -> (u64, &Sums) {
+        let g = g as usize;
+        let r = starts.partition_point(|&s| s <= g) - 1;
+        (
+            founds[r].keys[g - starts[r]],
+            &founds[r].sums[g - starts[r]],
+        )
+    };
     let d = dates::to_days(as_of);
     let rank = debtors.ranks_by_id();
-    let mut order: Vec<(u64, u32)> = found
+    let mut order: Vec<(u64, u32)> = founds
         .par_iter()
-        .enumerate()
-        .filter(|(_, (&key, s))| {
-            // An unknown debtor is kept, to be reported below.
-            s.open_items > 0
-                && keep.is_none_or(|keep| debtor_of(key, debtors).map_or(true, |d| keep(d.id())))
-        })
-        .map(|(i, (&key, _))| {
-            let (at, _) = crate::ingest::account_of_key(key);
-            let ranked = rank.as_ref().map_or(at, |r| r[at as usize]);
-            ((u64::from(ranked) << 16) | (key & 0xFFFF), i as u32)
+        .zip(&starts)
+        .flat_map_iter(|(f, &start)| {
+            let rank = &rank;
+            f.keys
+                .iter()
+                .zip(&f.sums)
+                .enumerate()
+                .filter(move |(_, (&key, s))| {
+                    // An unknown debtor is kept, to be reported below.
+                    s.open_items > 0
+                        && keep.is_none_or(|keep| {
+                            debtor_of(key, debtors).map_or(true, |d| keep(d.id()))
+                        })
+                })
+                .map(move |(i, (&key, _))| {
+                    let (at, _) = crate::ingest::account_of_key(key);
+                    let ranked = rank.as_ref().map_or(at, |r| r[at as usize]);
+                    (
+                        (u64::from(ranked) << 16) | (key & 0xFFFF),
+                        (start + i) as u32,
+                    )
+                })
         })
         .collect();
     drop(rank);
     order.par_sort_unstable();
-    if let Some(&(_, i)) = order
-        .iter()
-        .find(|(_, i)| debtor_of(*found[*i as usize].0, debtors).is_err())
+    if let Some(&(_, g)) = order
+        .par_iter()
+        .find_first(|(_, g)| debtor_of(found(*g).0, debtors).is_err())
     {
-        return debtor_of(*found[i as usize].0, debtors).map(|_| Vec::new());
+        return debtor_of(found(g).0, debtors).map(|_| Vec::new());
     }
     let mut out = Vec::with_capacity(order.len() + room);
-    out.par_extend(order.par_iter().map(|&(_, i)| {
-        let (&key, s) = found[i as usize];
+    out.par_extend(order.par_iter().map(|&(_, g)| {
+        let (key, s) = found(g);
         // Every debtor was found just above.
         let debtor = debtor_of(key, debtors).unwrap_or_else(|_| unreachable!());
         make(account(key, s, debtor, d))

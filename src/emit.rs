@@ -446,6 +446,13 @@ impl Tally {
         *entry(&mut self.cents, &d.account.currency) += d.account.overdue;
     }
 
+    fn merge(&mut self, other: Tally) {
+        self.accounts += other.accounts;
+        for (currency, cents) in other.cents {
+            *self.cents.entry(currency).or_default() += cents;
+        }
+    }
+
     fn seal(&mut self) {
         self.overdue = self
             .cents
@@ -493,18 +500,37 @@ pub struct StrategyCounts {
 
 /// The night's counts. `policies` names the policy of each strategy:
 /// the champion first, then the challenger when there is one.
+///
+/// Counted in parallel slices of the decisions, then added up: counted on
+/// one thread, a million decisions held the other core idle for a tenth
+/// of a second. Every count is an integer sum, so the slicing changes
+/// nothing.
 pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: usize) -> Summary {
+    use rayon::prelude::*;
+    const SLICE: usize = 1 << 15;
+    let mut s = decisions
+        .par_chunks(SLICE)
+        .map(|slice| counted(policies, slice))
+        .reduce(|| counted(policies, &[]), Summary::merge);
+    s.as_of = as_of.to_owned();
+    s.rejected_values = rejects as u64;
+    s.seal();
+    s
+}
+
+/// The counts of `decisions`, not yet sealed.
+fn counted(policies: &[&str], decisions: &[Decision]) -> Summary {
     use std::fmt::Write as _;
     let policy = policies.first().copied().unwrap_or("");
     let mut s = Summary {
-        as_of: as_of.to_owned(),
+        as_of: String::new(),
         policy: policy.to_owned(),
         accounts: 0,
         escalations: 0,
         cures: 0,
         held: 0,
         actions: 0,
-        rejected_values: rejects as u64,
+        rejected_values: 0,
         by_level: BTreeMap::new(),
         by_segment: BTreeMap::new(),
         by_hold: BTreeMap::new(),
@@ -562,22 +588,64 @@ pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: 
             entry(&mut s.by_channel, &a.channel).add(d);
         }
     }
-    for t in s
-        .by_level
-        .values_mut()
-        .chain(s.by_segment.values_mut())
-        .chain(s.by_hold.values_mut())
-        .chain(s.by_outcome.values_mut())
-        .chain(s.by_action.values_mut())
-        .chain(s.by_channel.values_mut())
-    {
-        t.seal();
-    }
-    for st in s.by_strategy.values_mut() {
-        st.tally.seal();
-        st.overdue = std::mem::take(&mut st.tally.overdue);
-    }
     s
+}
+
+impl Summary {
+    /// Both counts added up.
+    fn merge(mut self, other: Summary) -> Summary {
+        fn into<K: Ord>(to: &mut BTreeMap<K, Tally>, from: BTreeMap<K, Tally>) {
+            for (k, t) in from {
+                to.entry(k).or_default().merge(t);
+            }
+        }
+        self.accounts += other.accounts;
+        self.escalations += other.escalations;
+        self.cures += other.cures;
+        self.held += other.held;
+        self.actions += other.actions;
+        into(&mut self.by_level, other.by_level);
+        into(&mut self.by_segment, other.by_segment);
+        into(&mut self.by_hold, other.by_hold);
+        into(&mut self.by_outcome, other.by_outcome);
+        into(&mut self.by_action, other.by_action);
+        into(&mut self.by_channel, other.by_channel);
+        for (k, o) in other.by_strategy {
+            let st = self.by_strategy.entry(k).or_default();
+            if st.policy.is_empty() {
+                st.policy = o.policy;
+            }
+            st.accounts += o.accounts;
+            st.escalations += o.escalations;
+            st.cures += o.cures;
+            st.held += o.held;
+            st.actions += o.actions;
+            for (level, n) in o.by_level {
+                *st.by_level.entry(level).or_default() += n;
+            }
+            st.tally.merge(o.tally);
+        }
+        self
+    }
+
+    /// The amounts written as decimal texts, once every count is in.
+    fn seal(&mut self) {
+        for t in self
+            .by_level
+            .values_mut()
+            .chain(self.by_segment.values_mut())
+            .chain(self.by_hold.values_mut())
+            .chain(self.by_outcome.values_mut())
+            .chain(self.by_action.values_mut())
+            .chain(self.by_channel.values_mut())
+        {
+            t.seal();
+        }
+        for st in self.by_strategy.values_mut() {
+            st.tally.seal();
+            st.overdue = std::mem::take(&mut st.tally.overdue);
+        }
+    }
 }
 
 /// JSON with a final newline, stable key order.
@@ -641,6 +709,62 @@ mod tests {
         assert_eq!(&rows[69_999][0], "D069999");
         assert_eq!(&rows[3][2], "'=1+1");
         assert_eq!(&rows[1][7], "-9.93");
+    }
+
+    /// The night's counts made in parallel slices are the counts of one
+    /// pass: more decisions than a slice holds, two strategies, several
+    /// currencies, segments, holds, outcomes and actions.
+    #[test]
+    fn summary_in_slices_is_one_count() {
+        use crate::decide::Outcome;
+        use crate::policy::Action;
+        let outcomes = [
+            Outcome::Cure,
+            Outcome::Hold,
+            Outcome::Escalate,
+            Outcome::Stay,
+            Outcome::Gap,
+        ];
+        let decisions: Vec<Decision> = (0..100_000usize)
+            .map(|i| {
+                let mut d = Decision::pending(Account {
+                    debtor_id: format!("D{i:06}").into(),
+                    currency: ["EUR", "USD", "CHF"][i % 3].into(),
+                    overdue: i as i64 * 13 - 5000,
+                    ..Account::default()
+                });
+                d.segment = ["retail", "business", ""][(i / 3) % 3].into();
+                d.held_by = if i % 11 == 0 {
+                    "dispute".into()
+                } else {
+                    "".into()
+                };
+                d.outcome = outcomes[(i / 7) % outcomes.len()];
+                d.level_before = (i % 3) as u32;
+                d.level_after = (i % 5) as u32;
+                d.strategy = u8::from(i % 4 == 0);
+                for k in 0..(i % 3) {
+                    d.actions.push(Action {
+                        channel: ["email", "letter"][k].into(),
+                        template: format!("t{}", i % 4).into(),
+                    });
+                }
+                d
+            })
+            .collect();
+        let policies = ["champion-policy", "challenger-policy"];
+        let sliced = super::summary("2026-11-22", &policies, &decisions, 3);
+        let mut whole = super::counted(&policies, &decisions);
+        whole.as_of = "2026-11-22".into();
+        whole.rejected_values = 3;
+        whole.seal();
+        assert_eq!(super::json(&sliced), super::json(&whole));
+        assert_eq!(sliced.accounts, 100_000);
+        assert!(sliced.by_strategy["challenger"].accounts > 0);
+        assert_eq!(sliced.by_hold["dispute"].accounts, 100_000 / 11 + 1);
+        let none = super::summary("2026-11-22", &policies[..1], &[], 0);
+        assert_eq!(none.by_strategy.len(), 1);
+        assert_eq!(none.by_strategy["champion"].policy, "champion-policy");
     }
 
     #[test]

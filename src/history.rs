@@ -115,8 +115,11 @@ pub fn standings(policy: &Policy, events: &[Event], as_of: NaiveDate) -> HashMap
     for e in events {
         by_debtor.entry(e.debtor_id.as_str()).or_default().push(e);
     }
+    // Each debtor's standing on a thread of the pool: tens of thousands of
+    // debtors with events, each rule tried on each.
+    use rayon::prelude::*;
     by_debtor
-        .into_iter()
+        .into_par_iter()
         .map(|(debtor, evs)| {
             let hold = policy.holds.iter().enumerate().find_map(|(i, rule)| {
                 active(rule, &evs, as_of).map(|e| ActiveHold {

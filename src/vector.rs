@@ -652,18 +652,35 @@ impl Frame {
             )
             .collect()?;
         let n = self.df.height();
-        for (id, _) in &lowered {
-            let c = out
-                .column(&format!("c{id}"))?
-                .as_materialized_series()
-                .rechunk();
-            let b = c.bool()?;
-            let v = if c.len() == 1 && n != 1 {
-                Verdict::All(b.get(0).unwrap_or(false))
-            } else {
-                Verdict::Each(b.iter().map(|x| x.unwrap_or(false)).collect())
-            };
-            verdicts.by_id[*id] = Some(v);
+        // Each column made a vector on a thread of the pool, read a bitmap
+        // at a time: one after the other, a dozen columns of a million
+        // held the other core idle.
+        use rayon::prelude::*;
+        let made: Vec<(usize, Verdict)> = lowered
+            .par_iter()
+            .map(|(id, _)| {
+                let c = out.column(&format!("c{id}"))?.as_materialized_series();
+                let b = c.bool()?;
+                let v = if c.len() == 1 && n != 1 {
+                    Verdict::All(b.get(0).unwrap_or(false))
+                } else {
+                    let mut each = Vec::with_capacity(c.len());
+                    for arr in b.downcast_iter() {
+                        // A null is false.
+                        match arr.validity() {
+                            Some(valid) => each.extend(
+                                arr.values().iter().zip(valid.iter()).map(|(x, ok)| x && ok),
+                            ),
+                            None => each.extend(arr.values().iter()),
+                        }
+                    }
+                    Verdict::Each(each)
+                };
+                Ok((*id, v))
+            })
+            .collect::<PolarsResult<_>>()?;
+        for (id, v) in made {
+            verdicts.by_id[id] = Some(v);
         }
         Ok(verdicts)
     }
