@@ -2374,10 +2374,10 @@ fn check_events(
         .collect();
     let mut out = Vec::new();
     let mut bad_rows = 0;
-    for i in 0..t.height() {
+    for (i, &known) in known.iter().enumerate() {
         let mut rc = RowCheck::start(t, i, rejects);
         let did = rc.required("debtor_id", debtor_id.get(i));
-        if !did.is_empty() && !known[i] {
+        if !did.is_empty() && !known {
             rc.reject(
                 "debtor_id",
                 did,
@@ -2423,7 +2423,7 @@ fn check_events(
         // An event about a debtor the debtors file does not know cannot
         // touch any account (its ledger rows are rejected), so it is only
         // counted, not rejected.
-        if !known[i] {
+        if !known {
             *unknown += 1;
             continue;
         }
