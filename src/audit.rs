@@ -59,6 +59,19 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
+/// The hash and length of the parts received, in order, until their
+/// sender is gone: a file's hash made on a thread of its own while the
+/// file is written on another.
+pub fn hash_received(parts: std::sync::mpsc::Receiver<std::sync::Arc<Vec<u8>>>) -> (Digest, u64) {
+    let mut sha = Sha256::new();
+    let mut bytes = 0;
+    for p in parts {
+        sha.update(&p[..]);
+        bytes += p.len() as u64;
+    }
+    (Digest(sha.finalize().into()), bytes)
+}
+
 /// A writer that hashes and counts what passes through it, for files
 /// written as they are produced.
 pub struct Hashing<W> {

@@ -957,8 +957,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     }
     let input_pairs = input_pairs_of(&hashes);
     let mut staging = Staging::new(&args.out)?;
-    staging.write_with("decisions.csv", |w| {
-        emit::write_decisions_csv(w, &decisions)
+    staging.write_parts("decisions.csv", |each| {
+        emit::decisions_csv(&decisions, each)
     })?;
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
     let rows: Vec<&crate::charges::Charge> =
