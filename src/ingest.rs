@@ -1741,22 +1741,24 @@ const SLICE: usize = 1 << 16;
 
 fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) -> (Debtors, usize) {
     let n = t.height();
-    let id = t.col("debtor_id").expect("required");
     let starts: Vec<usize> = (0..n).step_by(SLICE).collect();
     let check = |slice: usize, occurrences: &HashMap<&str, u32>| {
         let start = starts[slice];
         let len = SLICE.min(n - start);
-        let cols: Vec<Option<StringChunked>> = DEBTOR_COLUMNS
+        // Each column's texts of the slice, read in order from its arrays:
+        // a value looked up by row number searches the column's chunks (a
+        // Parquet file's row groups) first, sixteen times a row.
+        let cols: Vec<Option<Vec<&str>>> = DEBTOR_COLUMNS
             .iter()
             .chain(DEBTOR_OPTIONAL)
-            .map(|name| t.col(name).map(|c| c.slice(start as i64, len)))
+            .map(|name| t.col(name).map(|c| texts_in(c, start, len)))
             .collect();
         let mut out = Vec::with_capacity(len);
         let mut rejects = Vec::new();
         let mut ids = Vec::with_capacity(len);
         for j in 0..len {
-            let value = |k: usize| cols[k].as_ref().and_then(|c| c.get(j)).unwrap_or("");
-            ids.push(id.get(start + j).unwrap_or(""));
+            let value = |k: usize| cols[k].as_ref().map_or("", |c| c[j]);
+            ids.push(value(0));
             out.push(check_debtor(
                 RowCheck::start(t, start + j, &mut rejects),
                 value,
@@ -1769,6 +1771,25 @@ fn check_debtors(t: &Table, rejects: &mut Vec<Reject>, default_country: &str) ->
     let checked = check_in_slices(starts.len(), check, None, rejects);
     let (debtors, _, bad) = checked.expect("a table's slices are always read");
     (debtors, bad)
+}
+
+/// The texts of `c` at rows `start..start + len`, `""` for a null,
+/// borrowed from its arrays.
+fn texts_in(c: &StringChunked, start: usize, len: usize) -> Vec<&str> {
+    let end = start + len;
+    let mut out = Vec::with_capacity(len);
+    let mut at = 0;
+    for arr in c.downcast_iter() {
+        let (lo, hi) = (start.max(at), end.min(at + arr.len()));
+        for i in lo.saturating_sub(at)..hi.saturating_sub(at) {
+            out.push(arr.get(i).unwrap_or(""));
+        }
+        at += arr.len();
+        if at >= end {
+            break;
+        }
+    }
+    out
 }
 
 /// Checks a debtors file a slice at a time, in parallel, and puts the
@@ -2446,6 +2467,24 @@ fn check_events(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A slice's texts come from the right rows of a column of several
+    /// chunks (a Parquet file's row groups), a null as empty.
+    #[test]
+    fn texts_of_a_slice_across_chunks() {
+        let mut c = StringChunked::from_iter([Some("a"), None, Some("c")]);
+        c.append(&StringChunked::from_iter([Some("d"), Some("e")]))
+            .unwrap();
+        c.append(&StringChunked::from_iter([None::<&str>, Some("g")]))
+            .unwrap();
+        assert!(c.chunks().len() > 1);
+        let all: Vec<&str> = c.iter().map(|v| v.unwrap_or("")).collect();
+        for start in 0..=all.len() {
+            for len in 0..=all.len() - start {
+                assert_eq!(texts_in(&c, start, len), &all[start..start + len]);
+            }
+        }
+    }
 
     proptest! {
         /// A debtor's texts, joined in one allocation, read back each as
