@@ -953,7 +953,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     };
     crate::failpoint("after-decide");
     if hashing.is_some() {
+        let t = Instant::now();
         hashes = hashed(hashing.take(), &inputs)?;
+        // Should the hashing (at idle priority) lag, the wait shows here.
+        tracing::debug!(
+            stage = "ingest",
+            waited_ms = t.elapsed().as_millis() as u64,
+            "inputs hashed"
+        );
     }
     let input_pairs = input_pairs_of(&hashes);
     let mut staging = Staging::new(&args.out)?;
