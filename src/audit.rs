@@ -110,16 +110,76 @@ impl<W: std::io::Write> std::io::Write for Hashing<W> {
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let bytes = crate::FileBytes::open(path)?;
-    let mut h = Sha256::new();
-    const WINDOW: usize = 16 << 20;
-    let mut done = 0;
-    for w in bytes.chunks(WINDOW) {
-        h.update(w);
-        done += w.len();
-        bytes.release(done);
+    let mut h = FileHasher::new(vec![path.to_path_buf()]);
+    h.run(&|| false);
+    h.finish().pop().expect("one file")
+}
+
+/// Files hashed a window at a time, so that the work can stop between two
+/// windows and be taken over by another thread: the night hashes its
+/// inputs on a thread at idle priority and, when it needs the hashes and
+/// that thread is not done, finishes them on its own.
+pub struct FileHasher {
+    paths: Vec<std::path::PathBuf>,
+    done: Vec<std::io::Result<(String, u64)>>,
+    /// The file being hashed: its hash so far and the bytes hashed.
+    current: Option<(Sha256, usize)>,
+}
+
+impl FileHasher {
+    /// A stop is seen within this many bytes of hashing.
+    const WINDOW: usize = 1 << 20;
+
+    pub fn new(paths: Vec<std::path::PathBuf>) -> FileHasher {
+        FileHasher {
+            paths,
+            done: Vec::new(),
+            current: None,
+        }
     }
-    Ok((Digest(h.finalize().into()).to_string(), bytes.len() as u64))
+
+    /// Hashes on until every file is hashed (true) or `stop` says to stop,
+    /// which it is asked before each window (false).
+    pub fn run(&mut self, stop: &dyn Fn() -> bool) -> bool {
+        while self.done.len() < self.paths.len() {
+            let path = &self.paths[self.done.len()];
+            let bytes = match crate::FileBytes::open(path) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.done.push(Err(e));
+                    self.current = None;
+                    continue;
+                }
+            };
+            let (mut sha, mut at) = self.current.take().unwrap_or_else(|| (Sha256::new(), 0));
+            while at < bytes.len() {
+                if stop() {
+                    self.current = Some((sha, at));
+                    return false;
+                }
+                let end = (at + Self::WINDOW).min(bytes.len());
+                sha.update(&bytes[at..end]);
+                at = end;
+                // The pages hashed are given back now and then: a
+                // million-debtor ledger is hundreds of megabytes.
+                if at % (16 * Self::WINDOW) == 0 {
+                    bytes.release(at);
+                }
+            }
+            self.done.push(Ok((
+                Digest(sha.finalize().into()).to_string(),
+                bytes.len() as u64,
+            )));
+        }
+        true
+    }
+
+    /// Each file's hash and size, in the order given. Only once `run` has
+    /// returned true.
+    pub fn finish(self) -> Vec<std::io::Result<(String, u64)>> {
+        debug_assert_eq!(self.done.len(), self.paths.len());
+        self.done
+    }
 }
 
 /// Every regular file under `dir` (hidden ones aside), sorted by relative
@@ -210,5 +270,50 @@ mod tests {
         }
         let (inner, digest, bytes) = w.finish().unwrap();
         assert_eq!((inner.as_slice(), digest, bytes), (&b"abc"[..], d, 3));
+    }
+
+    /// Files hashed with stops after any number of windows, the rest
+    /// hashed by a fresh `run` (as the night takes the work over), give
+    /// the hashes of one go; a missing file is an error in its place.
+    #[test]
+    fn a_hashing_stopped_and_taken_over_gives_the_same_hashes() {
+        use super::{Digest, FileHasher};
+        use std::cell::Cell;
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..(3 * FileHasher::WINDOW + 12_345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let small = b"debtor_id,name\nD1,Ann\n".to_vec();
+        std::fs::write(dir.path().join("big.csv"), &big).unwrap();
+        std::fs::write(dir.path().join("small.csv"), &small).unwrap();
+        let paths = vec![
+            dir.path().join("big.csv"),
+            dir.path().join("missing.csv"),
+            dir.path().join("small.csv"),
+            dir.path().join("big.csv"),
+        ];
+        let want = [
+            Some((Digest::of(&big).to_string(), big.len() as u64)),
+            None,
+            Some((Digest::of(&small).to_string(), small.len() as u64)),
+            Some((Digest::of(&big).to_string(), big.len() as u64)),
+        ];
+        for windows in 0..12 {
+            let mut h = FileHasher::new(paths.clone());
+            let asked = Cell::new(0);
+            let finished = h.run(&|| {
+                asked.set(asked.get() + 1);
+                asked.get() > windows
+            });
+            assert_eq!(finished, windows >= 9, "{windows} windows");
+            let h = std::thread::spawn(move || {
+                h.run(&|| false);
+                h.finish()
+            })
+            .join()
+            .unwrap();
+            let got: Vec<Option<(String, u64)>> = h.into_iter().map(Result::ok).collect();
+            assert_eq!(got, want, "stopped after {windows} windows");
+        }
     }
 }

@@ -298,8 +298,12 @@ fn mark_bounced(data: &mut ingest::Inputs, u: &crate::send::Undelivered) {
 /// An input's role, file name, SHA-256 and size, for the manifest.
 type InputHash = (&'static str, String, String, u64);
 
-/// The thread hashing the night's inputs: each file's SHA-256 and size.
-type Hashing = std::thread::JoinHandle<Vec<std::io::Result<(String, u64)>>>;
+/// The thread hashing the night's inputs, and what tells it to stop and
+/// hand its work over.
+struct Hashing {
+    handle: std::thread::JoinHandle<audit::FileHasher>,
+    hurry: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// The hashes of the night's inputs, once the thread hashing them is done.
 fn hashed(
@@ -309,9 +313,19 @@ fn hashed(
     let Some(hashing) = hashing else {
         return Ok(Vec::new());
     };
-    let hashed = hashing
+    // At idle priority the thread only gets what other work leaves, which
+    // on a busy machine can be nothing (and an unprivileged process cannot
+    // raise it again): it stops at its next window, and what is left is
+    // hashed here.
+    hashing
+        .hurry
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut hasher = hashing
+        .handle
         .join()
         .map_err(|_| anyhow::anyhow!("internal error: the thread hashing the inputs panicked"))?;
+    hasher.run(&|| false);
+    let hashed = hasher.finish();
     let mut hashes = Vec::new();
     for ((role, path), hash) in inputs.iter().zip(hashed) {
         let (sha, bytes) = hash.map_err(|source| ingest::IngestError::Unreadable {
@@ -324,8 +338,8 @@ fn hashed(
 }
 
 /// Puts the calling thread under `SCHED_IDLE`: it runs when a core would
-/// otherwise be idle. Where that cannot be done (not Linux, a sandbox
-/// that forbids it) the thread keeps its priority, which is only slower.
+/// otherwise be idle. Where that cannot be done (not Linux, a sandbox that
+/// forbids it) the thread keeps its priority, which is only slower.
 fn idle_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -780,13 +794,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     }
     let hashing = {
         let paths: Vec<PathBuf> = inputs.iter().map(|(_, p)| p.clone()).collect();
-        std::thread::spawn(move || {
+        let hurry = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::clone(&hurry);
+        let handle = std::thread::spawn(move || {
             idle_priority();
-            paths
-                .iter()
-                .map(|p| audit::sha256_file(p))
-                .collect::<Vec<_>>()
-        })
+            let mut hasher = audit::FileHasher::new(paths);
+            hasher.run(&|| stop.load(std::sync::atomic::Ordering::Relaxed));
+            hasher
+        });
+        Hashing { handle, hurry }
     };
 
     let t = Instant::now();
