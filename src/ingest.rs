@@ -510,6 +510,14 @@ impl Table {
         self.df.column(name).ok().and_then(|c| c.str().ok())
     }
 
+    /// The table with one chunk per column, for checks that read values
+    /// by row number (constant time only on a single chunk). The debtors'
+    /// check reads its slices in order, and is spared the copy.
+    fn one_chunk(mut self) -> Table {
+        self.df.rechunk_mut_par();
+        self
+    }
+
     fn row(&self, i: usize) -> usize {
         self.first_row + i
     }
@@ -567,7 +575,7 @@ pub fn read(
     let mut event_list = Vec::new();
     let mut unknown_debtor_events = 0;
     if let Some(events) = events {
-        let table = read_table(events, EVENT_COLUMNS, EVENT_OPTIONAL)?;
+        let table = read_table(events, EVENT_COLUMNS, EVENT_OPTIONAL)?.one_chunk();
         let (list, n) = check_events(
             &table,
             &debtor_map,
@@ -670,13 +678,10 @@ fn finish_table(
             cols.push(c.clone());
         }
     }
-    let mut df = DataFrame::new(table.df.height(), cols).map_err(|e| IngestError::Unparseable {
+    let df = DataFrame::new(table.df.height(), cols).map_err(|e| IngestError::Unparseable {
         file: file.clone(),
         message: e.to_string(),
     })?;
-    // One chunk per column: the row checks read values by index, which is
-    // constant time only on a single chunk.
-    df.rechunk_mut_par();
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
@@ -741,7 +746,7 @@ fn read_ledger_whole(
     path: &Path,
     debtors: &Debtors,
 ) -> Result<(DataFrame, FileCount, Vec<Reject>), IngestError> {
-    let table = read_table(path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
+    let table = read_table(path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?.one_chunk();
     let mut found = Vec::new();
     let checked = check_ledger(&table, debtors, &mut found)?;
     let (df, bad) = finish_ledger(
@@ -797,7 +802,7 @@ fn read_ledger_parquet(
             .map_err(|e| unparseable(&file, e))?;
         let frame = checked_parquet_frame(frame, &file)?;
         let part = as_text_but(frame, &file, 1 + start, &["issued_on", "due_on"])?;
-        let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
+        let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?.one_chunk();
         let checked = check_ledger(&table, debtors, &mut found)?;
         Checked::add(&mut acc, checked, &file)?;
         start += len;
@@ -932,7 +937,7 @@ fn read_ledger_pieces(
                     LEDGER_COLUMNS,
                     LEDGER_OPTIONAL,
                 );
-                let Ok(table) = table else {
+                let Ok(table) = table.map(Table::one_chunk) else {
                     return Ok(None);
                 };
                 let checked = check_ledger(&table, debtors, &mut rejects)?;
