@@ -511,8 +511,9 @@ impl Table {
     }
 
     /// The table with one chunk per column, for checks that read values
-    /// by row number (constant time only on a single chunk). The debtors'
-    /// check reads its slices in order, and is spared the copy.
+    /// by row number (constant time only on a single chunk). The ledger's
+    /// and the debtors' checks read their slices in order, and are spared
+    /// the copy.
     fn one_chunk(mut self) -> Table {
         self.df.rechunk_mut_par();
         self
@@ -746,7 +747,7 @@ fn read_ledger_whole(
     path: &Path,
     debtors: &Debtors,
 ) -> Result<(DataFrame, FileCount, Vec<Reject>), IngestError> {
-    let table = read_table(path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?.one_chunk();
+    let table = read_table(path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
     let mut found = Vec::new();
     let checked = check_ledger(&table, debtors, &mut found)?;
     let (df, bad) = finish_ledger(
@@ -802,7 +803,7 @@ fn read_ledger_parquet(
             .map_err(|e| unparseable(&file, e))?;
         let frame = checked_parquet_frame(frame, &file)?;
         let part = as_text_but(frame, &file, 1 + start, &["issued_on", "due_on"])?;
-        let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?.one_chunk();
+        let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
         let checked = check_ledger(&table, debtors, &mut found)?;
         Checked::add(&mut acc, checked, &file)?;
         start += len;
@@ -937,7 +938,7 @@ fn read_ledger_pieces(
                     LEDGER_COLUMNS,
                     LEDGER_OPTIONAL,
                 );
-                let Ok(table) = table.map(Table::one_chunk) else {
+                let Ok(table) = table else {
                     return Ok(None);
                 };
                 let checked = check_ledger(&table, debtors, &mut rejects)?;
@@ -2275,8 +2276,11 @@ fn check_ledger(
     }
     // The debtor and currency live on in the `account` key only: two text
     // columns of 4.5 million values less.
+    // The texts kept are made one chunk each (the documents read them by
+    // row number); those only checked here are read in order, whatever
+    // their chunks.
     let mut cols: Vec<Column> = vec![
-        item_id.clone().into_column(),
+        item_id.rechunk().into_owned().into_column(),
         Column::new("amount".into(), amounts),
         Column::new("open_amount".into(), opens),
         Column::new("issued_on".into(), issued),
@@ -2285,7 +2289,7 @@ fn check_ledger(
     ];
     for name in LEDGER_OPTIONAL {
         let c = match t.col(name) {
-            Some(c) => c.clone().into_column(),
+            Some(c) => c.rechunk().into_owned().into_column(),
             None => Column::full_null((*name).into(), n, &DataType::String),
         };
         cols.push(c);
