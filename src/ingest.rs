@@ -1082,39 +1082,55 @@ fn check_plain_piece(
                 .into_column(),
         )
     };
-    let (((mask, accounts), (amounts, opens)), ((issued, due), (ids, optional))) = rayon::join(
-        || {
-            rayon::join(
-                || rayon::join(|| cat(parts, |p| &p.mask), || cat(parts, |p| &p.accounts)),
-                || rayon::join(|| cat(parts, |p| &p.amounts), || cat(parts, |p| &p.opens)),
-            )
-        },
-        || {
-            rayon::join(
-                || rayon::join(|| cat(parts, |p| &p.issued), || cat(parts, |p| &p.due)),
-                || {
-                    rayon::join(
-                        || texts(0, "item_id"),
-                        || {
-                            LEDGER_OPTIONAL
-                                .par_iter()
-                                .zip(h.optional)
-                                .enumerate()
-                                .map(|(k, (name, at))| match at {
-                                    Some(_) => texts(1 + k, name),
-                                    None => Some(Column::full_null(
-                                        (*name).into(),
-                                        n,
-                                        &DataType::String,
-                                    )),
-                                })
-                                .collect::<Option<Vec<Column>>>()
-                        },
-                    )
-                },
-            )
-        },
-    );
+    let ((((mask, accounts), (amounts, opens)), id_hashes), ((issued, due), (ids, optional))) =
+        rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        rayon::join(
+                            || {
+                                rayon::join(
+                                    || cat(parts, |p| &p.mask),
+                                    || cat(parts, |p| &p.accounts),
+                                )
+                            },
+                            || {
+                                rayon::join(
+                                    || cat(parts, |p| &p.amounts),
+                                    || cat(parts, |p| &p.opens),
+                                )
+                            },
+                        )
+                    },
+                    || cat(parts, |p| &p.id_hashes),
+                )
+            },
+            || {
+                rayon::join(
+                    || rayon::join(|| cat(parts, |p| &p.issued), || cat(parts, |p| &p.due)),
+                    || {
+                        rayon::join(
+                            || texts(0, "item_id"),
+                            || {
+                                LEDGER_OPTIONAL
+                                    .par_iter()
+                                    .zip(h.optional)
+                                    .enumerate()
+                                    .map(|(k, (name, at))| match at {
+                                        Some(_) => texts(1 + k, name),
+                                        None => Some(Column::full_null(
+                                            (*name).into(),
+                                            n,
+                                            &DataType::String,
+                                        )),
+                                    })
+                                    .collect::<Option<Vec<Column>>>()
+                            },
+                        )
+                    },
+                )
+            },
+        );
     let mut cols: Vec<Column> = vec![
         ids?,
         Column::new("amount".into(), amounts),
@@ -1126,7 +1142,12 @@ fn check_plain_piece(
     cols.extend(optional?);
     let df = DataFrame::new(n, cols).ok()?;
     rejects.append(&mut found);
-    Some(Checked { df, mask, bad })
+    Some(Checked {
+        df,
+        mask,
+        bad,
+        id_hashes: vec![id_hashes],
+    })
 }
 
 /// One chunk of a plain piece, checked: the row numbers of its rejects
@@ -1236,6 +1257,9 @@ fn plain_chunk(bytes: &[u8], h: &PlainHeader, name: &str, debtors: &Debtors) -> 
         let values = check_ledger_row(&mut rc, &row, debtors, &mut last);
         let bad = rc.bad;
         part.push(values, bad);
+        if let Some(id) = row.item_id {
+            part.id_hashes.push(id_hash(id));
+        }
         let opt =
             |k: usize| h.optional[k].and_then(|at| Some(fields[at]).filter(|f| !f.is_empty()));
         texts.push([v(0), opt(0), opt(1)]);
@@ -1676,37 +1700,12 @@ fn is_currency(s: &str) -> bool {
     s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
 }
 
-/// The values of a column that occur more than once, with how often.
-/// Their hashes are sorted instead of every value counted in a map: 4.5
-/// million item ids in a map take 200 MB and most of a second; their hashes
-/// take 36 MB, and only values whose hash repeats are then counted exactly.
-fn repeated(values: &StringChunked) -> HashMap<&str, u32> {
-    // Hashed in parallel, a slice of each chunk at a time: 4.5 million
-    // item ids hashed on one thread held up the whole night.
-    const SLICE: usize = 1 << 18;
-    let slices: Vec<_> = values
-        .downcast_iter()
-        .flat_map(|arr| {
-            (0..arr.len())
-                .step_by(SLICE)
-                .map(move |at| arr.clone().sliced(at, SLICE.min(arr.len() - at)))
-        })
-        .collect();
-    let hashes: Vec<u64> = slices
-        .par_iter()
-        .flat_map_iter(|arr| {
-            arr.iter()
-                .flatten()
-                .filter(|v| !v.is_empty())
-                .map(id_hash)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    repeated_among(hashes, || values.iter().flatten())
-}
-
-/// [`repeated`] over texts that `values` lists (twice at most), their
-/// [`id_hash`]es given (those of empty values may be among them).
+/// The texts that `values` lists (twice at most) more than once, with how
+/// often, their [`id_hash`]es given (those of empty values may be among
+/// them). The hashes are sorted instead of every value counted in a map:
+/// 4.5 million item ids in a map take 200 MB and most of a second; their
+/// hashes take 36 MB, and only values whose hash repeats are then counted
+/// exactly. The hashes are made where the values are read, in parallel.
 fn repeated_among<'v, I: Iterator<Item = &'v str>>(
     mut hashes: Vec<u64>,
     values: impl Fn() -> I,
@@ -2058,6 +2057,8 @@ struct LedgerPart {
     due: Vec<i32>,
     rejects: Vec<Reject>,
     bad_rows: usize,
+    /// See [`Checked::id_hashes`].
+    id_hashes: Vec<u64>,
 }
 
 impl LedgerPart {
@@ -2069,6 +2070,7 @@ impl LedgerPart {
             opens: Vec::with_capacity(rows),
             issued: Vec::with_capacity(rows),
             due: Vec::with_capacity(rows),
+            id_hashes: Vec::with_capacity(rows),
             ..LedgerPart::default()
         }
     }
@@ -2256,6 +2258,9 @@ fn check_ledger(
                 let v = check_ledger_row(&mut rc, &row, debtors, &mut last);
                 let bad = rc.bad;
                 part.push(v, bad);
+                if let Some(id) = iid.filter(|id| !id.is_empty()) {
+                    part.id_hashes.push(id_hash(id));
+                }
             }
             part
         })
@@ -2267,7 +2272,9 @@ fn check_ledger(
     let mut due = Vec::with_capacity(n);
     let mut accounts = Vec::with_capacity(n);
     let mut bad_rows = 0;
+    let mut id_hashes = Vec::with_capacity(n);
     for p in parts {
+        id_hashes.extend(p.id_hashes);
         mask.extend(p.mask);
         accounts.extend(p.accounts);
         amounts.extend(p.amounts);
@@ -2306,6 +2313,7 @@ fn check_ledger(
         df,
         mask,
         bad: bad_rows,
+        id_hashes: vec![id_hashes],
     })
 }
 
@@ -2317,6 +2325,10 @@ struct Checked {
     /// The rows that passed.
     mask: Vec<bool>,
     bad: usize,
+    /// The [`id_hash`] of every item id that is not empty, for the
+    /// duplicate check: made where the rows are read, in parallel, while
+    /// the ids are at hand; a vector a piece, joined once at the end.
+    id_hashes: Vec<Vec<u64>>,
 }
 
 impl Checked {
@@ -2333,6 +2345,7 @@ impl Checked {
             })?;
         a.mask.extend(next.mask);
         a.bad += next.bad;
+        a.id_hashes.extend(next.id_hashes);
         Ok(())
     }
 }
@@ -2350,6 +2363,7 @@ fn finish_ledger(
         mut df,
         mut mask,
         mut bad,
+        id_hashes,
     } = checked;
     let internal = |e: PolarsError| IngestError::Unparseable {
         file: file.to_owned(),
@@ -2360,7 +2374,7 @@ fn finish_ledger(
         .map_err(internal)?
         .str()
         .map_err(internal)?;
-    let occurrences = repeated(ids);
+    let occurrences = repeated_among(id_hashes.concat(), || ids.iter().flatten());
     if !occurrences.is_empty() {
         for (i, id) in ids.iter().enumerate() {
             let Some(&k) = id.and_then(|id| occurrences.get(id)) else {
@@ -2618,7 +2632,8 @@ mod tests {
         fn repeated_matches_a_plain_count(values in proptest::collection::vec(
             proptest::option::of("[ab]{0,3}"), 0..200)) {
             let column: StringChunked = values.iter().map(|v| v.as_deref()).collect();
-            let found: HashMap<String, u32> = repeated(&column)
+            let hashes: Vec<u64> = column.iter().flatten().filter(|v| !v.is_empty()).map(id_hash).collect();
+            let found: HashMap<String, u32> = repeated_among(hashes, || column.iter().flatten())
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect();
