@@ -358,15 +358,6 @@ pub const DECISION_COLUMNS: &[&str] = &[
     "strategy",
 ];
 
-/// `decisions.csv` into a writer: a night streams it to its file.
-pub fn write_decisions_csv(
-    out: &mut dyn std::io::Write,
-    decisions: &[Decision],
-) -> std::io::Result<()> {
-    decisions_csv(decisions, &mut |part| out.write_all(&part))?;
-    out.flush()
-}
-
 /// `decisions.csv`, given to `each` part by part, in order: the header,
 /// then the rows a batch at a time.
 pub fn decisions_csv(
@@ -746,7 +737,11 @@ mod tests {
             })
             .collect();
         let mut batched = Vec::new();
-        super::write_decisions_csv(&mut batched, &decisions).unwrap();
+        super::decisions_csv(&decisions, &mut |part| {
+            batched.extend(part);
+            Ok(())
+        })
+        .unwrap();
         let mut header = csv::Writer::from_writer(Vec::new());
         header.write_record(super::DECISION_COLUMNS).unwrap();
         let mut whole = header.into_inner().unwrap();

@@ -1082,55 +1082,31 @@ fn check_plain_piece(
                 .into_column(),
         )
     };
-    let ((((mask, accounts), (amounts, opens)), id_hashes), ((issued, due), (ids, optional))) =
-        rayon::join(
-            || {
-                rayon::join(
-                    || {
-                        rayon::join(
-                            || {
-                                rayon::join(
-                                    || cat(parts, |p| &p.mask),
-                                    || cat(parts, |p| &p.accounts),
-                                )
-                            },
-                            || {
-                                rayon::join(
-                                    || cat(parts, |p| &p.amounts),
-                                    || cat(parts, |p| &p.opens),
-                                )
-                            },
-                        )
-                    },
-                    || cat(parts, |p| &p.id_hashes),
-                )
-            },
-            || {
-                rayon::join(
-                    || rayon::join(|| cat(parts, |p| &p.issued), || cat(parts, |p| &p.due)),
-                    || {
-                        rayon::join(
-                            || texts(0, "item_id"),
-                            || {
-                                LEDGER_OPTIONAL
-                                    .par_iter()
-                                    .zip(h.optional)
-                                    .enumerate()
-                                    .map(|(k, (name, at))| match at {
-                                        Some(_) => texts(1 + k, name),
-                                        None => Some(Column::full_null(
-                                            (*name).into(),
-                                            n,
-                                            &DataType::String,
-                                        )),
-                                    })
-                                    .collect::<Option<Vec<Column>>>()
-                            },
-                        )
-                    },
-                )
-            },
-        );
+    let (mut mask, mut accounts, mut id_hashes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut amounts, mut opens, mut issued, mut due) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut optional) = (None, None);
+    rayon::scope(|s| {
+        s.spawn(|_| mask = cat(parts, |p| &p.mask));
+        s.spawn(|_| accounts = cat(parts, |p| &p.accounts));
+        s.spawn(|_| amounts = cat(parts, |p| &p.amounts));
+        s.spawn(|_| opens = cat(parts, |p| &p.opens));
+        s.spawn(|_| issued = cat(parts, |p| &p.issued));
+        s.spawn(|_| due = cat(parts, |p| &p.due));
+        s.spawn(|_| id_hashes = cat(parts, |p| &p.id_hashes));
+        s.spawn(|_| ids = texts(0, "item_id"));
+        s.spawn(|_| {
+            optional = LEDGER_OPTIONAL
+                .iter()
+                .zip(h.optional)
+                .enumerate()
+                .map(|(k, (name, at))| match at {
+                    Some(_) => texts(1 + k, name),
+                    None => Some(Column::full_null((*name).into(), n, &DataType::String)),
+                })
+                .collect::<Option<Vec<Column>>>();
+        });
+    });
     let mut cols: Vec<Column> = vec![
         ids?,
         Column::new("amount".into(), amounts),

@@ -294,7 +294,6 @@ fn mark_bounced(data: &mut ingest::Inputs, u: &crate::send::Undelivered) {
     }
 }
 
-/// Reads and checks the night's input files, logging what each held.
 /// An input's role, file name, SHA-256 and size, for the manifest.
 type InputHash = (&'static str, String, String, u64);
 
@@ -306,13 +305,7 @@ struct Hashing {
 }
 
 /// The hashes of the night's inputs, once the thread hashing them is done.
-fn hashed(
-    hashing: Option<Hashing>,
-    inputs: &[(&'static str, PathBuf)],
-) -> anyhow::Result<Vec<InputHash>> {
-    let Some(hashing) = hashing else {
-        return Ok(Vec::new());
-    };
+fn hashed(hashing: Hashing, inputs: &[(&'static str, PathBuf)]) -> anyhow::Result<Vec<InputHash>> {
     // At idle priority the thread only gets what other work leaves, which
     // on a busy machine can be nothing (and an unprivileged process cannot
     // raise it again): it stops at its next window, and what is left is
@@ -351,6 +344,7 @@ fn idle_priority() {
     }
 }
 
+/// Reads and checks the night's input files, logging what each held.
 fn read_inputs(
     policy: &Policy,
     ledger: &Path,
@@ -848,7 +842,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let mut hashing = Some(hashing);
     let mut hashes = Vec::new();
     if rerun {
-        hashes = hashed(hashing.take(), &inputs)?;
+        if let Some(h) = hashing.take() {
+            hashes = hashed(h, &inputs)?;
+        }
     }
     // E-mails that failed for good after earlier nights (`dunning send`):
     // their addresses are not used again, and last night's are sent tonight
@@ -968,9 +964,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         None => Vec::new(),
     };
     crate::failpoint("after-decide");
-    if hashing.is_some() {
+    if let Some(h) = hashing.take() {
         let t = Instant::now();
-        hashes = hashed(hashing.take(), &inputs)?;
+        hashes = hashed(h, &inputs)?;
         // Should the hashing (at idle priority) lag, the wait shows here.
         tracing::debug!(
             stage = "ingest",
