@@ -581,7 +581,7 @@ impl Frame {
         let mut lowered = Vec::new();
         for c in conditions {
             let Ok(node) = &c.plan else { continue };
-            match self.lower(node) {
+            match self.lower(node, None) {
                 Ok(Lowered::Bool(e)) => lowered.push((c.id, e)),
                 Ok(Lowered::Num(..)) | Ok(Lowered::Str(_)) => {
                     verdicts
@@ -592,7 +592,7 @@ impl Frame {
             }
         }
         // The segment, when every segment condition is a column.
-        let segment = segments
+        let chain = segments
             .iter()
             .map(|(id, name)| {
                 lowered
@@ -600,7 +600,8 @@ impl Frame {
                     .find(|(i, _)| i == id)
                     .map(|(_, e)| (e.clone(), *name))
             })
-            .collect::<Option<Vec<_>>>();
+            .collect::<Option<Vec<_>>>()
+            .filter(|c| !c.is_empty());
         let mut lf = self.df.clone().lazy();
         let reads_segment = |id: usize| {
             conditions.iter().any(|c| {
@@ -612,19 +613,42 @@ impl Frame {
                     })
             })
         };
-        match segment {
-            Some(chain) if !chain.is_empty() => {
-                let mut it = chain.into_iter().rev();
-                let (last_cond, last_name) = it.next().expect("not empty");
-                let mut e = when(last_cond)
-                    .then(lit(last_name.to_owned()))
-                    .otherwise(lit(""));
-                for (cond, name) in it {
-                    e = when(cond).then(lit(name.to_owned())).otherwise(e);
+        match chain {
+            Some(chain) => {
+                // What reads the segment is lowered again, knowing the
+                // segment conditions: `segment == "high_balance"` becomes
+                // "not business, and high balance" over the conditions'
+                // bitmaps, where the segment as text is a string chosen
+                // per account, a column of a million made once per segment.
+                let seg = Segments {
+                    chain: &chain,
+                    text_read: std::cell::Cell::new(false),
+                };
+                for (id, e) in lowered.iter_mut() {
+                    if !reads_segment(*id) {
+                        continue;
+                    }
+                    let c = conditions.iter().find(|c| c.id == *id).expect("lowered");
+                    let node = c.plan.as_ref().expect("lowered");
+                    match self.lower(node, Some(&seg)) {
+                        Ok(Lowered::Bool(again)) => *e = again,
+                        // The first lowering stands, and reads the text.
+                        _ => seg.text_read.set(true),
+                    }
                 }
-                lf = lf.with_column(e.alias(SEGMENT_VARIABLE.0));
+                if seg.text_read.get() {
+                    let mut it = chain.iter().rev();
+                    let (last_cond, last_name) = it.next().expect("not empty");
+                    let mut e = when(last_cond.clone())
+                        .then(lit(last_name.to_string()))
+                        .otherwise(lit(""));
+                    for (cond, name) in it {
+                        e = when(cond.clone()).then(lit(name.to_string())).otherwise(e);
+                    }
+                    lf = lf.with_column(e.alias(SEGMENT_VARIABLE.0));
+                }
             }
-            _ => {
+            None => {
                 // Without a segment column, what reads `segment` runs in Rhai.
                 lowered.retain(|(id, _)| {
                     if !reads_segment(*id) {
@@ -685,7 +709,14 @@ impl Frame {
         Ok(verdicts)
     }
 
-    fn lower(&self, node: &Node) -> Result<Lowered, String> {
+    /// `node` as a column expression. With `seg`, the segment conditions
+    /// are columns and `segment` compared with a name is read from them.
+    fn lower(&self, node: &Node, seg: Option<&Segments>) -> Result<Lowered, String> {
+        if let Some(seg) = seg {
+            if let Some(e) = seg.compared(node) {
+                return Ok(Lowered::Bool(e));
+            }
+        }
         Ok(match node {
             Node::Bool(b) => Lowered::Bool(lit(*b)),
             Node::Str(s) => Lowered::Str(lit(s.clone())),
@@ -710,6 +741,11 @@ impl Frame {
                 )
             }
             Node::Var(i, ty) => {
+                if *i == SEGMENT {
+                    if let Some(seg) = seg {
+                        seg.text_read.set(true);
+                    }
+                }
                 let c = col(column_name(*i));
                 match ty {
                     Ty::Bool => Lowered::Bool(c),
@@ -717,14 +753,14 @@ impl Frame {
                     Ty::Int | Ty::Dec => Lowered::Num(c, self.num(*i)?),
                 }
             }
-            Node::Not(x) => Lowered::Bool(self.bool(x)?.not()),
-            Node::And(xs) => Lowered::Bool(self.fold(xs, |a, b| a.and(b))?),
-            Node::Or(xs) => Lowered::Bool(self.fold(xs, |a, b| a.or(b))?),
+            Node::Not(x) => Lowered::Bool(self.bool(x, seg)?.not()),
+            Node::And(xs) => Lowered::Bool(self.fold(xs, seg, |a, b| a.and(b))?),
+            Node::Or(xs) => Lowered::Bool(self.fold(xs, seg, |a, b| a.or(b))?),
             Node::In(x, items) => {
-                let x = self.lower(x)?;
+                let x = self.lower(x, seg)?;
                 let mut acc: Option<Expr> = None;
                 for item in items {
-                    let e = compare(Cmp::Eq, x.clone(), self.lower(item)?)?;
+                    let e = compare(Cmp::Eq, x.clone(), self.lower(item, seg)?)?;
                     acc = Some(match acc {
                         None => e,
                         Some(a) => a.or(e),
@@ -732,9 +768,11 @@ impl Frame {
                 }
                 Lowered::Bool(acc.unwrap_or_else(|| lit(false)))
             }
-            Node::Cmp(op, a, b) => Lowered::Bool(compare(*op, self.lower(a)?, self.lower(b)?)?),
+            Node::Cmp(op, a, b) => {
+                Lowered::Bool(compare(*op, self.lower(a, seg)?, self.lower(b, seg)?)?)
+            }
             Node::Neg(x) => {
-                let (e, n) = self.num_of(x)?;
+                let (e, n) = self.num_of(x, seg)?;
                 let n = checked(Num {
                     scale: n.scale,
                     lo: -n.hi,
@@ -743,8 +781,8 @@ impl Frame {
                 Lowered::Num(int(0) - e, n)
             }
             Node::Arith(op, a, b) => {
-                let (ea, na) = self.num_of(a)?;
-                let (eb, nb) = self.num_of(b)?;
+                let (ea, na) = self.num_of(a, seg)?;
+                let (eb, nb) = self.num_of(b, seg)?;
                 match op {
                     Arith::Mul => {
                         let products = [na.lo * nb.lo, na.lo * nb.hi, na.hi * nb.lo, na.hi * nb.hi];
@@ -778,24 +816,104 @@ impl Frame {
         })
     }
 
-    fn bool(&self, n: &Node) -> Result<Expr, String> {
-        match self.lower(n)? {
+    fn bool(&self, n: &Node, seg: Option<&Segments>) -> Result<Expr, String> {
+        match self.lower(n, seg)? {
             Lowered::Bool(e) => Ok(e),
             _ => Err("expected true or false".into()),
         }
     }
 
-    fn num_of(&self, n: &Node) -> Result<(Expr, Num), String> {
-        match self.lower(n)? {
+    fn num_of(&self, n: &Node, seg: Option<&Segments>) -> Result<(Expr, Num), String> {
+        match self.lower(n, seg)? {
             Lowered::Num(e, n) => Ok((e, n)),
             _ => Err("expected a number".into()),
         }
     }
 
-    fn fold(&self, xs: &[Node], f: impl Fn(Expr, Expr) -> Expr) -> Result<Expr, String> {
+    fn fold(
+        &self,
+        xs: &[Node],
+        seg: Option<&Segments>,
+        f: impl Fn(Expr, Expr) -> Expr,
+    ) -> Result<Expr, String> {
         let mut it = xs.iter();
-        let first = self.bool(it.next().ok_or("an empty `&&` or `||`")?)?;
-        it.try_fold(first, |acc, x| Ok(f(acc, self.bool(x)?)))
+        let first = self.bool(it.next().ok_or("an empty `&&` or `||`")?, seg)?;
+        it.try_fold(first, |acc, x| Ok(f(acc, self.bool(x, seg)?)))
+    }
+}
+
+/// The segment conditions as columns, in order, with their segments'
+/// names: an account is in the first whose condition holds, or in none
+/// (the empty name).
+struct Segments<'a> {
+    chain: &'a [(Expr, &'a str)],
+    /// Whether something read the segment as text, which then needs the
+    /// text column.
+    text_read: std::cell::Cell<bool>,
+}
+
+impl Segments<'_> {
+    /// Whether the account is in segment `name`.
+    fn is(&self, name: &str) -> Expr {
+        let mut none_before: Option<Expr> = None;
+        let mut hit: Option<Expr> = None;
+        for (cond, n) in self.chain {
+            if *n == name {
+                let here = match &none_before {
+                    Some(b) => b.clone().and(cond.clone()),
+                    None => cond.clone(),
+                };
+                hit = Some(match hit {
+                    Some(h) => h.or(here),
+                    None => here,
+                });
+            }
+            let not = cond.clone().not();
+            none_before = Some(match none_before {
+                Some(b) => b.and(not),
+                None => not,
+            });
+        }
+        match (hit, name.is_empty()) {
+            (Some(h), _) => h,
+            (None, true) => none_before.unwrap_or_else(|| lit(true)),
+            (None, false) => lit(false),
+        }
+    }
+
+    /// `segment == "name"`, `segment != "name"` (either way round) and
+    /// `segment in ["a", "b"]` as the segment conditions' columns; `None`
+    /// for anything else that reads the segment.
+    fn compared(&self, node: &Node) -> Option<Expr> {
+        let name = |n: &Node| match n {
+            Node::Str(s) => Some(s.clone()),
+            _ => None,
+        };
+        let is_segment = |n: &Node| matches!(n, Node::Var(SEGMENT, _));
+        match node {
+            Node::Cmp(op @ (Cmp::Eq | Cmp::Ne), a, b) => {
+                let lit_name = if is_segment(a) {
+                    name(b)?
+                } else if is_segment(b) {
+                    name(a)?
+                } else {
+                    return None;
+                };
+                let e = self.is(&lit_name);
+                Some(if *op == Cmp::Eq { e } else { e.not() })
+            }
+            Node::In(x, items) if is_segment(x) => {
+                let names = items.iter().map(name).collect::<Option<Vec<_>>>()?;
+                Some(
+                    names
+                        .iter()
+                        .map(|n| self.is(n))
+                        .reduce(|a, b| a.or(b))
+                        .unwrap_or_else(|| lit(false)),
+                )
+            }
+            _ => None,
+        }
     }
 }
 

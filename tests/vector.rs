@@ -13,7 +13,7 @@ use common::*;
 
 use dunning::accounts::Account;
 use dunning::ingest::{Debtor, DebtorTexts};
-use dunning::script::{self, Condition, Facts};
+use dunning::script::{self, Condition, Fact, Facts};
 use dunning::vector::{self, Frame, Names};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
@@ -383,6 +383,68 @@ fn segment_columns_need_every_segment_condition_as_a_column() {
         "{:?}",
         v.fell_back
     );
+}
+
+/// `segment` compared with names is read from the segment conditions'
+/// columns, first match wins, and an account in no segment has the empty
+/// name; what reads the segment otherwise still gets its text column.
+#[test]
+fn segment_names_are_read_from_the_segment_conditions() {
+    let rows = rows();
+    let all: Vec<Facts<'_>> = rows.iter().map(facts).collect();
+    let big = compile("overdue >= 5000.00", 0, false).unwrap();
+    let mid = compile("max_dpd >= 30", 1, false).unwrap();
+    // Each with what it should give for a segment and the debtor's kind.
+    let reads: [(&str, fn(&str, &str) -> bool); 8] = [
+        ("segment == \"big\"", |s, _| s == "big"),
+        ("\"mid\" != segment", |s, _| s != "mid"),
+        ("segment in [\"mid\", \"nope\"]", |s, _| s == "mid"),
+        ("segment == \"\"", |s, _| s.is_empty()),
+        ("segment == \"nope\"", |_, _| false),
+        // The text itself: against a variable, not a name.
+        ("segment == kind", |s, k| s == k),
+        ("segment == \"mid\" && segment != \"\"", |s, _| s == "mid"),
+        ("!(segment in [\"big\"]) || kind == segment", |s, k| {
+            s != "big" || s == k
+        }),
+    ];
+    let conds: Vec<_> = reads
+        .iter()
+        .enumerate()
+        .map(|(i, (src, _))| compile(src, i + 2, true).unwrap())
+        .collect();
+    let mut vars = Vec::new();
+    for c in [&big, &mid].into_iter().chain(&conds) {
+        assert!(c.plan.is_ok(), "{}: {:?}", c.source, c.plan);
+        c.plan.as_ref().unwrap().reads(&mut vars);
+    }
+    let frame = Frame::build(&all, |f| *f, &vars).unwrap();
+    let mut every = vec![&big, &mid];
+    every.extend(&conds);
+    let v = frame.evaluate(&every, &[(0, "big"), (1, "mid")]).unwrap();
+    assert!(v.fell_back.is_empty(), "{:?}", v.fell_back);
+    let segments: Vec<&str> = rows
+        .iter()
+        .map(|r| {
+            if r.account.overdue >= 500_000 {
+                "big"
+            } else if r.account.max_dpd >= 30 {
+                "mid"
+            } else {
+                ""
+            }
+        })
+        .collect();
+    assert!(["big", "mid", ""].iter().all(|s| segments.contains(s)));
+    for (c, (src, want)) in conds.iter().zip(reads) {
+        for (i, seg) in segments.iter().enumerate() {
+            let Fact::Str(kind) = all[i].value(1) else {
+                panic!("kind is text")
+            };
+            let got = v.get(c.id, i);
+            assert_eq!(got, Some(want(seg, kind)), "{src}, account {i} in {seg:?}");
+        }
+    }
 }
 
 /// A policy whose conditions use the whole subset: arithmetic on amounts,
