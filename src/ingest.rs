@@ -533,6 +533,9 @@ pub fn read(
 ) -> Result<Inputs, IngestError> {
     let mut rejects = Vec::new();
     let mut counts = Vec::new();
+    // A Parquet ledger's first slice is decoded while the debtors are read.
+    let mut parquet = matches!(extension(ledger).as_deref(), Some("parquet" | "pq"))
+        .then(|| ParquetSlices::start(ledger, PARQUET_SLICE));
 
     // Each file's text table is dropped as soon as it is checked: at a
     // million debtors, the text of one file is hundreds of megabytes.
@@ -562,7 +565,8 @@ pub fn read(
 
     let t = std::time::Instant::now();
     let items = {
-        let (items, count) = read_ledger(ledger, &debtor_map, &mut rejects)?;
+        let (items, count) = read_ledger(ledger, &debtor_map, parquet.as_mut(), &mut rejects)?;
+        drop(parquet);
         counts.push(count);
         items
     };
@@ -728,6 +732,7 @@ const LEDGER_PIECE: usize = 64 << 20;
 fn read_ledger(
     path: &Path,
     debtors: &Debtors,
+    parquet: Option<&mut ParquetSlices>,
     rejects: &mut Vec<Reject>,
 ) -> Result<(DataFrame, FileCount), IngestError> {
     let (df, count, found) = match extension(path).as_deref() {
@@ -735,7 +740,14 @@ fn read_ledger(
             Some(done) => done,
             None => read_ledger_whole(path, debtors)?,
         },
-        Some("parquet") | Some("pq") => read_ledger_parquet(path, debtors, PARQUET_SLICE)?,
+        Some("parquet") | Some("pq") => match parquet {
+            Some(slices) => read_ledger_parquet(path, debtors, slices)?,
+            None => read_ledger_parquet(
+                path,
+                debtors,
+                &mut ParquetSlices::start(path, PARQUET_SLICE),
+            )?,
+        },
         _ => read_ledger_whole(path, debtors)?,
     };
     rejects.extend(found);
@@ -768,50 +780,114 @@ fn read_ledger_whole(
 
 /// A Parquet ledger is turned into text and checked this many rows at a
 /// time: its typed columns are compact, their text is not.
-const PARQUET_SLICE: usize = 1 << 20;
+const PARQUET_SLICE: usize = 1 << 19;
+
+/// A Parquet ledger's slices of rows, as text tables, read on a thread of
+/// their own: the next slice is decoded while this one is checked.
+///
+/// Decoding (Polars' pool) and checking (the night's pool) each left a
+/// core idle between their steps; one after the other, a quarter of the
+/// Parquet ingest was a core waiting. The thread is started before the
+/// debtors are read, so the first slice is decoded beside them too. At
+/// most two slices are held decoded: the one checked and the next.
+struct ParquetSlices {
+    slices: Option<std::sync::mpsc::Receiver<Result<Table, IngestError>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ParquetSlices {
+    fn start(path: &Path, slice: usize) -> ParquetSlices {
+        let path = path.to_path_buf();
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        let thread = std::thread::spawn(move || {
+            let file = display_path(&path);
+            let read = || -> Result<(), IngestError> {
+                let mut reader = ParquetReader::new(open_parquet(&path, &file)?);
+                let rows = reader.num_rows().map_err(|e| unparseable(&file, e))?;
+                let metadata = reader
+                    .get_metadata()
+                    .map_err(|e| unparseable(&file, e))?
+                    .clone();
+                drop(reader);
+                let mut start = 0;
+                loop {
+                    let len = slice.min(rows - start);
+                    // Each slice is read from the file when it is wanted:
+                    // the whole typed frame and the checked columns are
+                    // never in memory together.
+                    let mut reader = ParquetReader::new(open_parquet(&path, &file)?);
+                    reader.set_metadata(metadata.clone());
+                    let frame = reader
+                        .with_slice((rows > 0).then_some((start, len)))
+                        .finish()
+                        .map_err(|e| unparseable(&file, e))?;
+                    let frame = checked_parquet_frame(frame, &file)?;
+                    let part = as_text_but(frame, &file, 1 + start, &["issued_on", "due_on"])?;
+                    let table = finish_table(part, &path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
+                    // Gone when the reader stopped (an error, or the
+                    // debtors file refused): nothing more to read.
+                    if tx.send(Ok(table)).is_err() {
+                        return Ok(());
+                    }
+                    start += len;
+                    if start >= rows {
+                        return Ok(());
+                    }
+                }
+            };
+            if let Err(e) = read() {
+                let _ = tx.send(Err(e));
+            }
+        });
+        ParquetSlices {
+            slices: Some(rx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The next slice; `None` after the last.
+    fn next(&mut self) -> Option<Result<Table, IngestError>> {
+        self.slices.as_ref()?.recv().ok()
+    }
+}
+
+impl Drop for ParquetSlices {
+    /// Stops the reading thread (at its next slice) and waits for it, so
+    /// that no decoding goes on behind the night.
+    fn drop(&mut self) {
+        drop(self.slices.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// Reads a Parquet ledger: typed as stored, then checked a slice of rows
 /// at a time like the pieces of a CSV file.
 fn read_ledger_parquet(
     path: &Path,
     debtors: &Debtors,
-    slice: usize,
+    slices: &mut ParquetSlices,
 ) -> Result<(DataFrame, FileCount, Vec<Reject>), IngestError> {
     let file = display_path(path);
-    // Each slice is read from the file when it is checked: the whole typed
-    // frame and the checked columns are never in memory together.
-    let mut reader = ParquetReader::new(open_parquet(path, &file)?);
-    let rows = reader.num_rows().map_err(|e| unparseable(&file, e))?;
-    let metadata = reader
-        .get_metadata()
-        .map_err(|e| unparseable(&file, e))?
-        .clone();
-    drop(reader);
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
     let mut acc: Option<Checked> = None;
     let mut found = Vec::new();
-    let mut start = 0;
-    loop {
-        let len = slice.min(rows - start);
-        let mut reader = ParquetReader::new(open_parquet(path, &file)?);
-        reader.set_metadata(metadata.clone());
-        let frame = reader
-            .with_slice((rows > 0).then_some((start, len)))
-            .finish()
-            .map_err(|e| unparseable(&file, e))?;
-        let frame = checked_parquet_frame(frame, &file)?;
-        let part = as_text_but(frame, &file, 1 + start, &["issued_on", "due_on"])?;
-        let table = finish_table(part, path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
+    let mut rows = 0;
+    while let Some(table) = slices.next() {
+        let table = table?;
+        rows += table.height();
         let checked = check_ledger(&table, debtors, &mut found)?;
         Checked::add(&mut acc, checked, &file)?;
-        start += len;
-        if start >= rows {
-            break;
-        }
     }
-    let checked = acc.expect("at least one slice");
+    let Some(checked) = acc else {
+        return Err(IngestError::Unparseable {
+            file,
+            message: "internal error: the thread reading the file stopped".into(),
+        });
+    };
     let (df, bad) = finish_ledger(&file, &name, checked, 1, &mut found)?;
     let count = FileCount {
         file,
@@ -2013,7 +2089,7 @@ fn check_debtor<'v>(
         postal_code: value(9),
         city: value(10),
         timezone: value(11),
-        phone_e164: phone_e164.as_deref(),
+        phone_e164: phone_e164.as_ref().map(|p| p.as_str()),
     });
     d.score = score;
     d.consent_email = consent_email;
@@ -3000,7 +3076,8 @@ mod pieces {
         whole_rejects.sort();
         assert!(bad > 0 && whole.height() > 0);
         for slice in [1, 7, 64, 299, 300, 1000] {
-            let (df, count, mut rejects) = read_ledger_parquet(&pq, &debtors, slice).unwrap();
+            let (df, count, mut rejects) =
+                read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice)).unwrap();
             rejects.sort();
             assert!(df.equals_missing(&whole), "slice {slice}");
             assert_eq!(count.rejected, bad, "slice {slice}");
@@ -3047,7 +3124,8 @@ mod pieces {
         assert!(whole_count.rejected > 0);
         assert!(whole_rejects.iter().any(|r| r.column == "due_on"));
         for slice in [7, 300] {
-            let (df, count, mut rejects) = read_ledger_parquet(&pq, &debtors, slice).unwrap();
+            let (df, count, mut rejects) =
+                read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice)).unwrap();
             rejects.sort();
             assert!(df.equals_missing(&whole), "slice {slice}");
             assert_eq!(count, whole_count);
@@ -3106,7 +3184,9 @@ mod pieces {
         .into_iter()
         .collect();
         assert!(read_ledger_pieces(&l, &debtors, 256).unwrap().is_none());
-        let err = read_ledger(&l, &debtors, &mut Vec::new()).err().unwrap();
+        let err = read_ledger(&l, &debtors, None, &mut Vec::new())
+            .err()
+            .unwrap();
         assert!(matches!(err, IngestError::Malformed { .. }), "{err}");
         assert!(
             err.to_string().contains("has 11 fields, the header has 9"),
