@@ -5,6 +5,8 @@
 //!   DUNNING_BENCH_DEBTORS=100000,1000000 cargo bench --bench night
 //!   DUNNING_BENCH_PARTS=decisions DUNNING_BENCH_DEBTORS=1000000 cargo bench --bench night
 //!                                                   # start to decisions.csv only
+//!   DUNNING_BENCH_PARTS=hash DUNNING_BENCH_DEBTORS=1000000 cargo bench --bench night
+//!                                                   # the inputs' hashing alone
 //!
 //! Each size: generate (kept under $CARGO_TARGET_DIR/bench-data for the next
 //! run), the Polars baseline (best of 3), a CSV night and a Parquet night
@@ -90,6 +92,42 @@ fn baseline(ledger: &Path) -> f64 {
         best = best.min(t.elapsed().as_secs_f64());
     }
     best
+}
+
+/// SHA-256 of the mapped ledger as the night hashes its inputs
+/// (`audit::update`, which asks for the memory ahead), against the same
+/// digest fed whole windows: alternated, three rounds, a fresh mapping
+/// each, the file in the page cache.
+fn hashing(ledger: &Path) {
+    use sha2::{Digest as _, Sha256};
+    let mut best = [f64::MAX; 2];
+    let mut digests = [String::new(), String::new()];
+    for _ in 0..3 {
+        for (k, best) in best.iter_mut().enumerate() {
+            let bytes = dunning::FileBytes::open(ledger).unwrap();
+            let t = Instant::now();
+            let mut sha = Sha256::new();
+            if k == 0 {
+                for window in bytes.chunks(1 << 20) {
+                    sha.update(window);
+                }
+            } else {
+                for window in bytes.chunks(1 << 20) {
+                    dunning::audit::update(&mut sha, window);
+                }
+            }
+            digests[k] = format!("{:x}", sha.finalize());
+            *best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    assert_eq!(digests[0], digests[1], "the two ways gave other digests");
+    let mb = std::fs::metadata(ledger).unwrap().len() as f64 / 1e6;
+    println!(
+        "  SHA-256 of ledger.csv ({mb:.0} MB, mapped, best of 3): whole windows {:.2} GB/s, audit::update {:.2} GB/s = {:.2}x",
+        mb / 1e3 / best[0],
+        mb / 1e3 / best[1],
+        best[0] / best[1]
+    );
 }
 
 struct Night {
@@ -250,6 +288,10 @@ fn main() {
         println!("\n== {n} debtors");
         let csv = generate(n, "csv");
         let pq = generate(n, "parquet");
+        if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("hash") {
+            hashing(&csv.join("ledger.csv"));
+            continue;
+        }
         let base = baseline(&csv.join("ledger.csv"));
         println!("  baseline: bare Polars scan + group-by of ledger.csv: {base:.2} s (best of 3)");
         let work = data_dir(n, "work");

@@ -937,24 +937,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     if let Some(c) = &challenger {
         policy_names.push(c.policy.name.as_str());
     }
-    let summary = emit::summary(
-        &as_of.to_string(),
-        &policy_names,
-        &decisions,
-        data.rejects.len(),
-    );
-    info!(
-        stage = "decide",
-        accounts = summary.accounts,
-        escalations = summary.escalations,
-        cures = summary.cures,
-        held = summary.held,
-        actions = summary.actions,
-        ms = t.elapsed().as_millis() as u64,
-        rss_mib = crate::rss_mib(),
-        peak_rss_mib = crate::peak_rss_mib(),
-        "decisions made"
-    );
+    let decide_ms = t.elapsed().as_millis() as u64;
 
     let t = Instant::now();
     // Read now, so that a state that cannot be read stops the night
@@ -976,9 +959,38 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     }
     let input_pairs = input_pairs_of(&hashes);
     let mut staging = Staging::new(&args.out)?;
-    staging.write_parts("decisions.csv", |each| {
-        emit::decisions_csv(&decisions, each)
-    })?;
+    // The summary is counted while decisions.csv is written: that writing
+    // waits on the kernel's copy and leaves the pool half idle.
+    let (written, summary) = std::thread::scope(|s| {
+        let summary = s.spawn(|| {
+            emit::summary(
+                &as_of.to_string(),
+                &policy_names,
+                &decisions,
+                data.rejects.len(),
+            )
+        });
+        let written = staging.write_parts("decisions.csv", |each| {
+            emit::decisions_csv(&decisions, each)
+        });
+        let summary = summary
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (written, summary)
+    });
+    written?;
+    info!(
+        stage = "decide",
+        accounts = summary.accounts,
+        escalations = summary.escalations,
+        cures = summary.cures,
+        held = summary.held,
+        actions = summary.actions,
+        ms = decide_ms,
+        rss_mib = crate::rss_mib(),
+        peak_rss_mib = crate::peak_rss_mib(),
+        "decisions made"
+    );
     staging.write("rejects.csv", &emit::rejects_csv(&data.rejects))?;
     let rows: Vec<&crate::charges::Charge> =
         decisions.iter().flat_map(|d| d.charges().iter()).collect();

@@ -395,7 +395,8 @@ fn segment_names_are_read_from_the_segment_conditions() {
     let big = compile("overdue >= 5000.00", 0, false).unwrap();
     let mid = compile("max_dpd >= 30", 1, false).unwrap();
     // Each with what it should give for a segment and the debtor's kind.
-    let reads: [(&str, fn(&str, &str) -> bool); 8] = [
+    type Expected = fn(&str, &str) -> bool;
+    let reads: [(&str, Expected); 8] = [
         ("segment == \"big\"", |s, _| s == "big"),
         ("\"mid\" != segment", |s, _| s != "mid"),
         ("segment in [\"mid\", \"nope\"]", |s, _| s == "mid"),
