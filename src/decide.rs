@@ -390,8 +390,9 @@ fn vectorise(ctx: &Context<'_>, rows: &[(&Account, &Lookup<'_>)], no_flags: &[bo
         .iter()
         .map(|s| (s.when.id, s.name.as_str()))
         .collect();
-    let verdicts = Frame::build(rows, |r| r.1.facts(ctx, r.0, no_flags), &vars)
-        .and_then(|f| f.evaluate(&conditions, &segments));
+    let frame = Frame::build(rows, |r| r.1.facts(ctx, r.0, no_flags), &vars);
+    let built_ms = started.elapsed().as_millis() as u64;
+    let verdicts = frame.and_then(|f| f.evaluate(&conditions, &segments));
     match verdicts {
         Ok(v) => {
             for (rule, why) in &v.fell_back {
@@ -401,6 +402,7 @@ fn vectorise(ctx: &Context<'_>, rows: &[(&Account, &Lookup<'_>)], no_flags: &[bo
                 target: "dunning::decide",
                 columns = v.columns(),
                 conditions = conditions.len(),
+                built_ms,
                 ms = started.elapsed().as_millis() as u64,
                 "rules evaluated as columns"
             );

@@ -506,36 +506,79 @@ impl Frame {
         vars: &[usize],
     ) -> PolarsResult<Frame> {
         let n = rows.len();
-        let built: Vec<(Column, Option<Layout>)> = vars
-            .par_iter()
-            .filter(|v| **v != SEGMENT)
-            .map(|&var| {
-                let name = PlSmallStr::from(column_name(var));
-                match var_ty(var) {
-                    Ty::Bool => (
-                        BooleanChunked::from_iter_values(
-                            name,
-                            rows.iter()
-                                .map(|r| matches!(facts(r).value(var), Fact::Bool(true))),
-                        )
-                        .into_column(),
+        let vars: Vec<usize> = vars.iter().copied().filter(|v| *v != SEGMENT).collect();
+        let scales: Vec<u32> = vars.iter().map(|&v| scale_of(rows, facts, v)).collect();
+        let mut cols: Vec<Col<'f>> = vars
+            .iter()
+            .map(|&v| match var_ty(v) {
+                Ty::Bool => Col::Bool(vec![false; n]),
+                Ty::Str => Col::Str(vec![""; n]),
+                Ty::Int | Ty::Dec => Col::Num(vec![0; n]),
+            })
+            .collect();
+        // Read a slice of rows at a time, each row's facts made once for
+        // all the columns: read a column at a time, every account and its
+        // debtor were fetched once per column, 14 times a night for
+        // retail-fr (BENCHMARKS.md, "2026-12-02 (fourth)").
+        let mut slices: Vec<Vec<Part<'_, 'f>>> = (0..n.div_ceil(ROWS))
+            .map(|_| Vec::with_capacity(cols.len()))
+            .collect();
+        for col in &mut cols {
+            match col {
+                Col::Bool(v) => v
+                    .chunks_mut(ROWS)
+                    .zip(&mut slices)
+                    .for_each(|(c, s)| s.push(Part::Bool(c))),
+                Col::Str(v) => v
+                    .chunks_mut(ROWS)
+                    .zip(&mut slices)
+                    .for_each(|(c, s)| s.push(Part::Str(c))),
+                Col::Num(v) => v
+                    .chunks_mut(ROWS)
+                    .zip(&mut slices)
+                    .for_each(|(c, s)| s.push(Part::Num(c))),
+            }
+        }
+        let ranges: Vec<Vec<Range>> = slices
+            .into_par_iter()
+            .enumerate()
+            .map(|(k, mut parts)| {
+                let start = k * ROWS;
+                let mut ranges = vec![Range::EMPTY; vars.len()];
+                for (j, r) in rows[start..(start + ROWS).min(n)].iter().enumerate() {
+                    let f = facts(r);
+                    for (c, part) in parts.iter_mut().enumerate() {
+                        let value = f.value(vars[c]);
+                        match part {
+                            Part::Bool(out) => out[j] = matches!(value, Fact::Bool(true)),
+                            Part::Str(out) => {
+                                if let Fact::Str(s) = value {
+                                    out[j] = s;
+                                }
+                            }
+                            Part::Num(out) => out[j] = ranges[c].add(scaled(value, scales[c])),
+                        }
+                    }
+                }
+                ranges
+            })
+            .collect();
+        let built: Vec<(Column, Option<Layout>)> = cols
+            .into_par_iter()
+            .enumerate()
+            .map(|(c, col)| {
+                let (var, name) = (vars[c], PlSmallStr::from(column_name(vars[c])));
+                match col {
+                    Col::Bool(v) => (BooleanChunked::from_slice(name, &v).into_column(), None),
+                    Col::Str(v) => (
+                        StringChunked::from_iter_values(name, v.into_iter()).into_column(),
                         None,
                     ),
-                    Ty::Str => (
-                        StringChunked::from_iter_values(
-                            name,
-                            rows.iter().map(|r| match facts(r).value(var) {
-                                Fact::Str(s) => s,
-                                _ => "",
-                            }),
-                        )
-                        .into_column(),
-                        None,
-                    ),
-                    Ty::Int | Ty::Dec => {
-                        let (values, num) = numbers(rows, facts, var);
+                    Col::Num(v) => {
+                        let range = ranges.iter().map(|r| r[c]).fold(Range::EMPTY, Range::merge);
+                        let num = range.layout(var, scales[c], n);
                         (
-                            Int64Chunked::from_vec(name, values).into_column(),
+                            Int64Chunked::from_vec(name, v).into_column(),
                             Some((var, num)),
                         )
                     }
@@ -990,60 +1033,105 @@ fn var_ty(var: usize) -> Ty {
     }
 }
 
-/// A numeric variable's column: integers as they are, money in cents, other
-/// decimals scaled to the most decimal places any account has (when they
-/// all fit in 64 bits).
-fn numbers<'f, R>(
-    rows: &[R],
-    facts: impl Fn(&R) -> Facts<'f>,
-    var: usize,
-) -> (Vec<i64>, Result<Num, String>) {
-    let n = rows.len();
-    let scale = rows
-        .iter()
-        .map(|r| match facts(r).value(var) {
-            Fact::Money(_) => 2,
-            Fact::Decimal(d) => d.scale(),
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0);
-    let mut out = Vec::with_capacity(n);
-    let mut lo = i128::MAX;
-    let mut hi = i128::MIN;
-    let mut bad = None;
-    for r in rows {
-        let v: Option<i128> = match facts(r).value(var) {
-            Fact::Int(x) => 10i128.checked_pow(scale).map(|p| i128::from(x) * p),
-            Fact::Money(c) => 10i128
-                .checked_pow(scale.saturating_sub(2))
-                .map(|p| i128::from(c) * p),
-            Fact::Decimal(d) => 10i128
-                .checked_pow(scale - d.scale())
-                .and_then(|p| d.mantissa().checked_mul(p)),
-            _ => Some(0),
-        };
+/// Rows of the vectorised columns read together: the facts of this many
+/// accounts are made at a time, on one thread.
+const ROWS: usize = 1 << 14;
+
+/// A column being filled, in its type.
+enum Col<'f> {
+    Bool(Vec<bool>),
+    Str(Vec<&'f str>),
+    Num(Vec<i64>),
+}
+
+/// One slice of rows of a [`Col`], filled by one thread.
+enum Part<'c, 'f> {
+    Bool(&'c mut [bool]),
+    Str(&'c mut [&'f str]),
+    Num(&'c mut [i64]),
+}
+
+/// The decimal places of a numeric variable's column: integers as they
+/// are, money in cents, other decimals (a score) at the most places any
+/// account has. A variable gives one kind of fact for every account; only
+/// free decimals need a pass to find their scale.
+fn scale_of<'f, R>(rows: &[R], facts: impl Fn(&R) -> Facts<'f>, var: usize) -> u32 {
+    match rows.first().map(|r| facts(r).value(var)) {
+        Some(Fact::Decimal(_)) => rows
+            .iter()
+            .map(|r| match facts(r).value(var) {
+                Fact::Decimal(d) => d.scale(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0),
+        Some(Fact::Money(_)) => 2,
+        _ => 0,
+    }
+}
+
+/// A numeric fact at `scale` decimal places, `None` when that overflows.
+fn scaled(value: Fact<'_>, scale: u32) -> Option<i128> {
+    match value {
+        Fact::Int(x) => 10i128.checked_pow(scale).map(|p| i128::from(x) * p),
+        Fact::Money(c) => 10i128
+            .checked_pow(scale.saturating_sub(2))
+            .map(|p| i128::from(c) * p),
+        Fact::Decimal(d) => 10i128
+            .checked_pow(scale - d.scale())
+            .and_then(|p| d.mantissa().checked_mul(p)),
+        _ => Some(0),
+    }
+}
+
+/// The smallest and largest values of a numeric column (for the overflow
+/// checks of its expressions), and whether a value did not fit 64 bits.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    lo: i128,
+    hi: i128,
+    overflow: bool,
+}
+
+impl Range {
+    const EMPTY: Range = Range {
+        lo: i128::MAX,
+        hi: i128::MIN,
+        overflow: false,
+    };
+
+    /// Counts `v` in and gives what the column holds for it (0 when it
+    /// does not fit: the column is then not used).
+    fn add(&mut self, v: Option<i128>) -> i64 {
         match v.filter(|v| (-LIMIT..=LIMIT).contains(v)) {
             Some(v) => {
-                lo = lo.min(v);
-                hi = hi.max(v);
-                out.push(v as i64);
+                self.lo = self.lo.min(v);
+                self.hi = self.hi.max(v);
+                v as i64
             }
             None => {
-                bad = Some(format!(
-                    "`{}` has values that do not fit 64 bits at {scale} decimal places tonight",
-                    VARIABLES.get(var).map_or("?", |v| v.0)
-                ));
-                out.push(0);
+                self.overflow = true;
+                0
             }
         }
     }
-    if n == 0 {
-        (lo, hi) = (0, 0);
+
+    fn merge(a: Range, b: Range) -> Range {
+        Range {
+            lo: a.lo.min(b.lo),
+            hi: a.hi.max(b.hi),
+            overflow: a.overflow || b.overflow,
+        }
     }
-    let num = match bad {
-        Some(why) => Err(why),
-        None => Ok(Num { scale, lo, hi }),
-    };
-    (out, num)
+
+    fn layout(self, var: usize, scale: u32, n: usize) -> Result<Num, String> {
+        if self.overflow {
+            return Err(format!(
+                "`{}` has values that do not fit 64 bits at {scale} decimal places tonight",
+                VARIABLES.get(var).map_or("?", |v| v.0)
+            ));
+        }
+        let (lo, hi) = if n == 0 { (0, 0) } else { (self.lo, self.hi) };
+        Ok(Num { scale, lo, hi })
+    }
 }

@@ -349,6 +349,106 @@ fn arithmetic_that_could_wrap_runs_in_rhai() {
     assert!(v.fell_back[0].1.contains("64 bits"), "{:?}", v.fell_back);
 }
 
+/// The columns are read a slice of rows at a time, on several threads:
+/// over many slices, every account still gets Rhai's value, and a value
+/// that could wrap in the last slice only still sends the condition to
+/// Rhai.
+#[test]
+fn columns_over_many_slices_agree_with_rhai() {
+    let rows = rows();
+    let huge = |r: &Row| {
+        r.account.overdue.abs() > 1_000_000_000_000 || r.account.open.abs() > 1_000_000_000_000
+    };
+    let small: Vec<usize> = (0..rows.len()).filter(|&i| !huge(&rows[i])).collect();
+    let big: Vec<usize> = (0..rows.len()).filter(|&i| huge(&rows[i])).collect();
+    assert!(!big.is_empty() && !small.is_empty());
+    // More than two slices of small amounts, then the huge ones.
+    let source: Vec<usize> = small
+        .iter()
+        .cycle()
+        .take(40_000)
+        .chain(&big)
+        .copied()
+        .collect();
+    let all: Vec<Facts<'_>> = source.iter().map(|&i| facts(&rows[i])).collect();
+    let conds = [
+        "kind == \"business\" && max_dpd >= 30 || score > 0.5 && has_email",
+        "overdue - aging_1_30 > 2 * 50.5 || level >= 2 && days_since_escalation > 10",
+        "hold == \"dispute\" || country in [\"FR\", \"GB\"] && !do_not_contact",
+        "currency == \"GBP\" && open_items > 2 || consent_sms && has_phone",
+        "overdue * overdue > 1.00",
+    ];
+    let compiled: Vec<Condition> = conds
+        .iter()
+        .enumerate()
+        .map(|(i, c)| condition(c, i).unwrap())
+        .collect();
+    let mut vars = Vec::new();
+    for c in &compiled {
+        c.plan.as_ref().unwrap().reads(&mut vars);
+    }
+    let frame = Frame::build(&all, |f| *f, &vars).unwrap();
+    let refs: Vec<&Condition> = compiled.iter().collect();
+    let v = frame.evaluate(&refs, &[]).unwrap();
+    let wrapped = conds.len() - 1;
+    assert_eq!(
+        v.get(wrapped, 0),
+        None,
+        "evaluated in 64 bits where the last slice could wrap"
+    );
+    assert!(
+        v.fell_back.iter().any(|(_, why)| why.contains("64 bits")),
+        "{:?}",
+        v.fell_back
+    );
+    // A score that does not fit 64 bits at the night's scale, in the last
+    // slice only: the score's column is not used.
+    let mut odd = crate::rows()
+        .into_iter()
+        .find(|r| r.debtor.is_some())
+        .unwrap();
+    odd.debtor.as_mut().unwrap().score = Some(Decimal::MAX);
+    let mut with_odd: Vec<Facts<'_>> = all[..40_000].to_vec();
+    with_odd.push(facts(&odd));
+    let score = condition("score > 0.5", 0).unwrap();
+    let mut vars = Vec::new();
+    score.plan.as_ref().unwrap().reads(&mut vars);
+    let s = Frame::build(&with_odd, |f| *f, &vars)
+        .unwrap()
+        .evaluate(&[&score], &[])
+        .unwrap();
+    assert_eq!(s.get(0, 0), None, "a score that does not fit was a column");
+    assert!(
+        s.fell_back.iter().any(|(_, why)| why.contains("64 bits")),
+        "{:?}",
+        s.fell_back
+    );
+    let engine = script::engine();
+    let flags: Vec<String> = FLAGS.iter().map(|s| s.to_string()).collect();
+    let mut scope = rhai::Scope::new();
+    // Rhai's value for each distinct account, then every row against it.
+    let rhai: Vec<Vec<bool>> = rows
+        .iter()
+        .map(|r| {
+            script::fill_scope(&mut scope, &facts(r), &flags);
+            compiled[..wrapped]
+                .iter()
+                .map(|c| script::eval(&engine, c, &mut scope, "D").unwrap())
+                .collect()
+        })
+        .collect();
+    for (row, &i) in source.iter().enumerate() {
+        for (c, want) in rhai[i].iter().enumerate() {
+            assert_eq!(
+                v.get(c, row),
+                Some(*want),
+                "`{}` on row {row} (account {i})",
+                conds[c]
+            );
+        }
+    }
+}
+
 #[test]
 fn segment_columns_need_every_segment_condition_as_a_column() {
     let rows = rows();
