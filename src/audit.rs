@@ -26,11 +26,13 @@ impl Digest {
 /// kilobyte after next before each.
 ///
 /// SHA-256 with the CPU's SHA extensions hashes 2 GB/s from the cache, but
-/// only 1.17 GB/s from a file's mapped pages: the hardware prefetcher
-/// stops at each 4 KiB page, so every new page starts with a wait on
-/// memory. Asked two kilobytes ahead, the lines are there in time: 2.0
-/// GB/s over the million-debtor ledger (BENCHMARKS.md, "2026-12-02
-/// (fourth)"), on 600 MB hashed a night.
+/// was measured at 1.17 GB/s from a file's mapped pages: the hardware
+/// prefetcher stops at each 4 KiB page, so every new page starts with a
+/// wait on memory. Asked two kilobytes ahead, the lines were there in
+/// time: 2.0 GB/s over the million-debtor ledger. On another host the
+/// mapped pages hashed as fast as the cache allowed with or without the
+/// hint (1.5 GB/s): the hint costs nothing where it is not needed
+/// (BENCHMARKS.md, "2026-12-02 (fourth)"; `DUNNING_BENCH_PARTS=hash`).
 pub fn update(sha: &mut Sha256, bytes: &[u8]) {
     const PIECE: usize = 1024;
     const AHEAD: usize = 2 * PIECE;
