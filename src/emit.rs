@@ -380,8 +380,7 @@ pub fn decisions_csv(
         let (made, rows) = std::sync::mpsc::sync_channel(window / BATCH);
         s.spawn(move || {
             for group in decisions.chunks(window) {
-                let parts: Vec<std::io::Result<Vec<u8>>> =
-                    group.par_chunks(BATCH).map(decision_rows).collect();
+                let parts: Vec<Vec<u8>> = group.par_chunks(BATCH).map(decision_rows).collect();
                 for part in parts {
                     // Gone when the writer stopped at an error.
                     if made.send(part).is_err() {
@@ -391,7 +390,7 @@ pub fn decisions_csv(
             }
         });
         for part in rows {
-            each(part?)?;
+            each(part)?;
         }
         Ok(())
     })
@@ -402,7 +401,7 @@ pub fn decisions_csv(
 /// writer and `fmt`, the rows of a million decisions cost 0.6 s of CPU on
 /// the 2 cores, in a night whose cores are both busy (BENCHMARKS.md,
 /// "2026-12-02 (fourth)"); a test holds the two to the same bytes.
-fn decision_rows(decisions: &[Decision]) -> std::io::Result<Vec<u8>> {
+fn decision_rows(decisions: &[Decision]) -> Vec<u8> {
     let mut out = Vec::with_capacity(decisions.len() * 160);
     let mut int = itoa::Buffer::new();
     let mut actions = String::new();
@@ -446,7 +445,7 @@ fn decision_rows(decisions: &[Decision]) -> std::io::Result<Vec<u8>> {
         csv_field(&mut out, d.strategy_name().as_bytes());
         out.push(b'\n');
     }
-    Ok(out)
+    out
 }
 
 /// A text cell, guarded against formulas ([`cell`]).
@@ -836,7 +835,7 @@ mod tests {
                     d
                 })
                 .collect();
-            let made = super::decision_rows(&decisions).unwrap();
+            let made = super::decision_rows(&decisions);
             let expected = written_by_the_csv_crate(&decisions);
             prop_assert_eq!(String::from_utf8_lossy(&made), String::from_utf8_lossy(&expected));
         }
@@ -880,7 +879,7 @@ mod tests {
         let mut header = csv::Writer::from_writer(Vec::new());
         header.write_record(super::DECISION_COLUMNS).unwrap();
         let mut whole = header.into_inner().unwrap();
-        whole.extend(super::decision_rows(&decisions).unwrap());
+        whole.extend(super::decision_rows(&decisions));
         assert!(batched == whole);
         let mut r = csv::Reader::from_reader(batched.as_slice());
         let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();

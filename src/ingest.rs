@@ -791,12 +791,15 @@ const PARQUET_SLICE: usize = 1 << 19;
 /// debtors are read, so the first slice is decoded beside them too. At
 /// most two slices are held decoded: the one checked and the next.
 struct ParquetSlices {
+    /// The file, as errors name it.
+    file: String,
     slices: Option<std::sync::mpsc::Receiver<Result<Table, IngestError>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ParquetSlices {
     fn start(path: &Path, slice: usize) -> ParquetSlices {
+        let named = display_path(path);
         let path = path.to_path_buf();
         let (tx, rx) = std::sync::mpsc::sync_channel(0);
         let thread = std::thread::spawn(move || {
@@ -840,14 +843,28 @@ impl ParquetSlices {
             }
         });
         ParquetSlices {
+            file: named,
             slices: Some(rx),
             thread: Some(thread),
         }
     }
 
-    /// The next slice; `None` after the last.
+    /// The next slice; `None` after the last. A thread that died between
+    /// two slices is an error, never the end of the file: the rows after
+    /// it would be lost.
     fn next(&mut self) -> Option<Result<Table, IngestError>> {
-        self.slices.as_ref()?.recv().ok()
+        if let Ok(slice) = self.slices.as_ref()?.recv() {
+            return Some(slice);
+        }
+        self.slices = None;
+        let died = self.thread.take().is_some_and(|t| t.join().is_err());
+        died.then(|| {
+            Err(IngestError::Unparseable {
+                file: self.file.clone(),
+                message: "internal error: the thread reading the file stopped before its end"
+                    .into(),
+            })
+        })
     }
 }
 
@@ -2760,6 +2777,33 @@ mod pieces {
     const DEBTORS: &str = "debtor_id,name,kind,language,country,email,phone,address_line1,address_line2,postal_code,city\n\
         D1,A,person,fr,FR,,,1 rue,,75001,Paris\n\
         D2,B,business,fr,FR,,,2 rue,,75001,Paris\n";
+
+    /// A slice thread that dies after a slice ends the reading with an
+    /// error, not with the rows read so far taken for the whole file.
+    #[test]
+    fn a_parquet_reader_that_dies_is_an_error_not_the_end() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        let thread = std::thread::spawn(move || {
+            let table = Table {
+                file: "ledger.parquet".into(),
+                name: "ledger.parquet".into(),
+                df: DataFrame::empty(),
+                first_row: 2,
+                long: HashMap::new(),
+            };
+            tx.send(Ok(table)).unwrap();
+            panic!("decoding failed");
+        });
+        let mut slices = ParquetSlices {
+            file: "ledger.parquet".into(),
+            slices: Some(rx),
+            thread: Some(thread),
+        };
+        assert!(matches!(slices.next(), Some(Ok(_))));
+        let err = slices.next().expect("an error, not the end").err().unwrap();
+        assert!(err.to_string().contains("stopped before its end"), "{err}");
+        assert!(slices.next().is_none());
+    }
 
     /// A ledger with everything a piece boundary could cut badly: quoted
     /// fields holding commas, doubled quotes and newlines, bad rows, an

@@ -524,19 +524,8 @@ impl Frame {
             .map(|_| Vec::with_capacity(cols.len()))
             .collect();
         for col in &mut cols {
-            match col {
-                Col::Bool(v) => v
-                    .chunks_mut(ROWS)
-                    .zip(&mut slices)
-                    .for_each(|(c, s)| s.push(Part::Bool(c))),
-                Col::Str(v) => v
-                    .chunks_mut(ROWS)
-                    .zip(&mut slices)
-                    .for_each(|(c, s)| s.push(Part::Str(c))),
-                Col::Num(v) => v
-                    .chunks_mut(ROWS)
-                    .zip(&mut slices)
-                    .for_each(|(c, s)| s.push(Part::Num(c))),
+            for (slice, part) in slices.iter_mut().zip(col.parts()) {
+                slice.push(part);
             }
         }
         let ranges: Vec<Vec<Range>> = slices
@@ -1049,6 +1038,17 @@ enum Part<'c, 'f> {
     Bool(&'c mut [bool]),
     Str(&'c mut [&'f str]),
     Num(&'c mut [i64]),
+}
+
+impl<'f> Col<'f> {
+    /// The column cut in slices of [`ROWS`] rows.
+    fn parts(&mut self) -> Vec<Part<'_, 'f>> {
+        match self {
+            Col::Bool(v) => v.chunks_mut(ROWS).map(Part::Bool).collect(),
+            Col::Str(v) => v.chunks_mut(ROWS).map(Part::Str).collect(),
+            Col::Num(v) => v.chunks_mut(ROWS).map(Part::Num).collect(),
+        }
+    }
 }
 
 /// The decimal places of a numeric variable's column: integers as they
