@@ -4,7 +4,10 @@
 //!   cargo bench --bench night                       # 100,000 debtors
 //!   DUNNING_BENCH_DEBTORS=100000,1000000 cargo bench --bench night
 //!   DUNNING_BENCH_PARTS=decisions DUNNING_BENCH_DEBTORS=1000000 cargo bench --bench night
-//!                                                   # start to decisions.csv only
+//!                                                   # start to decisions.csv only, in
+//!                                                   # rounds (DUNNING_BENCH_ROUNDS, 3)
+//!                                                   # each with its own baseline run
+//!   DUNNING_BENCH_TIMELINE=1 ...                    # and every night's log, timed
 //!   DUNNING_BENCH_PARTS=hash DUNNING_BENCH_DEBTORS=1000000 cargo bench --bench night
 //!                                                   # the inputs' hashing alone
 //!
@@ -61,10 +64,39 @@ fn generate(n: usize, format: &str) -> PathBuf {
 
 /// The floor: a typed Polars scan and group-by of the ledger, no checks.
 fn baseline(ledger: &Path) -> f64 {
+    (0..3)
+        .map(|_| baseline_once(ledger).wall)
+        .fold(f64::MAX, f64::min)
+}
+
+/// What one run cost: wall and CPU seconds (user + system, every thread)
+/// and the pages it touched first (minor faults), which on these virtual
+/// machines cost more than anything else a night does with its memory.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    wall: f64,
+    cpu: f64,
+    minflt: i64,
+}
+
+fn cpu_of(u: &libc::rusage) -> f64 {
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+fn own_usage() -> libc::rusage {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: fills a local with this process's usage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    u
+}
+
+/// One baseline run, its CPU and faults from this process's usage.
+fn baseline_once(ledger: &Path) -> Cost {
     let d = dunning::dates::to_days(dunning::dates::parse_date(AS_OF).unwrap());
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let t = Instant::now();
+    let before = own_usage();
+    let t = Instant::now();
+    {
         let df = LazyCsvReader::new(PlRefPath::from(ledger.to_str().unwrap()))
             .with_has_header(true)
             .with_try_parse_dates(true)
@@ -89,9 +121,14 @@ fn baseline(ledger: &Path) -> f64 {
             .collect()
             .unwrap();
         assert!(df.height() > 0);
-        best = best.min(t.elapsed().as_secs_f64());
     }
-    best
+    let wall = t.elapsed().as_secs_f64();
+    let after = own_usage();
+    Cost {
+        wall,
+        cpu: cpu_of(&after) - cpu_of(&before),
+        minflt: after.ru_minflt - before.ru_minflt,
+    }
 }
 
 /// SHA-256 of the mapped ledger as the night hashes its inputs
@@ -140,6 +177,10 @@ struct Night {
     actions_s: f64,
     /// Peak RSS when `decisions.csv` was written, from the night's log.
     rss_to_decisions: f64,
+    /// The whole process's CPU seconds and minor faults (to its end, which
+    /// with a failpoint is soon after `decisions.csv`).
+    cpu: f64,
+    minflt: i64,
 }
 
 /// Runs one night of the release binary; peak RSS from wait4.
@@ -234,6 +275,9 @@ fn night_with(dir: &Path, ext: &str, work: &Path, env: &[(&str, &str)], policy: 
         killed || (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0),
         "night failed:\n{output}"
     );
+    if std::env::var_os("DUNNING_BENCH_TIMELINE").is_some() {
+        timeline(&output);
+    }
     let mut stages = BTreeMap::new();
     let (mut to_decisions, mut emails, mut letters, mut actions_s) = (0.0, 0, 0, 0.0);
     let mut rss_to_decisions = 0.0;
@@ -268,9 +312,110 @@ fn night_with(dir: &Path, ext: &str, work: &Path, env: &[(&str, &str)], policy: 
         stages,
         to_decisions,
         rss_to_decisions,
+        cpu: cpu_of(&usage),
+        minflt: usage.ru_minflt,
         emails,
         letters,
         actions_s,
+    }
+}
+
+/// Every line of a night's log, milliseconds after its first
+/// (`DUNNING_BENCH_TIMELINE=1`): where a night's time went between the
+/// stages it reports.
+fn timeline(log: &str) {
+    let mut first = None;
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(at) = v["timestamp"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        else {
+            continue;
+        };
+        let since = (at - *first.get_or_insert(at)).num_milliseconds();
+        println!("    {since:>6} ms  {}", v["message"].as_str().unwrap_or(""));
+    }
+}
+
+/// Start to `decisions.csv` only, in rounds: each round one baseline run,
+/// then a CSV and a Parquet night (their order alternating), each night
+/// against the baseline of its own round. These machines' speed changes
+/// from one minute to the next (other tenants; the cost of a fresh page
+/// varies threefold), so a baseline measured once, minutes before, says
+/// little of a night measured later; the median of the rounds' ratios is
+/// the figure. Each night writes into a folder of its own, all removed at
+/// the end, so that no night pays for deleting the last one's files.
+fn decisions(csv: &Path, pq: &Path, work: &Path) {
+    let rounds: usize = std::env::var("DUNNING_BENCH_ROUNDS")
+        .ok()
+        .map_or(3, |r| r.parse().expect("DUNNING_BENCH_ROUNDS: a number"));
+    // Each night is stopped (killed) once `decisions.csv` is written, so
+    // that its CPU seconds are those of the same span.
+    let stop = [("DUNNING_FAILPOINT", "after-decisions")];
+    let mut ratios: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut cpu: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut peaks: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut dirs = Vec::new();
+    for round in 0..rounds {
+        let base = baseline_once(&csv.join("ledger.csv"));
+        println!(
+            "  round {}: baseline {:.2} s ({:.2} CPU s, {} minor faults)",
+            round + 1,
+            base.wall,
+            base.cpu,
+            base.minflt
+        );
+        cpu.entry("baseline").or_default().push(base.cpu);
+        let mut formats = [("CSV", csv, "csv"), ("Parquet", pq, "parquet")];
+        if round % 2 == 1 {
+            formats.reverse();
+        }
+        for (label, dir, ext) in formats {
+            let into = work.with_extension(format!("{ext}-{round}"));
+            let r = night_with(dir, ext, &into, &stop, &retail_fr());
+            dirs.push(into);
+            let stages: Vec<String> = r
+                .stages
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.2} s"))
+                .collect();
+            println!(
+                "    {label}: to decisions.csv {:.2} s = {:.2}x, {:.2} CPU s ({:.2}x), {} minor faults, peak RSS {:.0} MiB; {}",
+                r.to_decisions,
+                r.to_decisions / base.wall,
+                r.cpu,
+                r.cpu / base.cpu,
+                r.minflt,
+                r.rss_to_decisions,
+                stages.join(", ")
+            );
+            ratios.entry(label).or_default().push(r.to_decisions / base.wall);
+            cpu.entry(label).or_default().push(r.cpu);
+            let peak = peaks.entry(label).or_default();
+            *peak = peak.max(r.rss_to_decisions);
+        }
+    }
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base_cpu = median(cpu.get_mut("baseline").unwrap());
+    for label in ["CSV", "Parquet"] {
+        let r = ratios.get_mut(label).unwrap();
+        let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.iter().copied().fold(0.0, f64::max);
+        println!(
+            "  {label}: median {:.2}x the baseline of its round (range {lo:.2}-{hi:.2}x over {rounds}), median CPU {:.2}x the baseline's, highest peak RSS {:.0} MiB",
+            median(r),
+            median(cpu.get_mut(label).unwrap()) / base_cpu,
+            peaks[label]
+        );
     }
 }
 
@@ -292,34 +437,13 @@ fn main() {
             hashing(&csv.join("ledger.csv"));
             continue;
         }
-        let base = baseline(&csv.join("ledger.csv"));
-        println!("  baseline: bare Polars scan + group-by of ledger.csv: {base:.2} s (best of 3)");
         let work = data_dir(n, "work");
         if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("decisions") {
-            // Only start to decisions.csv: each night is stopped at its first
-            // chunk of documents, twice per format, alternated.
-            let stop = [("DUNNING_FAILPOINT", "mid-actions")];
-            for round in 0..2 {
-                for (label, dir, ext) in [("CSV", &csv, "csv"), ("Parquet", &pq, "parquet")] {
-                    let r = night_with(dir, ext, &work, &stop, &retail_fr());
-                    let stages: Vec<String> = r
-                        .stages
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v:.2} s"))
-                        .collect();
-                    println!(
-                        "  {label} #{}: to decisions.csv {:.2} s = {:.2}x baseline, peak RSS {:.0} MiB; {}",
-                        round + 1,
-                        r.to_decisions,
-                        r.to_decisions / base,
-                        r.rss_to_decisions,
-                        stages.join(", ")
-                    );
-                }
-            }
-            let _ = std::fs::remove_dir_all(&work);
+            decisions(&csv, &pq, &work);
             continue;
         }
+        let base = baseline(&csv.join("ledger.csv"));
+        println!("  baseline: bare Polars scan + group-by of ledger.csv: {base:.2} s (best of 3)");
         // E-mails alone, rendered and written (best of 2).
         let policy = emails_only(&work);
         // Measured first, each run into a folder of its own, nothing deleted
