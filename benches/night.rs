@@ -392,7 +392,10 @@ fn decisions(csv: &Path, pq: &Path, work: &Path) {
                 r.rss_to_decisions,
                 stages.join(", ")
             );
-            ratios.entry(label).or_default().push(r.to_decisions / base.wall);
+            ratios
+                .entry(label)
+                .or_default()
+                .push(r.to_decisions / base.wall);
             cpu.entry(label).or_default().push(r.cpu);
             let peak = peaks.entry(label).or_default();
             *peak = peak.max(r.rss_to_decisions);

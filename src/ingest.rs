@@ -825,7 +825,12 @@ impl ParquetSlices {
                         .finish()
                         .map_err(|e| unparseable(&file, e))?;
                     let frame = checked_parquet_frame(frame, &file)?;
-                    let part = as_text_but(frame, &file, 1 + start, &["issued_on", "due_on"])?;
+                    let part = as_text_but(
+                        frame,
+                        &file,
+                        1 + start,
+                        &["issued_on", "due_on", "amount", "open_amount"],
+                    )?;
                     let table = finish_table(part, &path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
                     // Gone when the reader stopped (an error, or the
                     // debtors file refused): nothing more to read.
@@ -1314,6 +1319,7 @@ fn plain_chunk(bytes: &[u8], h: &PlainHeader, name: &str, debtors: &Debtors) -> 
             currency: v(2),
             amount: v(3),
             open_amount: v(4),
+            cents: None,
             issued_on: DateValue::Text(v(5)),
             due_on: DateValue::Text(v(6)),
         };
@@ -1582,17 +1588,23 @@ fn as_text(df: DataFrame, file: &str, first_row: usize) -> Result<Table, IngestE
     as_text_but(df, file, first_row, &[])
 }
 
-/// [`as_text`], but the date columns named in `dates` stay dates when
-/// every day in them is one [`dates::iso_text`] writes: the checks read
-/// such a day as the day its text would have been read as.
+/// [`as_text`], but the columns named in `typed` keep their type where
+/// the checks can read it as its text would have been read: a date column
+/// whose days are all ones [`dates::iso_text`] writes, a decimal column
+/// (see [`AmountColumn`]).
 fn as_text_but(
     df: DataFrame,
     file: &str,
     first_row: usize,
-    dates: &[&str],
+    typed: &[&str],
 ) -> Result<Table, IngestError> {
+    let dates = typed;
     let mut cols = Vec::with_capacity(df.width());
     for c in df.columns() {
+        if matches!(c.dtype(), DataType::Decimal(_, _)) && typed.contains(&c.name().as_str()) {
+            cols.push(c.clone());
+            continue;
+        }
         if c.dtype() == &DataType::Date && dates.contains(&c.name().as_str()) {
             let writable = c
                 .date()
@@ -2180,6 +2192,83 @@ impl DateColumn {
     }
 }
 
+/// A ledger amount column: text, or a Parquet decimal column.
+///
+/// A slice of decimals whose every value is an amount (present, not
+/// negative, no significant digit past the cent, within 64 bits of cents)
+/// and whose open amounts are none above their amounts is read as cents,
+/// which is exactly what the checks make of those values' texts; a slice
+/// with any other value is made text, as before, and checked as text, so
+/// that its rejects read as they always have. At 4.5 million items, the
+/// texts of two columns were written and parsed back for nothing.
+enum AmountColumn {
+    Text(StringChunked),
+    Decimal(Column),
+}
+
+impl AmountColumn {
+    fn slice(&self, start: usize, len: usize) -> AmountColumn {
+        match self {
+            AmountColumn::Text(c) => AmountColumn::Text(c.slice(start as i64, len)),
+            AmountColumn::Decimal(c) => AmountColumn::Decimal(c.slice(start as i64, len)),
+        }
+    }
+
+    /// The text the checks read: a decimal column cast as [`as_text`]
+    /// casts every other column.
+    fn text(&self) -> PolarsResult<StringChunked> {
+        match self {
+            AmountColumn::Text(c) => Ok(c.clone()),
+            AmountColumn::Decimal(c) => Ok(c.cast(&DataType::String)?.str()?.clone()),
+        }
+    }
+
+    /// Both columns as cents, when both are decimals whose every value is
+    /// an amount and no open amount is above its amount.
+    fn cents(amount: &AmountColumn, open: &AmountColumn) -> Option<(Vec<Cents>, Vec<Cents>)> {
+        let (AmountColumn::Decimal(a), AmountColumn::Decimal(o)) = (amount, open) else {
+            return None;
+        };
+        let (a, o) = (decimal_cents(a)?, decimal_cents(o)?);
+        a.iter().zip(&o).all(|(a, o)| o <= a).then_some((a, o))
+    }
+}
+
+/// The texts of a column, or `None` for every row where there is none
+/// (a slice's amounts read as cents).
+fn texts_or_none(c: &Option<StringChunked>) -> Box<dyn Iterator<Item = Option<&str>> + '_> {
+    match c {
+        Some(c) => Box::new(c.iter()),
+        None => Box::new(std::iter::repeat(None)),
+    }
+}
+
+/// A decimal column's values as cents; `None` when one is missing,
+/// negative, has a significant digit past the cent, or is beyond 64 bits
+/// of cents: any value [`money::parse_amount`] would refuse as text.
+fn decimal_cents(c: &Column) -> Option<Vec<Cents>> {
+    let d = c.decimal().ok()?;
+    let scale = u32::try_from(d.scale()).ok()?;
+    let (up, down) = if scale <= 2 {
+        (10i128.pow(2 - scale), 1)
+    } else {
+        (1, 10i128.checked_pow(scale - 2)?)
+    };
+    if d.phys.null_count() > 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(d.len());
+    for arr in d.phys.downcast_iter() {
+        for &v in arr.values().iter() {
+            if v < 0 || v % down != 0 {
+                return None;
+            }
+            out.push(i64::try_from((v / down).checked_mul(up)?).ok()?);
+        }
+    }
+    Some(out)
+}
+
 /// The texts of one ledger row that are checked.
 struct LedgerRow<'v> {
     item_id: Option<&'v str>,
@@ -2187,6 +2276,10 @@ struct LedgerRow<'v> {
     currency: Option<&'v str>,
     amount: Option<&'v str>,
     open_amount: Option<&'v str>,
+    /// Amount and open amount read from decimal columns, known to be
+    /// amounts the texts would have been read as, the open one not above
+    /// the other ([`AmountColumn`]); the texts are then `None`.
+    cents: Option<(Cents, Cents)>,
     issued_on: DateValue<'v>,
     due_on: DateValue<'v>,
 }
@@ -2254,8 +2347,13 @@ fn check_ledger_row<'v>(
             "currency must be 3 capital letters (ISO 4217)",
         );
     }
-    let a = rc.amount("amount", row.amount);
-    let o = rc.amount("open_amount", row.open_amount);
+    let (a, o) = match row.cents {
+        Some((a, o)) => (Some(a), Some(o)),
+        None => (
+            rc.amount("amount", row.amount),
+            rc.amount("open_amount", row.open_amount),
+        ),
+    };
     if let (Some(a), Some(o)) = (a, o) {
         if o > a {
             rc.reject(
@@ -2284,7 +2382,14 @@ fn check_ledger(
     let n = t.height();
     let col = |name: &str| t.col(name).expect("required column");
     let (item_id, debtor_id, currency) = (col("item_id"), col("debtor_id"), col("currency"));
-    let (amount, open_amount) = (col("amount"), col("open_amount"));
+    let amount_col = |name: &str| -> AmountColumn {
+        let c = t.df.column(name).expect("required column");
+        match c.dtype() {
+            DataType::Decimal(_, _) => AmountColumn::Decimal(c.clone()),
+            _ => AmountColumn::Text(col(name).clone()),
+        }
+    };
+    let (amount, open_amount) = (amount_col("amount"), amount_col("open_amount"));
     let date_col = |name: &str| -> DateColumn {
         match t.df.column(name).ok().and_then(|c| c.date().ok()) {
             Some(d) => DateColumn::Days(d.phys.clone()),
@@ -2301,7 +2406,13 @@ fn check_ledger(
             let len = SLICE.min(n - start);
             let sl = |c: &StringChunked| c.slice(start as i64, len);
             let (item_id, debtor_id, currency) = (sl(item_id), sl(debtor_id), sl(currency));
-            let (amount, open_amount) = (sl(amount), sl(open_amount));
+            let (amount, open_amount) = (amount.slice(start, len), open_amount.slice(start, len));
+            let cents = AmountColumn::cents(&amount, &open_amount);
+            let texts = |c: &AmountColumn| match (&cents, c) {
+                (Some(_), _) => Ok(None),
+                (None, c) => c.text().map(Some),
+            };
+            let (amount, open_amount) = (texts(&amount)?, texts(&open_amount)?);
             let (issued_on, due_on) = (issued_on.slice(start, len), due_on.slice(start, len));
             let mut part = LedgerPart::default();
             let mut last = LastDebtor::default();
@@ -2309,8 +2420,8 @@ fn check_ledger(
                 .iter()
                 .zip(debtor_id.iter())
                 .zip(currency.iter())
-                .zip(amount.iter())
-                .zip(open_amount.iter())
+                .zip(texts_or_none(&amount))
+                .zip(texts_or_none(&open_amount))
                 .zip(issued_on.values())
                 .zip(due_on.values());
             for (j, ((((((iid, did), cur), amt), open), iss), du)) in rows.enumerate() {
@@ -2321,6 +2432,7 @@ fn check_ledger(
                     currency: cur,
                     amount: amt,
                     open_amount: open,
+                    cents: cents.as_ref().map(|(a, o)| (a[j], o[j])),
                     issued_on: iss,
                     due_on: du,
                 };
@@ -2331,9 +2443,13 @@ fn check_ledger(
                     part.id_hashes.push(id_hash(id));
                 }
             }
-            part
+            Ok(part)
         })
-        .collect();
+        .collect::<Result<_, PolarsError>>()
+        .map_err(|e| IngestError::Unparseable {
+            file: t.file.clone(),
+            message: e.to_string(),
+        })?;
     let mut mask = Vec::with_capacity(n);
     let mut amounts = Vec::with_capacity(n);
     let mut opens = Vec::with_capacity(n);
@@ -3174,6 +3290,86 @@ mod pieces {
             assert!(df.equals_missing(&whole), "slice {slice}");
             assert_eq!(count, whole_count);
             assert_eq!(rejects, whole_rejects, "slice {slice}");
+        }
+    }
+
+    /// A Parquet ledger whose amounts are decimal columns, at several
+    /// scales, with values of every kind the checks refuse among good
+    /// ones: read a slice at a time (good slices as cents), it gives what
+    /// the same file gives with its decimals made text, rejects and their
+    /// texts included.
+    #[test]
+    fn parquet_decimal_amounts_are_read_as_their_texts() {
+        // (amount, open amount) in units of 10^-3; None a null.
+        let value = |i: usize| -> (Option<i128>, Option<i128>) {
+            match i % 31 {
+                3 => (Some(-1_000), Some(0)),
+                7 => (Some(1_234), Some(1_000)),
+                9 => (None, Some(5_000)),
+                12 => (Some(5_000), Some(6_000)),
+                15 => (Some(i128::from(i64::MAX) * 10), Some(10)),
+                18 => (Some(10_000), Some(-10)),
+                _ => (Some(10_000 + 10 * i as i128), Some((i as i128 % 7) * 1_000)),
+            }
+        };
+        let n = 300;
+        let debtors = debtors_named(&["D1", "D2"]);
+        for scale in [0usize, 2, 3, 5] {
+            let dir = tempfile::tempdir().unwrap();
+            let at_scale = |v: Option<i128>| {
+                v.map(|v| {
+                    if scale >= 3 {
+                        v * 10i128.pow(scale as u32 - 3)
+                    } else {
+                        v / 10i128.pow(3 - scale as u32)
+                    }
+                })
+            };
+            let decimals = |k: usize, name: &str| {
+                Int128Chunked::from_iter((0..n).map(|i| {
+                    let (a, o) = value(i);
+                    at_scale(if k == 0 { a } else { o })
+                }))
+                .into_decimal_unchecked(38, scale)
+                .into_column()
+                .with_name(name.into())
+            };
+            let texts = |f: &dyn Fn(usize) -> String, name: &str| {
+                Column::new(name.into(), (0..n).map(f).collect::<Vec<_>>())
+            };
+            let mut df = DataFrame::new(
+                n,
+                vec![
+                    texts(&|i| format!("I{i}"), "item_id"),
+                    texts(&|i| ["D1", "D2"][i % 2].to_owned(), "debtor_id"),
+                    texts(&|_| "EUR".to_owned(), "currency"),
+                    decimals(0, "amount"),
+                    decimals(1, "open_amount"),
+                    texts(&|_| "2026-01-01".to_owned(), "issued_on"),
+                    texts(&|i| format!("2026-02-{:02}", 1 + i % 28), "due_on"),
+                ],
+            )
+            .unwrap();
+            let pq = dir.path().join("ledger.parquet");
+            ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+                .finish(&mut df)
+                .unwrap();
+            // Read whole, the decimals are made text, as they always were.
+            let (whole, whole_count, mut whole_rejects) = read_ledger_whole(&pq, &debtors).unwrap();
+            whole_rejects.sort();
+            assert!(whole.height() > 200, "scale {scale}");
+            let reasons: std::collections::BTreeSet<&str> =
+                whole_rejects.iter().map(|r| r.column.as_str()).collect();
+            assert!(reasons.contains("amount") && reasons.contains("open_amount"));
+            for slice in [1, 7, 64, 300] {
+                let (df, count, mut rejects) =
+                    read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice))
+                        .unwrap();
+                rejects.sort();
+                assert!(df.equals_missing(&whole), "scale {scale}, slice {slice}");
+                assert_eq!(count, whole_count, "scale {scale}, slice {slice}");
+                assert_eq!(rejects, whole_rejects, "scale {scale}, slice {slice}");
+            }
         }
     }
 
