@@ -30,7 +30,8 @@ fn data_dir(n: usize, format: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench-data").join(format!("{n}-{format}"))
+    // v2: Parquet amounts became decimals (were text).
+    target.join("bench-data").join(format!("{n}-{format}-v2"))
 }
 
 fn generate(n: usize, format: &str) -> PathBuf {

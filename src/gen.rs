@@ -177,8 +177,8 @@ impl Table {
             return Ok(self.path);
         }
         debug_assert_eq!(self.format, Format::Parquet);
-        // Dates as Parquet dates, as a warehouse export has them; amounts as
-        // decimal text (never floats).
+        // Dates as Parquet dates and amounts as decimals of two places, as
+        // a warehouse export has them (never floats).
         let columns: Vec<Column> = self
             .names
             .iter()
@@ -190,6 +190,15 @@ impl Table {
                         .map(|v| crate::dates::parse_date(v).map(crate::dates::to_days))
                         .collect();
                     days.with_name((*name).into()).into_date().into_column()
+                } else if matches!(*name, "amount" | "open_amount") {
+                    let cents: Int128Chunked = values
+                        .iter()
+                        .map(|v| crate::money::parse_amount(v).ok().map(i128::from))
+                        .collect();
+                    cents
+                        .with_name((*name).into())
+                        .into_decimal_unchecked(18, 2)
+                        .into_column()
                 } else {
                     Column::new((*name).into(), values)
                 }
