@@ -1249,7 +1249,7 @@ fn account(c: &Compliance, d: &mut Decision, who: &mut Who<'_>, as_of: NaiveDate
             }
         }
     }
-    d.after.deferred = deferred;
+    d.after.deferred = deferred.into();
     finish(d, notes);
 }
 

@@ -98,15 +98,16 @@ pub struct HoldFound {
     pub events_row: usize,
 }
 
-/// A million of these live through the night: short texts are inline and
-/// rarely-set parts boxed, so that a decision costs what it says.
+/// A million of these live through the night: short texts are inline,
+/// rarely-set parts boxed and lists one pointer (`ThinVec`, empty for most
+/// accounts), so that a decision costs what it says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub account: Account,
     pub segment: crate::ingest::Text,
     pub level_before: u32,
     pub level_after: u32,
-    pub actions: Vec<Action>,
+    pub actions: thin_vec::ThinVec<Action>,
     pub held_by: crate::ingest::Text,
     pub outcome: Outcome,
     /// The policy rule that decided, e.g. `ladders.default.levels[2]
@@ -157,7 +158,7 @@ impl Decision {
             segment: Default::default(),
             level_before: 0,
             level_after: 0,
-            actions: Vec::new(),
+            actions: thin_vec::ThinVec::new(),
             held_by: Default::default(),
             outcome: Outcome::Stay,
             rule: Default::default(),
@@ -437,7 +438,7 @@ fn remember(
         Outcome::Cure | Outcome::Hold => {
             if let Some(agency) = after.placed_with.take() {
                 d.recall = Some(Box::new(Recall {
-                    agency,
+                    agency: agency.into(),
                     placed_on: after.placed_on.take(),
                     reason: if d.outcome == Outcome::Cure {
                         "cure".into()
@@ -476,7 +477,7 @@ fn remember(
                     }
                     None => "agency".to_owned(),
                 };
-                after.placed_with = Some(agency.clone());
+                after.placed_with = Some(agency.as_str().into());
                 after.placed_on = Some(ctx.as_of);
                 d.extra_mut().placed_with = Some(agency);
             }
@@ -724,4 +725,18 @@ pub fn sort(accounts: &mut [Account]) {
         (a.debtor_id.as_str(), a.currency.as_str())
             .cmp(&(b.debtor_id.as_str(), b.currency.as_str()))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    /// A million decisions live through the night, and each of their
+    /// pages is first zeroed by the kernel, which on these virtual machines
+    /// costs more than anything else the night does with memory (BENCHMARKS.md,
+    /// 2026-12-02, fifth): a field that makes a decision larger is a cost to
+    /// weigh, and this test says when one does.
+    #[test]
+    fn a_decision_stays_small() {
+        let size = std::mem::size_of::<super::Decision>();
+        assert!(size <= 336, "a Decision is {size} bytes (was 336)");
+    }
 }

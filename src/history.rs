@@ -14,14 +14,14 @@ pub struct Prior {
     pub level: u32,
     pub last_escalated_on: Option<NaiveDate>,
     /// The agency the account is placed with, and since when.
-    pub placed_with: Option<String>,
+    pub placed_with: Option<Box<str>>,
     pub placed_on: Option<NaiveDate>,
     /// When a write-off was proposed (proposed once per account).
     pub writeoff_on: Option<NaiveDate>,
     /// Every escalation since the last cure, for dossiers and placements.
-    pub history: Vec<Step>,
+    pub history: thin_vec::ThinVec<Step>,
     /// Actions a compliance guard deferred, tried again each night.
-    pub deferred: Vec<crate::compliance::Deferred>,
+    pub deferred: thin_vec::ThinVec<crate::compliance::Deferred>,
     /// The account's overdue amount that night: tomorrow's KPIs measure
     /// what was recovered against it.
     pub overdue: crate::money::Cents,

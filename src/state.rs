@@ -214,13 +214,15 @@ impl Reader {
             let prior = Prior {
                 level: row.level,
                 last_escalated_on: date(&row.last_escalated_on)?,
-                placed_with: (!row.placed_with.is_empty()).then(|| row.placed_with.clone()),
+                placed_with: (!row.placed_with.is_empty()).then(|| row.placed_with.as_str().into()),
                 placed_on: date(&row.placed_on)?,
                 writeoff_on: date(&row.writeoff_proposed_on)?,
                 history: Step::decode(&row.history)
-                    .ok_or_else(|| corrupt(format!("row {}: bad history", i + 2)))?,
+                    .ok_or_else(|| corrupt(format!("row {}: bad history", i + 2)))?
+                    .into(),
                 deferred: crate::compliance::Deferred::decode(&row.deferred)
-                    .ok_or_else(|| corrupt(format!("row {}: bad deferred actions", i + 2)))?,
+                    .ok_or_else(|| corrupt(format!("row {}: bad deferred actions", i + 2)))?
+                    .into(),
                 overdue: if row.overdue.is_empty() {
                     0
                 } else {
@@ -329,7 +331,7 @@ pub fn snapshot_csv<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a Prior)
             currency: currency.to_owned(),
             level: p.level,
             last_escalated_on: opt(p.last_escalated_on),
-            placed_with: p.placed_with.clone().unwrap_or_default(),
+            placed_with: p.placed_with.as_deref().unwrap_or_default().to_owned(),
             placed_on: opt(p.placed_on),
             writeoff_proposed_on: opt(p.writeoff_on),
             history: Step::encode(&p.history),
