@@ -154,6 +154,21 @@ impl std::ops::Deref for FileBytes {
 /// The process's peak resident memory so far, in MiB, for the stage logs:
 /// the scheduler's operators size the night's machine from it.
 pub fn peak_rss_mib() -> u64 {
+    // The address space's own high-water mark. `ru_maxrss` is not: Linux
+    // carries into it the peak of the process that started this one when
+    // that process shared its memory to start it (vfork, posix_spawn, as
+    // Rust's `Command` does), so a night started by a large process
+    // reported that process's peak (3,420 MiB under a benchmark that had
+    // just generated its data).
+    if let Some(kib) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+    {
+        return kib / 1024;
+    }
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
