@@ -1598,14 +1598,13 @@ fn as_text_but(
     first_row: usize,
     typed: &[&str],
 ) -> Result<Table, IngestError> {
-    let dates = typed;
     let mut cols = Vec::with_capacity(df.width());
     for c in df.columns() {
         if matches!(c.dtype(), DataType::Decimal(_, _)) && typed.contains(&c.name().as_str()) {
             cols.push(c.clone());
             continue;
         }
-        if c.dtype() == &DataType::Date && dates.contains(&c.name().as_str()) {
+        if c.dtype() == &DataType::Date && typed.contains(&c.name().as_str()) {
             let writable = c
                 .date()
                 .map(|d| d.phys.iter().flatten().all(dates::iso_writable))
