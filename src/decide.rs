@@ -246,6 +246,7 @@ pub fn decide_all(
         stage = "decide",
         rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
+        cpu = ?crate::cpu_ms(),
         "columns evaluated"
     );
     let failed: std::sync::Mutex<Option<(usize, ScriptError)>> = Default::default();
@@ -278,6 +279,8 @@ pub fn decide_all(
         stage = "decide",
         rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
+        minflt = crate::minor_faults(),
+        cpu = ?crate::cpu_ms(),
         "accounts decided"
     );
     match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {

@@ -560,6 +560,7 @@ pub fn read(
         file = "debtors",
         ms = t.elapsed().as_millis() as u64,
         rss_mib = crate::rss_mib(),
+        cpu = ?crate::cpu_ms(),
         "file checked"
     );
 
@@ -574,6 +575,7 @@ pub fn read(
         file = "ledger",
         ms = t.elapsed().as_millis() as u64,
         rss_mib = crate::rss_mib(),
+        cpu = ?crate::cpu_ms(),
         "file checked"
     );
 
@@ -1269,18 +1271,15 @@ fn plain_rows<'v>(
         fields.clear();
         Some(())
     };
-    for (i, &c) in bytes.iter().enumerate() {
-        match c {
-            b',' => {
-                fields.push(&text[from..i]);
-                from = i + 1;
-            }
-            b'\n' => {
-                end_row(&mut fields, i, from)?;
-                from = i + 1;
-            }
-            _ => {}
+    // Found with SIMD, sixteen bytes and more at a step: looked at byte
+    // by byte, the ledger's 350 MB took a third of a second of CPU.
+    for i in memchr::memchr2_iter(b',', b'\n', bytes) {
+        if bytes[i] == b',' {
+            fields.push(&text[from..i]);
+        } else {
+            end_row(&mut fields, i, from)?;
         }
+        from = i + 1;
     }
     // A last row without a newline.
     if from < bytes.len() || !fields.is_empty() {

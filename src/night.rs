@@ -260,6 +260,7 @@ fn stage<T>(name: &'static str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow
     tracing::debug!(
         stage = name,
         ms = t.elapsed().as_millis() as u64,
+        cpu = ?crate::cpu_ms(),
         "stage finished"
     );
     out
@@ -954,6 +955,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         tracing::debug!(
             stage = "ingest",
             waited_ms = t.elapsed().as_millis() as u64,
+            minflt = crate::minor_faults(),
+            cpu = ?crate::cpu_ms(),
             "inputs hashed"
         );
     }
@@ -979,6 +982,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         (written, summary)
     });
     written?;
+    tracing::debug!(minflt = crate::minor_faults(), cpu = ?crate::cpu_ms(), "decisions.csv written");
     info!(
         stage = "decide",
         accounts = summary.accounts,
