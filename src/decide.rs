@@ -247,6 +247,7 @@ pub fn decide_all(
         rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         cpu = ?crate::cpu_ms(),
+        minflt = crate::minor_faults(),
         "columns evaluated"
     );
     let failed: std::sync::Mutex<Option<(usize, ScriptError)>> = Default::default();

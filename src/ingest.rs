@@ -561,6 +561,7 @@ pub fn read(
         ms = t.elapsed().as_millis() as u64,
         rss_mib = crate::rss_mib(),
         cpu = ?crate::cpu_ms(),
+        minflt = crate::minor_faults(),
         "file checked"
     );
 
@@ -576,6 +577,7 @@ pub fn read(
         ms = t.elapsed().as_millis() as u64,
         rss_mib = crate::rss_mib(),
         cpu = ?crate::cpu_ms(),
+        minflt = crate::minor_faults(),
         "file checked"
     );
 

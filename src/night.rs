@@ -261,6 +261,7 @@ fn stage<T>(name: &'static str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow
         stage = name,
         ms = t.elapsed().as_millis() as u64,
         cpu = ?crate::cpu_ms(),
+        minflt = crate::minor_faults(),
         "stage finished"
     );
     out
