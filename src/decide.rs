@@ -280,8 +280,8 @@ pub fn decide_all(
         stage = "decide",
         rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
-        minflt = crate::minor_faults(),
         cpu = ?crate::cpu_ms(),
+        minflt = crate::minor_faults(),
         "accounts decided"
     );
     match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {

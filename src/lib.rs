@@ -169,37 +169,30 @@ pub fn peak_rss_mib() -> u64 {
     {
         return kib / 1024;
     }
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0;
-    }
     // Linux reports kilobytes.
-    (usage.ru_maxrss.max(0) as u64) / 1024
+    usage().map_or(0, |u| (u.ru_maxrss.max(0) as u64) / 1024)
 }
 
 /// The page faults the process has taken so far without reading from
 /// disk, for the debug logs: each is a page the kernel handed over fresh,
 /// the cost that swings most from one night to the next on a virtual
-/// machine (BENCHMARKS.md, "2026-12-02 (fifth)").
+/// machine (BENCHMARKS.md, "2026-12-02 (sixth)").
 pub fn minor_faults() -> u64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0;
-    }
-    usage.ru_minflt.max(0) as u64
+    usage().map_or(0, |u| u.ru_minflt.max(0) as u64)
 }
 
-/// CPU time the process has used so far, user and system, in ms.
+/// CPU time the process has used so far, user and system, in ms, for the
+/// debug logs: beside the wall time, it tells a busy host from a slow
+/// stage.
 pub fn cpu_ms() -> (u64, u64) {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return (0, 0);
-    }
     let ms = |t: libc::timeval| (t.tv_sec.max(0) as u64) * 1000 + (t.tv_usec.max(0) as u64) / 1000;
-    (ms(u.ru_utime), ms(u.ru_stime))
+    usage().map_or((0, 0), |u| (ms(u.ru_utime), ms(u.ru_stime)))
+}
+
+fn usage() -> Option<libc::rusage> {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0).then_some(usage)
 }
 
 /// The process's resident memory now, in MiB (0 where `/proc` is not

@@ -956,8 +956,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         tracing::debug!(
             stage = "ingest",
             waited_ms = t.elapsed().as_millis() as u64,
-            minflt = crate::minor_faults(),
             cpu = ?crate::cpu_ms(),
+            minflt = crate::minor_faults(),
             "inputs hashed"
         );
     }
@@ -983,7 +983,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         (written, summary)
     });
     written?;
-    tracing::debug!(minflt = crate::minor_faults(), cpu = ?crate::cpu_ms(), "decisions.csv written");
+    tracing::debug!(cpu = ?crate::cpu_ms(), minflt = crate::minor_faults(), "decisions.csv written");
     info!(
         stage = "decide",
         accounts = summary.accounts,
