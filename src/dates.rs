@@ -12,22 +12,25 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
 
 /// The year, month and day of `YYYY-MM-DD` text, not yet checked as a date.
 fn ymd(s: &str) -> Option<(i32, i32, i32)> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    let b: &[u8; 10] = s.as_bytes().try_into().ok()?;
+    if b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    if !b
+    // Digits only, read directly (chrono's format parser costs more than
+    // the rest of a ledger row's checks): each byte less `0`, which is
+    // under 10 for a digit only.
+    let d = b.map(|c| i32::from(c.wrapping_sub(b'0')));
+    if [0, 1, 2, 3, 5, 6, 8, 9]
         .iter()
-        .enumerate()
-        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        .any(|&i| !(0..10).contains(&d[i]))
     {
         return None;
     }
-    // Digits only from here: read them directly (chrono's format parser
-    // costs more than the rest of a ledger row's checks).
-    let num =
-        |r: std::ops::Range<usize>| b[r].iter().fold(0i32, |n, c| n * 10 + i32::from(c - b'0'));
-    Some((num(0..4), num(5..7), num(8..10)))
+    Some((
+        d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3],
+        d[5] * 10 + d[6],
+        d[8] * 10 + d[9],
+    ))
 }
 
 /// Days since 1970-01-01, the physical value of a Polars `Date`.
@@ -129,6 +132,30 @@ mod tests {
         fn days_straight_from_text(y in 0u32..10000, m in 0u32..14, d in 0u32..33) {
             let s = format!("{y:04}-{m:02}-{d:02}");
             prop_assert_eq!(parse_days(&s), parse_date(&s).map(to_days));
+        }
+    }
+
+    proptest! {
+        /// Year, month and day are read from `YYYY-MM-DD` and from nothing
+        /// else: a reference reading by the text's pieces agrees, on texts
+        /// near that shape (signs, spaces, letters, short or long parts,
+        /// characters of two bytes).
+        #[test]
+        fn ymd_reads_only_the_strict_shape(s in prop_oneof![
+            "[0-9+ :/]{0,5}[-/é]?[0-9a:]{0,3}[-]?[0-9 :/]{0,3}",
+            // The shape itself, with `/` and `:` (either side of the
+            // digits) among them.
+            "[0-9:/]{4}-[0-9:/]{2}-[0-9:/]{2}",
+        ]) {
+            let reference = (|| {
+                let parts: Vec<&str> = s.split('-').collect();
+                let digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|c| c.is_ascii_digit());
+                if parts.len() != 3 || !digits(parts[0], 4) || !digits(parts[1], 2) || !digits(parts[2], 2) {
+                    return None;
+                }
+                Some((parts[0].parse().ok()?, parts[1].parse().ok()?, parts[2].parse().ok()?))
+            })();
+            prop_assert_eq!(ymd(&s), reference);
         }
     }
 

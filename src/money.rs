@@ -27,6 +27,32 @@ pub enum AmountError {
 /// thousands separator, no exponent, no spaces: a ledger that sends anything
 /// else has a bug the night should surface rather than guess around.
 pub fn parse_amount(s: &str) -> Result<Cents, AmountError> {
+    // The shape nearly every ledger amount has, `digits.dd`, read in one
+    // pass (9 million amounts a night at a million debtors); anything else
+    // takes the general reading, which says what is wrong with it.
+    let b = s.as_bytes();
+    if (4..=19).contains(&b.len()) && b[b.len() - 3] == b'.' {
+        let mut cents: i64 = 0;
+        let mut digits = true;
+        for (i, &c) in b.iter().enumerate() {
+            if i == b.len() - 3 {
+                continue;
+            }
+            let d = c.wrapping_sub(b'0');
+            digits &= d < 10;
+            // At most 18 digits cannot overflow; what a text that is not
+            // all digits adds up to is not used.
+            cents = cents.wrapping_mul(10).wrapping_add(i64::from(d));
+        }
+        if digits {
+            return Ok(cents);
+        }
+    }
+    parse_amount_general(s)
+}
+
+/// [`parse_amount`] for any text.
+fn parse_amount_general(s: &str) -> Result<Cents, AmountError> {
     if s.is_empty() {
         return Err(AmountError::Empty);
     }
@@ -145,6 +171,14 @@ mod tests {
     }
 
     proptest! {
+        /// The one-pass reading of `digits.dd` gives what the general
+        /// reading gives, for texts of that shape and of shapes near it (`/`
+        /// and `:` stand either side of the digits).
+        #[test]
+        fn the_usual_shape_reads_as_any_other(s in "-?[0-9.,a :/]{0,4}[0-9]{0,16}[.][0-9a:/]{2}") {
+            prop_assert_eq!(parse_amount(&s), parse_amount_general(&s));
+        }
+
         /// Money is exact: every amount survives text and back unchanged.
         #[test]
         fn round_trips(c in 0i64..=9_000_000_000_000_000) {
