@@ -518,18 +518,6 @@ fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut
 }
 
 impl Tally {
-    fn add(&mut self, d: &Decision) {
-        self.accounts += 1;
-        *entry(&mut self.cents, &d.account.currency) += d.account.overdue;
-    }
-
-    fn merge(&mut self, other: Tally) {
-        self.accounts += other.accounts;
-        for (currency, cents) in other.cents {
-            *self.cents.entry(currency).or_default() += cents;
-        }
-    }
-
     fn seal(&mut self) {
         self.overdue = self
             .cents
@@ -578,131 +566,150 @@ pub struct StrategyCounts {
 /// The night's counts. `policies` names the policy of each strategy:
 /// the champion first, then the challenger when there is one.
 ///
-/// Counted in parallel slices of the decisions, then added up: counted on
-/// one thread, a million decisions held the other core idle for a tenth
-/// of a second. Every count is an integer sum, so the slicing changes
-/// nothing.
+/// Decisions alike in all that is counted (a [`Shape`]) are counted once:
+/// a night of a million decisions has a few hundred shapes, and the
+/// counts of each shape are added to a dozen keyed totals at the end,
+/// where counting each decision into them took 0.25 s of CPU, most of it
+/// comparing keys (BENCHMARKS.md, "2026-12-02 (seventh)"). The shapes are
+/// gathered in parallel slices; every count is an integer sum, so neither
+/// the slicing nor the grouping changes a figure.
 pub fn summary(as_of: &str, policies: &[&str], decisions: &[Decision], rejects: usize) -> Summary {
     use rayon::prelude::*;
     const SLICE: usize = 1 << 15;
-    let mut s = decisions
+    let shapes = decisions
         .par_chunks(SLICE)
-        .map(|slice| counted(policies, slice))
-        .reduce(|| counted(policies, &[]), Summary::merge);
+        .map(shapes)
+        .reduce(Shapes::default, |mut a, b| {
+            for (shape, n) in b {
+                let t = a.entry(shape).or_default();
+                t.0 += n.0;
+                t.1 += n.1;
+            }
+            a
+        });
+    let mut s = Summary::empty(policies);
+    let mut action = String::new();
+    for (shape, &(n, cents)) in &shapes {
+        s.count(shape, n, cents, &mut action);
+    }
     s.as_of = as_of.to_owned();
     s.rejected_values = rejects as u64;
     s.seal();
     s
 }
 
-/// The counts of `decisions`, not yet sealed.
-fn counted(policies: &[&str], decisions: &[Decision]) -> Summary {
-    use std::fmt::Write as _;
-    let policy = policies.first().copied().unwrap_or("");
-    let mut s = Summary {
-        as_of: String::new(),
-        policy: policy.to_owned(),
-        accounts: 0,
-        escalations: 0,
-        cures: 0,
-        held: 0,
-        actions: 0,
-        rejected_values: 0,
-        by_level: BTreeMap::new(),
-        by_segment: BTreeMap::new(),
-        by_hold: BTreeMap::new(),
-        by_outcome: BTreeMap::new(),
-        by_action: BTreeMap::new(),
-        by_channel: BTreeMap::new(),
-        by_strategy: BTreeMap::new(),
-    };
-    for (i, p) in policies.iter().enumerate() {
-        s.by_strategy.insert(
-            crate::decide::STRATEGIES[i.min(1)].to_owned(),
-            StrategyCounts {
-                policy: (*p).to_owned(),
-                ..StrategyCounts::default()
-            },
-        );
-    }
-    use crate::decide::Outcome;
-    // One buffer for the action keys: a million decisions, no allocation
-    // each.
-    let mut action = String::new();
+/// All that the summary reads of a decision.
+#[derive(PartialEq, Eq, Hash)]
+struct Shape<'d> {
+    strategy: &'static str,
+    outcome: crate::decide::Outcome,
+    /// A cure counts as one only from a level above 0.
+    from_above_0: bool,
+    level_after: u32,
+    segment: &'d str,
+    held_by: &'d str,
+    currency: &'d str,
+    actions: &'d [crate::policy::Action],
+}
+
+/// Decisions by shape: how many, and their overdue cents.
+type Shapes<'d> = hashbrown::HashMap<Shape<'d>, (u64, i64), foldhash::fast::FixedState>;
+
+fn shapes(decisions: &[Decision]) -> Shapes<'_> {
+    let mut shapes = Shapes::default();
     for d in decisions {
-        s.accounts += 1;
-        let st = entry(&mut s.by_strategy, d.strategy_name());
-        st.accounts += 1;
-        st.actions += d.actions.len() as u64;
-        st.tally.add(d);
-        *st.by_level.entry(d.level_after).or_default() += 1;
-        match d.outcome {
-            Outcome::Escalate => {
-                s.escalations += 1;
-                st.escalations += 1;
-            }
-            Outcome::Cure if d.level_before > 0 => {
-                s.cures += 1;
-                st.cures += 1;
-            }
-            Outcome::Hold => {
-                s.held += 1;
-                st.held += 1;
-            }
-            _ => {}
-        }
-        s.by_level.entry(d.level_after).or_default().add(d);
-        entry(&mut s.by_segment, &d.segment).add(d);
-        if !d.held_by.is_empty() {
-            entry(&mut s.by_hold, &d.held_by).add(d);
-        }
-        entry(&mut s.by_outcome, d.outcome.as_str()).add(d);
-        for a in &d.actions {
-            s.actions += 1;
-            action.clear();
-            let _ = write!(action, "{a}");
-            entry(&mut s.by_action, &action).add(d);
-            entry(&mut s.by_channel, &a.channel).add(d);
-        }
+        let shape = Shape {
+            strategy: d.strategy_name(),
+            outcome: d.outcome,
+            from_above_0: d.level_before > 0,
+            level_after: d.level_after,
+            segment: &d.segment,
+            held_by: &d.held_by,
+            currency: &d.account.currency,
+            actions: &d.actions,
+        };
+        let t = shapes.entry(shape).or_default();
+        t.0 += 1;
+        t.1 += d.account.overdue;
     }
-    s
+    shapes
 }
 
 impl Summary {
-    /// Both counts added up.
-    fn merge(mut self, other: Summary) -> Summary {
-        fn into<K: Ord>(to: &mut BTreeMap<K, Tally>, from: BTreeMap<K, Tally>) {
-            for (k, t) in from {
-                to.entry(k).or_default().merge(t);
-            }
+    /// No decision counted yet: each strategy named with its policy.
+    fn empty(policies: &[&str]) -> Summary {
+        let mut s = Summary {
+            as_of: String::new(),
+            policy: policies.first().copied().unwrap_or("").to_owned(),
+            accounts: 0,
+            escalations: 0,
+            cures: 0,
+            held: 0,
+            actions: 0,
+            rejected_values: 0,
+            by_level: BTreeMap::new(),
+            by_segment: BTreeMap::new(),
+            by_hold: BTreeMap::new(),
+            by_outcome: BTreeMap::new(),
+            by_action: BTreeMap::new(),
+            by_channel: BTreeMap::new(),
+            by_strategy: BTreeMap::new(),
+        };
+        for (i, p) in policies.iter().enumerate() {
+            s.by_strategy.insert(
+                crate::decide::STRATEGIES[i.min(1)].to_owned(),
+                StrategyCounts {
+                    policy: (*p).to_owned(),
+                    ..StrategyCounts::default()
+                },
+            );
         }
-        self.accounts += other.accounts;
-        self.escalations += other.escalations;
-        self.cures += other.cures;
-        self.held += other.held;
-        self.actions += other.actions;
-        into(&mut self.by_level, other.by_level);
-        into(&mut self.by_segment, other.by_segment);
-        into(&mut self.by_hold, other.by_hold);
-        into(&mut self.by_outcome, other.by_outcome);
-        into(&mut self.by_action, other.by_action);
-        into(&mut self.by_channel, other.by_channel);
-        for (k, o) in other.by_strategy {
-            let st = self.by_strategy.entry(k).or_default();
-            if st.policy.is_empty() {
-                st.policy = o.policy;
+        s
+    }
+
+    /// Counts `n` decisions of one shape, `cents` overdue between them.
+    fn count(&mut self, shape: &Shape<'_>, n: u64, cents: i64, action: &mut String) {
+        use crate::decide::Outcome;
+        use std::fmt::Write as _;
+        let add = |t: &mut Tally| {
+            t.accounts += n;
+            *entry(&mut t.cents, shape.currency) += cents;
+        };
+        let actions = shape.actions.len() as u64 * n;
+        self.accounts += n;
+        self.actions += actions;
+        let st = entry(&mut self.by_strategy, shape.strategy);
+        st.accounts += n;
+        st.actions += actions;
+        add(&mut st.tally);
+        *st.by_level.entry(shape.level_after).or_default() += n;
+        match shape.outcome {
+            Outcome::Escalate => {
+                self.escalations += n;
+                st.escalations += n;
             }
-            st.accounts += o.accounts;
-            st.escalations += o.escalations;
-            st.cures += o.cures;
-            st.held += o.held;
-            st.actions += o.actions;
-            for (level, n) in o.by_level {
-                *st.by_level.entry(level).or_default() += n;
+            Outcome::Cure if shape.from_above_0 => {
+                self.cures += n;
+                st.cures += n;
             }
-            st.tally.merge(o.tally);
+            Outcome::Hold => {
+                self.held += n;
+                st.held += n;
+            }
+            _ => {}
         }
-        self
+        add(self.by_level.entry(shape.level_after).or_default());
+        add(entry(&mut self.by_segment, shape.segment));
+        if !shape.held_by.is_empty() {
+            add(entry(&mut self.by_hold, shape.held_by));
+        }
+        add(entry(&mut self.by_outcome, shape.outcome.as_str()));
+        for a in shape.actions {
+            action.clear();
+            let _ = write!(action, "{a}");
+            add(entry(&mut self.by_action, action));
+            add(entry(&mut self.by_channel, &a.channel));
+        }
     }
 
     /// The amounts written as decimal texts, once every count is in.
@@ -889,9 +896,57 @@ mod tests {
         assert_eq!(&rows[1][7], "-9.93");
     }
 
-    /// The night's counts made in parallel slices are the counts of one
-    /// pass: more decisions than a slice holds, two strategies, several
-    /// currencies, segments, holds, outcomes and actions.
+    /// The summary as it was first counted, each decision into each
+    /// total in turn: the reference the counting by shape is held to.
+    fn one_by_one(policies: &[&str], decisions: &[Decision]) -> super::Summary {
+        use super::{entry, Tally};
+        use crate::decide::Outcome;
+        fn add(t: &mut Tally, d: &Decision) {
+            t.accounts += 1;
+            *entry(&mut t.cents, &d.account.currency) += d.account.overdue;
+        }
+        let mut s = super::Summary::empty(policies);
+        for d in decisions {
+            s.accounts += 1;
+            let st = entry(&mut s.by_strategy, d.strategy_name());
+            st.accounts += 1;
+            st.actions += d.actions.len() as u64;
+            add(&mut st.tally, d);
+            *st.by_level.entry(d.level_after).or_default() += 1;
+            match d.outcome {
+                Outcome::Escalate => {
+                    s.escalations += 1;
+                    st.escalations += 1;
+                }
+                Outcome::Cure if d.level_before > 0 => {
+                    s.cures += 1;
+                    st.cures += 1;
+                }
+                Outcome::Hold => {
+                    s.held += 1;
+                    st.held += 1;
+                }
+                _ => {}
+            }
+            add(s.by_level.entry(d.level_after).or_default(), d);
+            add(entry(&mut s.by_segment, &d.segment), d);
+            if !d.held_by.is_empty() {
+                add(entry(&mut s.by_hold, &d.held_by), d);
+            }
+            add(entry(&mut s.by_outcome, d.outcome.as_str()), d);
+            for a in &d.actions {
+                s.actions += 1;
+                add(entry(&mut s.by_action, &a.to_string()), d);
+                add(entry(&mut s.by_channel, &a.channel), d);
+            }
+        }
+        s
+    }
+
+    /// The night's counts made by shape in parallel slices are the counts
+    /// of one pass over each decision: more decisions than a slice holds,
+    /// two strategies, several currencies, segments, holds, outcomes,
+    /// levels before and after, and actions.
     #[test]
     fn summary_in_slices_is_one_count() {
         use crate::decide::Outcome;
@@ -932,7 +987,7 @@ mod tests {
             .collect();
         let policies = ["champion-policy", "challenger-policy"];
         let sliced = super::summary("2026-11-22", &policies, &decisions, 3);
-        let mut whole = super::counted(&policies, &decisions);
+        let mut whole = one_by_one(&policies, &decisions);
         whole.as_of = "2026-11-22".into();
         whole.rejected_values = 3;
         whole.seal();
