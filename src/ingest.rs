@@ -464,8 +464,13 @@ pub struct FileCount {
 pub struct Inputs {
     /// Valid ledger items: `item_id` (str), `amount, open_amount` (i64
     /// cents), `issued_on, due_on` (i32 days), `account` (u64: the debtor
-    /// and currency, see [`account_key`]), `reference, product` (str).
+    /// and currency, see [`account_key`]), `reference, product` (str),
+    /// `row_at` (u64). The texts of a row with a `row_at` are in the
+    /// ledger at that offset, not in the frame: read them with
+    /// [`ItemTexts`].
     pub items: DataFrame,
+    /// The ledger's bytes, when rows of it left their texts there.
+    pub ledger_texts: Option<LedgerTexts>,
     /// Valid debtors, by id.
     pub debtors: Debtors,
     /// Valid events, in file order.
@@ -587,11 +592,12 @@ pub fn read(
     );
 
     let t = std::time::Instant::now();
-    let items = {
-        let (items, count) = read_ledger(ledger, &debtor_map, parquet.as_mut(), &mut rejects)?;
+    let (items, ledger_texts) = {
+        let (items, count, texts) =
+            read_ledger(ledger, &debtor_map, parquet.as_mut(), &mut rejects)?;
         drop(parquet);
         counts.push(count);
-        items
+        (items, texts)
     };
     tracing::debug!(
         file = "ledger",
@@ -624,6 +630,7 @@ pub fn read(
     Ok(Inputs {
         unknown_debtor_events,
         items,
+        ledger_texts,
         debtors: debtor_map,
         events: event_list,
         rejects,
@@ -759,24 +766,27 @@ fn read_ledger(
     debtors: &Debtors,
     parquet: Option<&mut ParquetSlices>,
     rejects: &mut Vec<Reject>,
-) -> Result<(DataFrame, FileCount), IngestError> {
-    let (df, count, found) = match extension(path).as_deref() {
+) -> Result<(DataFrame, FileCount, Option<LedgerTexts>), IngestError> {
+    let ((df, count, found), texts) = match extension(path).as_deref() {
         Some("csv") => match read_ledger_pieces(path, debtors, LEDGER_PIECE)? {
-            Some(done) => done,
-            None => read_ledger_whole(path, debtors)?,
+            Some((df, count, found, texts)) => ((df, count, found), texts),
+            None => (read_ledger_whole(path, debtors)?, None),
         },
         Some("parquet") | Some("pq") => match parquet {
-            Some(slices) => read_ledger_parquet(path, debtors, slices)?,
-            None => read_ledger_parquet(
-                path,
-                debtors,
-                &mut ParquetSlices::start(path, PARQUET_SLICE),
-            )?,
+            Some(slices) => (read_ledger_parquet(path, debtors, slices)?, None),
+            None => (
+                read_ledger_parquet(
+                    path,
+                    debtors,
+                    &mut ParquetSlices::start(path, PARQUET_SLICE),
+                )?,
+                None,
+            ),
         },
-        _ => read_ledger_whole(path, debtors)?,
+        _ => (read_ledger_whole(path, debtors)?, None),
     };
     rejects.extend(found);
-    Ok((df, count))
+    Ok((df, count, texts))
 }
 
 /// Reads and checks a ledger file in one piece.
@@ -793,6 +803,7 @@ fn read_ledger_whole(
         checked,
         table.first_row,
         &mut found,
+        None,
     )?;
     let count = FileCount {
         file: table.file.clone(),
@@ -935,7 +946,7 @@ fn read_ledger_parquet(
             message: "internal error: the thread reading the file stopped".into(),
         });
     };
-    let (df, bad) = finish_ledger(&file, &name, checked, 1, &mut found)?;
+    let (df, bad) = finish_ledger(&file, &name, checked, 1, &mut found, None)?;
     let count = FileCount {
         file,
         name,
@@ -953,7 +964,7 @@ fn read_ledger_pieces(
     path: &Path,
     debtors: &Debtors,
     piece: usize,
-) -> Result<Option<(DataFrame, FileCount, Vec<Reject>)>, IngestError> {
+) -> Result<Option<(DataFrame, FileCount, Vec<Reject>, Option<LedgerTexts>)>, IngestError> {
     let file = display_path(path);
     let bytes = crate::FileBytes::open(path).map_err(|source| IngestError::Unreadable {
         file: file.clone(),
@@ -987,6 +998,8 @@ fn read_ledger_pieces(
     let mut acc: Option<Checked> = None;
     let mut rejects = Vec::new();
     let mut start = hl;
+    // Whether any piece left its rows' texts in the file.
+    let mut left_texts = false;
     let mut spent = [std::time::Duration::ZERO; 4];
     while start < body.len() {
         let t = std::time::Instant::now();
@@ -1003,6 +1016,7 @@ fn read_ledger_pieces(
         let plain_rows = plain.as_ref().zip(quick).and_then(|(h, cut)| {
             check_plain_piece(
                 &body[start..cut],
+                skipped + start,
                 h,
                 2 + rows_done,
                 &name,
@@ -1012,6 +1026,7 @@ fn read_ledger_pieces(
             )
             .map(|checked| (checked, cut))
         });
+        left_texts |= plain_rows.is_some();
         spent[1] += t.elapsed();
         let (checked, cut) = match plain_rows {
             // With no quote before it, that newline ends a row.
@@ -1079,8 +1094,16 @@ fn read_ledger_pieces(
     let Some(checked) = acc else {
         return Ok(None);
     };
+    let texts = match (left_texts, plain) {
+        (true, Some(h)) => Some(LedgerTexts {
+            bytes,
+            width: h.width,
+            fields: [Some(h.required[0]), h.optional[0], h.optional[1]],
+        }),
+        _ => None,
+    };
     let t = std::time::Instant::now();
-    let (df, bad) = finish_ledger(&file, &name, checked, 2, &mut rejects)?;
+    let (df, bad) = finish_ledger(&file, &name, checked, 2, &mut rejects, texts.as_ref())?;
     spent[3] += t.elapsed();
     tracing::debug!(
         cut_ms = spent[0].as_millis() as u64,
@@ -1095,7 +1118,82 @@ fn read_ledger_pieces(
         rows: rows_done,
         rejected: bad,
     };
-    Ok(Some((df, count, rejects)))
+    Ok(Some((df, count, rejects, texts)))
+}
+
+/// The texts of the ledger rows that the plain reading read (item id,
+/// product, reference), left where they are in the ledger's bytes, kept
+/// mapped: the items frame has each such row's offset (`row_at`) instead
+/// of three text values. At a million debtors those values were 200 MB of
+/// the night's peak and 50,000 fresh pages for the kernel to zero
+/// (BENCHMARKS.md, "2026-12-02 (seventh)"); the documents read the texts
+/// of the items they show, a row at a time. The file must not change
+/// during the night (see [`crate::FileBytes`]).
+pub struct LedgerTexts {
+    bytes: crate::FileBytes,
+    /// Fields in a row.
+    width: usize,
+    /// The fields of `item_id`, `product` and `reference`.
+    fields: [Option<usize>; 3],
+}
+
+impl LedgerTexts {
+    /// The texts of the row at byte `at`, `None` where empty, as the plain
+    /// reading would have kept them.
+    fn row(&self, at: usize) -> [Option<&str>; 3] {
+        let rest = self.bytes.get(at..).unwrap_or_default();
+        let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut out = [None; 3];
+        // A plain row: fields between commas, its UTF-8 checked when read.
+        for (i, field) in line.splitn(self.width, |&b| b == b',').enumerate() {
+            for (k, want) in self.fields.iter().enumerate() {
+                if *want == Some(i) && !field.is_empty() {
+                    out[k] = std::str::from_utf8(field).ok();
+                }
+            }
+        }
+        out
+    }
+
+    /// Gives back the memory of the ledger's pages read so far: a page is
+    /// read again from the file should a later document need it. The
+    /// documents call it after each batch of accounts, so that the ledger
+    /// does not come back whole into the night's resident memory.
+    pub fn forget(&self) {
+        self.bytes.release(self.bytes.len());
+    }
+}
+
+/// The texts of the items frame's rows (item id, product, reference),
+/// wherever they are: in the frame, or in the ledger ([`LedgerTexts`]).
+pub struct ItemTexts<'a> {
+    columns: [&'a StringChunked; 3],
+    row_at: &'a UInt64Chunked,
+    ledger: Option<&'a LedgerTexts>,
+}
+
+impl<'a> ItemTexts<'a> {
+    pub fn of(inputs: &'a Inputs) -> PolarsResult<ItemTexts<'a>> {
+        ItemTexts::new(&inputs.items, inputs.ledger_texts.as_ref())
+    }
+
+    fn new(items: &'a DataFrame, ledger: Option<&'a LedgerTexts>) -> PolarsResult<ItemTexts<'a>> {
+        let s = |name: &str| -> PolarsResult<&'a StringChunked> { items.column(name)?.str() };
+        Ok(ItemTexts {
+            columns: [s("item_id")?, s("product")?, s("reference")?],
+            row_at: items.column("row_at")?.u64()?,
+            ledger,
+        })
+    }
+
+    /// Row `i`'s item id, product and reference.
+    pub fn get(&self, i: usize) -> [Option<&'a str>; 3] {
+        match (self.row_at.get(i), self.ledger) {
+            (Some(at), Some(ledger)) => ledger.row(at as usize),
+            _ => self.columns.map(|c| c.get(i)),
+        }
+    }
 }
 
 /// Where a ledger's columns are, read from a header with no quote in it.
@@ -1152,6 +1250,7 @@ const PLAIN_CHUNK: usize = 4 << 20;
 /// reading then reads it, so the result never depends on the path.
 fn check_plain_piece(
     bytes: &[u8],
+    at: usize,
     h: &PlainHeader,
     first_row: usize,
     name: &str,
@@ -1162,7 +1261,7 @@ fn check_plain_piece(
     let bounds = chunk_bounds(bytes, chunk);
     let parts: Vec<Option<PlainPart>> = bounds
         .par_windows(2)
-        .map(|w| plain_chunk(&bytes[w[0]..w[1]], h, name, debtors))
+        .map(|w| plain_chunk(&bytes[w[0]..w[1]], at + w[0], h, name, debtors))
         .collect();
     let mut parts: Vec<PlainPart> = parts.into_iter().collect::<Option<_>>()?;
     let n: usize = parts.iter().map(|p| p.part.mask.len()).sum();
@@ -1191,24 +1290,10 @@ fn check_plain_piece(
         }
         all
     }
-    // Each chunk's texts were made on its thread; they are joined into
-    // one chunk per column, which the documents read by index.
-    let texts = |k: usize, name: &str| -> Option<Column> {
-        let mut all = parts.first()?.texts[k].clone();
-        for p in &parts[1..] {
-            all.append(&p.texts[k]).ok()?;
-        }
-        Some(
-            all.rechunk()
-                .into_owned()
-                .with_name(name.into())
-                .into_column(),
-        )
-    };
     let (mut mask, mut accounts, mut id_hashes) = (Vec::new(), Vec::new(), Vec::new());
     let (mut amounts, mut opens, mut issued, mut due) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut ids, mut optional) = (None, None);
+    let mut row_at = Vec::new();
     rayon::scope(|s| {
         s.spawn(|_| mask = cat(parts, |p| &p.mask));
         s.spawn(|_| accounts = cat(parts, |p| &p.accounts));
@@ -1217,28 +1302,26 @@ fn check_plain_piece(
         s.spawn(|_| issued = cat(parts, |p| &p.issued));
         s.spawn(|_| due = cat(parts, |p| &p.due));
         s.spawn(|_| id_hashes = cat(parts, |p| &p.id_hashes));
-        s.spawn(|_| ids = texts(0, "item_id"));
         s.spawn(|_| {
-            optional = LEDGER_OPTIONAL
-                .iter()
-                .zip(h.optional)
-                .enumerate()
-                .map(|(k, (name, at))| match at {
-                    Some(_) => texts(1 + k, name),
-                    None => Some(Column::full_null((*name).into(), n, &DataType::String)),
-                })
-                .collect::<Option<Vec<Column>>>();
+            row_at = Vec::with_capacity(n);
+            for p in parts {
+                row_at.extend_from_slice(&p.row_at);
+            }
         });
     });
-    let mut cols: Vec<Column> = vec![
-        ids?,
+    // The texts stay in the ledger (see [`LedgerTexts`]).
+    let none = |name: &str| Column::full_null(name.into(), n, &DataType::String);
+    let cols: Vec<Column> = vec![
+        none("item_id"),
         Column::new("amount".into(), amounts),
         Column::new("open_amount".into(), opens),
         Column::new("issued_on".into(), issued),
         Column::new("due_on".into(), due),
         Column::new("account".into(), accounts),
+        none(LEDGER_OPTIONAL[0]),
+        none(LEDGER_OPTIONAL[1]),
+        Column::new("row_at".into(), row_at),
     ];
-    cols.extend(optional?);
     let df = DataFrame::new(n, cols).ok()?;
     rejects.append(&mut found);
     Some(Checked {
@@ -1253,9 +1336,8 @@ fn check_plain_piece(
 /// count from 0.
 struct PlainPart {
     part: LedgerPart,
-    /// Item id, then the optional columns (missing where empty, as in the
-    /// general reading).
-    texts: [StringChunked; 3],
+    /// Where each row starts in the ledger's bytes.
+    row_at: Vec<u64>,
 }
 
 /// Calls `row(j, fields)` for each row `j` (from 0) of plain CSV text:
@@ -1328,10 +1410,17 @@ fn chunk_bounds(bytes: &[u8], chunk: usize) -> Vec<usize> {
     bounds
 }
 
-fn plain_chunk(bytes: &[u8], h: &PlainHeader, name: &str, debtors: &Debtors) -> Option<PlainPart> {
+/// `at`: where `bytes` start in the ledger's bytes.
+fn plain_chunk(
+    bytes: &[u8],
+    at: usize,
+    h: &PlainHeader,
+    name: &str,
+    debtors: &Debtors,
+) -> Option<PlainPart> {
     let rows = rows_about(bytes);
     let mut part = LedgerPart::with_capacity(rows);
-    let mut texts: Vec<[Option<&str>; 3]> = Vec::with_capacity(rows);
+    let mut row_at: Vec<u64> = Vec::with_capacity(rows);
     let mut last = LastDebtor::default();
     plain_rows(bytes, h.width, |j, fields| {
         let v = |k: usize| Some(fields[h.required[k]]).filter(|f| !f.is_empty());
@@ -1357,15 +1446,10 @@ fn plain_chunk(bytes: &[u8], h: &PlainHeader, name: &str, debtors: &Debtors) -> 
         if let Some(id) = row.item_id {
             part.id_hashes.push(id_hash(id));
         }
-        let opt =
-            |k: usize| h.optional[k].and_then(|at| Some(fields[at]).filter(|f| !f.is_empty()));
-        texts.push([v(0), opt(0), opt(1)]);
+        // The row starts where its first field does.
+        row_at.push((at + (fields[0].as_ptr() as usize - bytes.as_ptr() as usize)) as u64);
     })?;
-    let column = |k: usize| -> StringChunked { texts.iter().map(|t| t[k]).collect() };
-    Some(PlainPart {
-        part,
-        texts: [column(0), column(1), column(2)],
-    })
+    Some(PlainPart { part, row_at })
 }
 
 /// About how many rows `bytes` holds, a little more rather than less,
@@ -2544,6 +2628,8 @@ fn check_ledger(
         };
         cols.push(c);
     }
+    // The texts are in the frame.
+    cols.push(Column::full_null("row_at".into(), n, &DataType::UInt64));
     let internal = |e: PolarsError| IngestError::Unparseable {
         file: t.file.clone(),
         message: e.to_string(),
@@ -2598,6 +2684,7 @@ fn finish_ledger(
     checked: Checked,
     first_row: usize,
     rejects: &mut Vec<Reject>,
+    ledger: Option<&LedgerTexts>,
 ) -> Result<(DataFrame, usize), IngestError> {
     let Checked {
         mut df,
@@ -2609,14 +2696,11 @@ fn finish_ledger(
         file: file.to_owned(),
         message: e.to_string(),
     };
-    let ids = df
-        .column("item_id")
-        .map_err(internal)?
-        .str()
-        .map_err(internal)?;
-    let occurrences = repeated_among(id_hashes.concat(), || ids.iter().flatten());
+    let texts = ItemTexts::new(&df, ledger).map_err(internal)?;
+    let ids = || (0..df.height()).map(|i| texts.get(i)[0]);
+    let occurrences = repeated_among(id_hashes.concat(), || ids().flatten());
     if !occurrences.is_empty() {
-        for (i, id) in ids.iter().enumerate() {
+        for (i, id) in ids().enumerate() {
             let Some(&k) = id.and_then(|id| occurrences.get(id)) else {
                 continue;
             };
@@ -2636,6 +2720,7 @@ fn finish_ledger(
         }
     }
     drop(occurrences);
+    drop(texts);
     // A clean ledger (the usual night) is not copied to drop nothing.
     if bad > 0 {
         let mask = BooleanChunked::from_slice("valid".into(), &mask);
@@ -3002,6 +3087,25 @@ mod pieces {
 
     type Read = (DataFrame, FileCount, Vec<Reject>);
 
+    /// The items frame with every text in it, wherever it was read
+    /// from, and no `row_at`: frames read either way compare equal.
+    fn texts_in(df: &DataFrame, ledger: Option<&LedgerTexts>) -> DataFrame {
+        let texts = ItemTexts::new(df, ledger).unwrap();
+        let mut out = df.drop("row_at").unwrap();
+        for (k, name) in ["item_id", "product", "reference"].into_iter().enumerate() {
+            let c: StringChunked = (0..df.height()).map(|i| texts.get(i)[k]).collect();
+            out.with_column(c.with_name(name.into()).into_column())
+                .unwrap();
+        }
+        // Pages given back are read again from the file, the same.
+        if let Some(ledger) = ledger {
+            let before: Vec<_> = (0..df.height()).map(|i| texts.get(i)).collect();
+            ledger.forget();
+            assert!((0..df.height()).all(|i| texts.get(i) == before[i]));
+        }
+        out
+    }
+
     fn whole_and_pieces(text: &str, piece: usize) -> (Read, Option<Read>) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("debtors.csv");
@@ -3013,13 +3117,14 @@ mod pieces {
         let (debtors, _) = check_debtors(&table, &mut rejects, "FR");
         let (df, count, mut found) = read_ledger_whole(&l, &debtors).unwrap();
         found.sort();
-        let streamed = read_ledger_pieces(&l, &debtors, piece)
-            .unwrap()
-            .map(|(df, c, mut r)| {
-                r.sort();
-                (df, c, r)
-            });
-        ((df, count, found), streamed)
+        let streamed =
+            read_ledger_pieces(&l, &debtors, piece)
+                .unwrap()
+                .map(|(df, c, mut r, texts)| {
+                    r.sort();
+                    (texts_in(&df, texts.as_ref()), c, r)
+                });
+        ((texts_in(&df, None), count, found), streamed)
     }
 
     #[test]
@@ -3105,6 +3210,18 @@ mod pieces {
         }
     }
 
+    /// A ledger large enough to be mapped leaves its texts in the file and
+    /// reads them there, before and after its pages are given back.
+    #[test]
+    fn a_mapped_ledger_reads_its_texts_in_the_file() {
+        let text = plain_ledger(40_000, false);
+        assert!(text.len() as u64 > crate::FileBytes::MAP_FROM);
+        let (whole, streamed) = whole_and_pieces(&text, 300_000);
+        let streamed = streamed.expect("read in pieces");
+        assert!(whole.0.equals_missing(&streamed.0));
+        assert_eq!((whole.1, whole.2), (streamed.1, streamed.2));
+    }
+
     /// The plain reading takes the text it can and leaves the rest to the
     /// general one.
     #[test]
@@ -3123,6 +3240,7 @@ mod pieces {
             let mut rejects = Vec::new();
             check_plain_piece(
                 text.as_bytes(),
+                0,
                 &h,
                 2,
                 "ledger.csv",
@@ -3165,6 +3283,7 @@ mod pieces {
             let mut rejects = Vec::new();
             let c = check_plain_piece(
                 rows.as_bytes(),
+                0,
                 &h,
                 2,
                 "ledger.csv",

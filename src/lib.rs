@@ -85,7 +85,7 @@ enum Bytes {
 
 impl FileBytes {
     /// Files under this size are read: a copy of them costs nothing.
-    const MAP_FROM: u64 = 1 << 20;
+    pub(crate) const MAP_FROM: u64 = 1 << 20;
 
     /// Opens a file read front to back (an input).
     pub fn open(path: &std::path::Path) -> std::io::Result<FileBytes> {

@@ -73,9 +73,7 @@ const RENDER_CHUNK: usize = 4096;
 /// account asks for them: at a million accounts, four million items copied
 /// out of the ledger as owned texts were most of the documents' memory.
 pub struct OverdueItems<'a> {
-    ids: &'a StringChunked,
-    refs: &'a StringChunked,
-    products: &'a StringChunked,
+    texts: crate::ingest::ItemTexts<'a>,
     amount: &'a Int64Chunked,
     open: &'a Int64Chunked,
     due: &'a Int32Chunked,
@@ -87,7 +85,16 @@ pub struct OverdueItems<'a> {
     starts: Vec<u32>,
     /// Ledger rows, grouped by account in `keys` order.
     rows: Vec<u32>,
+    /// Items read since the ledger's pages were last given back.
+    read: std::sync::atomic::AtomicUsize,
+    ledger: Option<&'a crate::ingest::LedgerTexts>,
 }
+
+/// The ledger's pages that the items' texts were read from are given back
+/// after this many items: read through a night's documents, the whole
+/// ledger (350 MB at a million debtors) would come back into the night's
+/// resident memory.
+const ITEMS_BETWEEN_FORGETS: usize = 1 << 16;
 
 impl OverdueItems<'_> {
     /// An account's overdue items, oldest first; none for an account that
@@ -111,15 +118,23 @@ impl OverdueItems<'_> {
             .get(at + 1)
             .map_or(self.rows.len(), |&e| e as usize);
         let rows = &self.rows[self.starts[at] as usize..end];
+        if let Some(ledger) = self.ledger {
+            use std::sync::atomic::Ordering::Relaxed;
+            let before = self.read.fetch_add(rows.len(), Relaxed);
+            if before / ITEMS_BETWEEN_FORGETS != (before + rows.len()) / ITEMS_BETWEEN_FORGETS {
+                ledger.forget();
+            }
+        }
         let mut out: Vec<Item> = rows
             .iter()
             .map(|&i| {
                 let i = i as usize;
+                let [item_id, product, reference] = self.texts.get(i);
                 Item {
                     due_on: crate::dates::from_days(self.due.get(i).unwrap_or(0)),
-                    item_id: self.ids.get(i).unwrap_or("").to_owned(),
-                    reference: self.refs.get(i).unwrap_or("").to_owned(),
-                    product: self.products.get(i).unwrap_or("").to_owned(),
+                    item_id: item_id.unwrap_or("").to_owned(),
+                    reference: reference.unwrap_or("").to_owned(),
+                    product: product.unwrap_or("").to_owned(),
                     amount: self.amount.get(i).unwrap_or(0),
                     open_amount: self.open.get(i).unwrap_or(0),
                 }
@@ -139,7 +154,6 @@ pub fn overdue_items<'a, 'w>(
 ) -> PolarsResult<OverdueItems<'a>> {
     let df = &inputs.items;
     let debtors = &inputs.debtors;
-    let s = |n: &str| -> PolarsResult<&'a StringChunked> { df.column(n)?.str() };
     let keys = df.column("account")?.u64()?;
     let open = df.column("open_amount")?.i64()?;
     let due = df.column("due_on")?.i32()?;
@@ -183,9 +197,9 @@ pub fn overdue_items<'a, 'w>(
     }
     Ok(OverdueItems {
         debtors,
-        ids: s("item_id")?,
-        refs: s("reference")?,
-        products: s("product")?,
+        texts: crate::ingest::ItemTexts::of(inputs)?,
+        read: Default::default(),
+        ledger: inputs.ledger_texts.as_ref(),
         amount: df.column("amount")?.i64()?,
         open,
         due,
