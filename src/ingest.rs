@@ -1015,10 +1015,12 @@ fn read_ledger_pieces(
         let t = std::time::Instant::now();
         let plain_rows = plain.as_ref().zip(quick).and_then(|(h, cut)| {
             check_plain_piece(
-                &body[start..cut],
-                skipped + start,
+                Piece {
+                    bytes: &body[start..cut],
+                    at: skipped + start,
+                    first_row: 2 + rows_done,
+                },
                 h,
-                2 + rows_done,
                 &name,
                 debtors,
                 &mut rejects,
@@ -1249,10 +1251,12 @@ const PLAIN_CHUNK: usize = 4 << 20;
 /// fields than the header, a value longer than [`MAX_FIELD`]): that
 /// reading then reads it, so the result never depends on the path.
 fn check_plain_piece(
-    bytes: &[u8],
-    at: usize,
+    Piece {
+        bytes,
+        at,
+        first_row,
+    }: Piece<'_>,
     h: &PlainHeader,
-    first_row: usize,
     name: &str,
     debtors: &Debtors,
     rejects: &mut Vec<Reject>,
@@ -1330,6 +1334,14 @@ fn check_plain_piece(
         bad,
         id_hashes: vec![id_hashes],
     })
+}
+
+/// A piece of a ledger's rows: its bytes, where they start in the
+/// ledger's bytes, and the row number of its first row.
+struct Piece<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    first_row: usize,
 }
 
 /// One chunk of a plain piece, checked: the row numbers of its rejects
@@ -2720,7 +2732,6 @@ fn finish_ledger(
         }
     }
     drop(occurrences);
-    drop(texts);
     // A clean ledger (the usual night) is not copied to drop nothing.
     if bad > 0 {
         let mask = BooleanChunked::from_slice("valid".into(), &mask);
@@ -3239,10 +3250,12 @@ mod pieces {
         let check = |text: &str| {
             let mut rejects = Vec::new();
             check_plain_piece(
-                text.as_bytes(),
-                0,
+                Piece {
+                    bytes: text.as_bytes(),
+                    at: 0,
+                    first_row: 2,
+                },
                 &h,
-                2,
                 "ledger.csv",
                 &debtors,
                 &mut rejects,
@@ -3282,10 +3295,12 @@ mod pieces {
         let read = |chunk: usize| {
             let mut rejects = Vec::new();
             let c = check_plain_piece(
-                rows.as_bytes(),
-                0,
+                Piece {
+                    bytes: rows.as_bytes(),
+                    at: 0,
+                    first_row: 2,
+                },
                 &h,
-                2,
                 "ledger.csv",
                 &debtors,
                 &mut rejects,
