@@ -772,17 +772,17 @@ fn read_ledger(
             Some((df, count, found, texts)) => ((df, count, found), texts),
             None => (read_ledger_whole(path, debtors)?, None),
         },
-        Some("parquet") | Some("pq") => match parquet {
-            Some(slices) => (read_ledger_parquet(path, debtors, slices)?, None),
-            None => (
-                read_ledger_parquet(
+        Some("parquet") | Some("pq") => {
+            let (df, count, found, texts) = match parquet {
+                Some(slices) => read_ledger_parquet(path, debtors, slices)?,
+                None => read_ledger_parquet(
                     path,
                     debtors,
                     &mut ParquetSlices::start(path, PARQUET_SLICE),
                 )?,
-                None,
-            ),
-        },
+            };
+            ((df, count, found), texts)
+        }
         _ => (read_ledger_whole(path, debtors)?, None),
     };
     rejects.extend(found);
@@ -796,7 +796,7 @@ fn read_ledger_whole(
 ) -> Result<(DataFrame, FileCount, Vec<Reject>), IngestError> {
     let table = read_table(path, LEDGER_COLUMNS, LEDGER_OPTIONAL)?;
     let mut found = Vec::new();
-    let checked = check_ledger(&table, debtors, &mut found)?;
+    let checked = check_ledger(&table, debtors, &mut found, false)?;
     let (df, bad) = finish_ledger(
         &table.file,
         &table.name,
@@ -926,7 +926,7 @@ fn read_ledger_parquet(
     path: &Path,
     debtors: &Debtors,
     slices: &mut ParquetSlices,
-) -> Result<(DataFrame, FileCount, Vec<Reject>), IngestError> {
+) -> Result<(DataFrame, FileCount, Vec<Reject>, Option<LedgerTexts>), IngestError> {
     let file = display_path(path);
     let name = path
         .file_name()
@@ -937,7 +937,7 @@ fn read_ledger_parquet(
     while let Some(table) = slices.next() {
         let table = table?;
         rows += table.height();
-        let checked = check_ledger(&table, debtors, &mut found)?;
+        let checked = check_ledger(&table, debtors, &mut found, true)?;
         Checked::add(&mut acc, checked, &file)?;
     }
     let Some(checked) = acc else {
@@ -946,14 +946,15 @@ fn read_ledger_parquet(
             message: "internal error: the thread reading the file stopped".into(),
         });
     };
-    let (df, bad) = finish_ledger(&file, &name, checked, 1, &mut found, None)?;
+    let texts = LedgerTexts::parquet(path, rows);
+    let (df, bad) = finish_ledger(&file, &name, checked, 1, &mut found, Some(&texts))?;
     let count = FileCount {
         file,
         name,
         rows,
         rejected: bad,
     };
-    Ok((df, count, found))
+    Ok((df, count, found, Some(texts)))
 }
 
 /// The streaming path of [`read_ledger`]: `None` when the file is small or
@@ -1081,7 +1082,7 @@ fn read_ledger_pieces(
                 let Ok(table) = table else {
                     return Ok(None);
                 };
-                let checked = check_ledger(&table, debtors, &mut rejects)?;
+                let checked = check_ledger(&table, debtors, &mut rejects, false)?;
                 spent[1] += t.elapsed();
                 (checked, cut)
             }
@@ -1097,11 +1098,11 @@ fn read_ledger_pieces(
         return Ok(None);
     };
     let texts = match (left_texts, plain) {
-        (true, Some(h)) => Some(LedgerTexts {
+        (true, Some(h)) => Some(LedgerTexts(TextSource::Csv {
             bytes,
             width: h.width,
             fields: [Some(h.required[0]), h.optional[0], h.optional[1]],
-        }),
+        })),
         _ => None,
     };
     let t = std::time::Instant::now();
@@ -1131,25 +1132,86 @@ fn read_ledger_pieces(
 /// (BENCHMARKS.md, "2026-12-02 (seventh)"); the documents read the texts
 /// of the items they show, a row at a time. The file must not change
 /// during the night (see [`crate::FileBytes`]).
-pub struct LedgerTexts {
-    bytes: crate::FileBytes,
-    /// Fields in a row.
-    width: usize,
-    /// The fields of `item_id`, `product` and `reference`.
-    fields: [Option<usize>; 3],
+///
+/// A Parquet ledger's rows have their row number in the file as `row_at`:
+/// the three columns are read again from the file, once, when the
+/// documents first ask for them, after `decisions.csv` is written.
+pub struct LedgerTexts(TextSource);
+
+enum TextSource {
+    Csv {
+        bytes: crate::FileBytes,
+        /// Fields in a row.
+        width: usize,
+        /// The fields of `item_id`, `product` and `reference`.
+        fields: [Option<usize>; 3],
+    },
+    Parquet {
+        path: std::path::PathBuf,
+        /// Rows in the file when it was read.
+        rows: usize,
+        /// The three columns, one chunk each, once read; or why they
+        /// could not be.
+        columns: std::sync::OnceLock<Result<[StringChunked; 3], String>>,
+    },
 }
 
 impl LedgerTexts {
-    /// The texts of the row at byte `at`, `None` where empty, as the plain
-    /// reading would have kept them.
+    fn parquet(path: &Path, rows: usize) -> LedgerTexts {
+        LedgerTexts(TextSource::Parquet {
+            path: path.to_owned(),
+            rows,
+            columns: Default::default(),
+        })
+    }
+
+    /// A Parquet ledger's three text columns, read again (as text, as the
+    /// checks read them); `None` for a CSV ledger.
+    fn columns(&self) -> PolarsResult<Option<&[StringChunked; 3]>> {
+        let TextSource::Parquet {
+            path,
+            rows,
+            columns,
+        } = &self.0
+        else {
+            return Ok(None);
+        };
+        let read = columns.get_or_init(|| {
+            let file = display_path(path);
+            let again = " (read again for the items' ids, products and references)";
+            match read_parquet_texts(path, &file) {
+                Ok(c) if c[0].len() == *rows => Ok(c),
+                Ok(c) => Err(format!(
+                    "{file}: had {rows} rows when the night read it and {} now{again}: an input must not change during the night",
+                    c[0].len()
+                )),
+                Err(e) => Err(format!("{e}{again}")),
+            }
+        });
+        match read {
+            Ok(c) => Ok(Some(c)),
+            Err(e) => Err(PolarsError::ComputeError(e.clone().into())),
+        }
+    }
+
+    /// The texts of the row at byte `at` of a CSV ledger, `None` where
+    /// empty, as the plain reading would have kept them.
     fn row(&self, at: usize) -> [Option<&str>; 3] {
-        let rest = self.bytes.get(at..).unwrap_or_default();
+        let TextSource::Csv {
+            bytes,
+            width,
+            fields,
+        } = &self.0
+        else {
+            return [None; 3];
+        };
+        let rest = bytes.get(at..).unwrap_or_default();
         let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let mut out = [None; 3];
         // A plain row: fields between commas, its UTF-8 checked when read.
-        for (i, field) in line.splitn(self.width, |&b| b == b',').enumerate() {
-            for (k, want) in self.fields.iter().enumerate() {
+        for (i, field) in line.splitn(*width, |&b| b == b',').enumerate() {
+            for (k, want) in fields.iter().enumerate() {
                 if *want == Some(i) && !field.is_empty() {
                     out[k] = std::str::from_utf8(field).ok();
                 }
@@ -1163,8 +1225,33 @@ impl LedgerTexts {
     /// documents call it after each batch of accounts, so that the ledger
     /// does not come back whole into the night's resident memory.
     pub fn forget(&self) {
-        self.bytes.release(self.bytes.len());
+        if let TextSource::Csv { bytes, .. } = &self.0 {
+            bytes.release(bytes.len());
+        }
     }
+}
+
+/// A Parquet ledger's `item_id`, `product` and `reference`, as text, one
+/// chunk each (a missing optional column: all missing).
+fn read_parquet_texts(path: &Path, file: &str) -> Result<[StringChunked; 3], IngestError> {
+    const NAMES: [&str; 3] = ["item_id", "product", "reference"];
+    let mut reader = ParquetReader::new(open_parquet(path, file)?);
+    let schema = reader.schema().map_err(|e| unparseable(file, e))?;
+    let present: Vec<String> = NAMES
+        .iter()
+        .filter(|n| schema.contains(n))
+        .map(|n| (*n).to_owned())
+        .collect();
+    let df = ParquetReader::new(open_parquet(path, file)?)
+        .with_columns(Some(present))
+        .finish()
+        .map_err(|e| unparseable(file, e))?;
+    let n = df.height();
+    let t = as_text_but(checked_parquet_frame(df, file)?, file, 1, &[])?;
+    Ok(NAMES.map(|name| match t.col(name) {
+        Some(c) => c.rechunk().into_owned(),
+        None => StringChunked::full_null(name.into(), n),
+    }))
 }
 
 /// The texts of the items frame's rows (item id, product, reference),
@@ -1173,6 +1260,8 @@ pub struct ItemTexts<'a> {
     columns: [&'a StringChunked; 3],
     row_at: &'a UInt64Chunked,
     ledger: Option<&'a LedgerTexts>,
+    /// A Parquet ledger's columns, read again.
+    parquet: Option<&'a [StringChunked; 3]>,
 }
 
 impl<'a> ItemTexts<'a> {
@@ -1182,17 +1271,25 @@ impl<'a> ItemTexts<'a> {
 
     fn new(items: &'a DataFrame, ledger: Option<&'a LedgerTexts>) -> PolarsResult<ItemTexts<'a>> {
         let s = |name: &str| -> PolarsResult<&'a StringChunked> { items.column(name)?.str() };
+        let row_at = items.column("row_at")?.u64()?;
+        // Read again only when some row's texts are in the file.
+        let parquet = match ledger {
+            Some(l) if row_at.null_count() < row_at.len() => l.columns()?,
+            _ => None,
+        };
         Ok(ItemTexts {
             columns: [s("item_id")?, s("product")?, s("reference")?],
-            row_at: items.column("row_at")?.u64()?,
+            row_at,
             ledger,
+            parquet,
         })
     }
 
     /// Row `i`'s item id, product and reference.
     pub fn get(&self, i: usize) -> [Option<&'a str>; 3] {
-        match (self.row_at.get(i), self.ledger) {
-            (Some(at), Some(ledger)) => ledger.row(at as usize),
+        match (self.row_at.get(i), self.parquet, self.ledger) {
+            (Some(row), Some(columns), _) => columns.each_ref().map(|c| c.get(row as usize)),
+            (Some(at), None, Some(ledger)) => ledger.row(at as usize),
             _ => self.columns.map(|c| c.get(i)),
         }
     }
@@ -2525,10 +2622,14 @@ fn check_ledger_row<'v>(
     }
 }
 
+/// `texts_in_file`: the item ids, products and references are left in the
+/// file, each row's number there kept as `row_at` (a Parquet ledger's;
+/// see [`LedgerTexts`]), instead of being kept in the frame.
 fn check_ledger(
     t: &Table,
     debtors: &Debtors,
     rejects: &mut Vec<Reject>,
+    texts_in_file: bool,
 ) -> Result<Checked, IngestError> {
     let n = t.height();
     let col = |name: &str| t.col(name).expect("required column");
@@ -2625,8 +2726,13 @@ fn check_ledger(
     // The texts kept are made one chunk each (the documents read them by
     // row number); those only checked here are read in order, whatever
     // their chunks.
+    let none = |name: &str| Column::full_null(name.into(), n, &DataType::String);
+    let kept = |c: &StringChunked| match texts_in_file {
+        true => none(c.name()),
+        false => c.rechunk().into_owned().into_column(),
+    };
     let mut cols: Vec<Column> = vec![
-        item_id.rechunk().into_owned().into_column(),
+        kept(item_id),
         Column::new("amount".into(), amounts),
         Column::new("open_amount".into(), opens),
         Column::new("issued_on".into(), issued),
@@ -2634,14 +2740,16 @@ fn check_ledger(
         Column::new("account".into(), accounts),
     ];
     for name in LEDGER_OPTIONAL {
-        let c = match t.col(name) {
-            Some(c) => c.rechunk().into_owned().into_column(),
-            None => Column::full_null((*name).into(), n, &DataType::String),
-        };
-        cols.push(c);
+        cols.push(t.col(name).map_or_else(|| none(name), kept));
     }
-    // The texts are in the frame.
-    cols.push(Column::full_null("row_at".into(), n, &DataType::UInt64));
+    cols.push(match texts_in_file {
+        // Rows numbered from 0 in the file.
+        true => Column::new(
+            "row_at".into(),
+            (0..n).map(|i| (t.row(i) - 1) as u64).collect::<Vec<u64>>(),
+        ),
+        false => Column::full_null("row_at".into(), n, &DataType::UInt64),
+    });
     let internal = |e: PolarsError| IngestError::Unparseable {
         file: t.file.clone(),
         message: e.to_string(),
@@ -2708,9 +2816,18 @@ fn finish_ledger(
         file: file.to_owned(),
         message: e.to_string(),
     };
-    let texts = ItemTexts::new(&df, ledger).map_err(internal)?;
-    let ids = || (0..df.height()).map(|i| texts.get(i)[0]);
+    // The ids are read only when two hashes are alike (a Parquet ledger's
+    // are then read again from the file).
+    let texts = std::cell::OnceCell::new();
+    let ids = || {
+        let t = texts.get_or_init(|| ItemTexts::new(&df, ledger));
+        let n = if t.is_ok() { df.height() } else { 0 };
+        (0..n).map(move |i| t.as_ref().ok().and_then(|t| t.get(i)[0]))
+    };
     let occurrences = repeated_among(id_hashes.concat(), || ids().flatten());
+    if let Some(Err(e)) = texts.get() {
+        return Err(internal(e.clone()));
+    }
     if !occurrences.is_empty() {
         for (i, id) in ids().enumerate() {
             let Some(&k) = id.and_then(|id| occurrences.get(id)) else {
@@ -3425,14 +3542,56 @@ mod pieces {
         whole_rejects.sort();
         assert!(bad > 0 && whole.height() > 0);
         for slice in [1, 7, 64, 299, 300, 1000] {
-            let (df, count, mut rejects) =
+            let (df, count, mut rejects, texts) =
                 read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice)).unwrap();
+            let df = texts_in(&df, texts.as_ref());
             rejects.sort();
-            assert!(df.equals_missing(&whole), "slice {slice}");
+            assert!(df.equals_missing(&texts_in(&whole, None)), "slice {slice}");
             assert_eq!(count.rejected, bad, "slice {slice}");
             assert_eq!(count.rows, 300);
             assert_eq!(rejects, whole_rejects, "slice {slice}");
         }
+    }
+
+    /// A Parquet ledger changed after the night read it is not read again
+    /// for the documents' texts as if it were the same file.
+    #[test]
+    fn a_parquet_ledger_changed_during_the_night_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("ledger.csv");
+        let pq = dir.path().join("ledger.parquet");
+        // No id repeats: the texts are then first read for the documents.
+        let write = |rows: usize| {
+            let mut text = String::from(
+                "item_id,debtor_id,currency,amount,open_amount,issued_on,due_on,product\n",
+            );
+            for i in 0..rows {
+                text.push_str(&format!(
+                    "I{i},D1,EUR,10.00,10.00,2026-01-01,2026-02-01,card\n"
+                ));
+            }
+            std::fs::write(&csv, text).unwrap();
+            let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
+                .unwrap()
+                .df;
+            ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+                .finish(&mut df)
+                .unwrap();
+        };
+        write(300);
+        let debtors = debtors_named(&["D1"]);
+        let (df, _, _, texts) =
+            read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, 64)).unwrap();
+        write(200);
+        let Err(e) = ItemTexts::new(&df, texts.as_ref()) else {
+            panic!("read again from a changed file");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("ledger.parquet") && e.contains("300 rows"),
+            "{e}"
+        );
+        assert!(e.contains("must not change during the night"), "{e}");
     }
 
     /// A Parquet ledger with real date columns (nulls among them) is
@@ -3473,10 +3632,11 @@ mod pieces {
         assert!(whole_count.rejected > 0);
         assert!(whole_rejects.iter().any(|r| r.column == "due_on"));
         for slice in [7, 300] {
-            let (df, count, mut rejects) =
+            let (df, count, mut rejects, texts) =
                 read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice)).unwrap();
+            let df = texts_in(&df, texts.as_ref());
             rejects.sort();
-            assert!(df.equals_missing(&whole), "slice {slice}");
+            assert!(df.equals_missing(&texts_in(&whole, None)), "slice {slice}");
             assert_eq!(count, whole_count);
             assert_eq!(rejects, whole_rejects, "slice {slice}");
         }
@@ -3551,11 +3711,15 @@ mod pieces {
                 whole_rejects.iter().map(|r| r.column.as_str()).collect();
             assert!(reasons.contains("amount") && reasons.contains("open_amount"));
             for slice in [1, 7, 64, 300] {
-                let (df, count, mut rejects) =
+                let (df, count, mut rejects, texts) =
                     read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice))
                         .unwrap();
+                let df = texts_in(&df, texts.as_ref());
                 rejects.sort();
-                assert!(df.equals_missing(&whole), "scale {scale}, slice {slice}");
+                assert!(
+                    df.equals_missing(&texts_in(&whole, None)),
+                    "scale {scale}, slice {slice}"
+                );
                 assert_eq!(count, whole_count, "scale {scale}, slice {slice}");
                 assert_eq!(rejects, whole_rejects, "scale {scale}, slice {slice}");
             }
