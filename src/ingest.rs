@@ -1179,7 +1179,7 @@ impl LedgerTexts {
         let read = columns.get_or_init(|| {
             let file = display_path(path);
             let again = " (read again for the items' ids, products and references)";
-            match read_parquet_texts(path, &file) {
+            match read_parquet_texts(path, &file, PARQUET_SLICE) {
                 Ok(c) if c[0].len() == *rows => Ok(c),
                 Ok(c) => Err(format!(
                     "{file}: had {rows} rows when the night read it and {} now{again}: an input must not change during the night",
@@ -1231,27 +1231,54 @@ impl LedgerTexts {
     }
 }
 
-/// A Parquet ledger's `item_id`, `product` and `reference`, as text, one
-/// chunk each (a missing optional column: all missing).
-fn read_parquet_texts(path: &Path, file: &str) -> Result<[StringChunked; 3], IngestError> {
+/// A Parquet ledger's `item_id`, `product` and `reference`, as text (a
+/// missing optional column: all missing). Read a slice of rows at a time,
+/// each slice a chunk: read whole and made one chunk, the columns took
+/// twice their size again while they were read, at the start of the
+/// documents, when the night holds the most (180 MB more at a million
+/// debtors, BENCHMARKS.md, 2026-12-02, seventh).
+fn read_parquet_texts(
+    path: &Path,
+    file: &str,
+    slice: usize,
+) -> Result<[StringChunked; 3], IngestError> {
     const NAMES: [&str; 3] = ["item_id", "product", "reference"];
     let mut reader = ParquetReader::new(open_parquet(path, file)?);
     let schema = reader.schema().map_err(|e| unparseable(file, e))?;
+    let rows = reader.num_rows().map_err(|e| unparseable(file, e))?;
+    let metadata = reader
+        .get_metadata()
+        .map_err(|e| unparseable(file, e))?
+        .clone();
+    drop(reader);
     let present: Vec<String> = NAMES
         .iter()
         .filter(|n| schema.contains(n))
         .map(|n| (*n).to_owned())
         .collect();
-    let df = ParquetReader::new(open_parquet(path, file)?)
-        .with_columns(Some(present))
-        .finish()
-        .map_err(|e| unparseable(file, e))?;
-    let n = df.height();
-    let t = as_text_but(checked_parquet_frame(df, file)?, file, 1, &[])?;
-    Ok(NAMES.map(|name| match t.col(name) {
-        Some(c) => c.rechunk().into_owned(),
-        None => StringChunked::full_null(name.into(), n),
-    }))
+    let mut out = NAMES.map(|name| StringChunked::full_null(name.into(), 0));
+    let mut start = 0;
+    while start < rows {
+        let len = slice.min(rows - start);
+        let mut reader = ParquetReader::new(open_parquet(path, file)?);
+        reader.set_metadata(metadata.clone());
+        let df = reader
+            .with_columns(Some(present.clone()))
+            .with_slice(Some((start, len)))
+            .finish()
+            .map_err(|e| unparseable(file, e))?;
+        let n = df.height();
+        let t = as_text_but(checked_parquet_frame(df, file)?, file, 1 + start, &[])?;
+        for (k, name) in NAMES.iter().enumerate() {
+            let c = match t.col(name) {
+                Some(c) => c.clone(),
+                None => StringChunked::full_null((*name).into(), n),
+            };
+            out[k].append_owned(c).map_err(|e| unparseable(file, e))?;
+        }
+        start += len;
+    }
+    Ok(out)
 }
 
 /// The texts of the items frame's rows (item id, product, reference),
@@ -3551,6 +3578,34 @@ mod pieces {
             assert_eq!(count.rows, 300);
             assert_eq!(rejects, whole_rejects, "slice {slice}");
         }
+    }
+
+    /// A Parquet ledger's texts read again a slice at a time are those
+    /// read at once.
+    #[test]
+    fn parquet_texts_read_in_slices_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("ledger.csv");
+        std::fs::write(&csv, plain_ledger(300, false)).unwrap();
+        let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
+            .unwrap()
+            .df;
+        let pq = dir.path().join("ledger.parquet");
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let whole = read_parquet_texts(&pq, "ledger.parquet", 1000).unwrap();
+        assert!(whole.iter().all(|c| c.len() == 300));
+        for slice in [1, 7, 299] {
+            let sliced = read_parquet_texts(&pq, "ledger.parquet", slice).unwrap();
+            for (a, b) in sliced.iter().zip(&whole) {
+                assert!(a.iter().eq(b.iter()), "slice {slice}");
+                assert!(a.chunks().len() > 1);
+            }
+        }
+        assert_eq!(whole[0].get(3), Some("I5"));
+        assert_eq!(whole[1].get(0), None);
+        assert_eq!(whole[2].get(1), Some("F-1"));
     }
 
     /// A Parquet ledger changed after the night read it is not read again

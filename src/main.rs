@@ -9,38 +9,23 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// Memory the night frees is kept by mimalloc for its default second
+// before it goes back to the system. A stage's tables are freed while the
+// next stage allocates, and what was kept is used again without a fault.
+// 400 ms lowered the peak by 40 to 110 MiB, but took 10 % (CSV) to 17 %
+// (Parquet) more minor faults at a million debtors, and more system time in
+// ten runs out of ten. A fresh page is the cost that swings most on the
+// virtual machines the night runs on (BENCHMARKS.md, 2026-12-02, sixth).
+// An operator's `MIMALLOC_PURGE_DELAY` still wins.
+#[cfg(test)]
 unsafe extern "C" {
     /// mimalloc's own (`include/mimalloc.h`), linked in with the allocator.
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-    #[cfg(test)]
     fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
 }
 
 /// `mi_option_purge_delay` in mimalloc v3's `mi_option_t`.
+#[cfg(test)]
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
-/// How long memory the night has freed is kept before it goes back to the
-/// system, in milliseconds.
-///
-/// A stage's tables are freed while the next stage allocates, and the
-/// documents are rendered a batch at a time: memory kept is used again
-/// without a fault, and a fresh page is the cost that swings most on the
-/// virtual machines nights run on. Five seconds is longer than any stage
-/// to `decisions.csv`, so that no page freed before it is asked for again;
-/// memory a long night no longer uses still goes back. Against mimalloc's
-/// default second, at 200,000 debtors a whole night took 61 % fewer minor
-/// faults (Parquet) for a peak 8 % higher; at a million debtors, 15-20 %
-/// fewer to `decisions.csv`, for a peak 60-70 MB higher (BENCHMARKS.md,
-/// 2026-12-02, seventh). An operator's `MIMALLOC_PURGE_DELAY` still wins.
-const PURGE_DELAY_MS: std::ffi::c_long = 5_000;
-
-fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets an integer option of the allocator; no memory of
-        // ours is read.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-    }
-}
 
 fn main() -> ExitCode {
     // No transparent huge pages for this process. The allocator asks for
@@ -52,7 +37,6 @@ fn main() -> ExitCode {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-    tune_allocator();
     let cli = Cli::parse();
     let default = if cli.quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_env("DUNNING_LOG").unwrap_or_else(|_| EnvFilter::new(default));
@@ -368,17 +352,14 @@ fn check(c: &CheckCmd) -> ExitCode {
 mod tests {
     use super::*;
 
-    /// The option set is mimalloc's purge delay: the one whose default is
-    /// a second (an upgrade of mimalloc that renumbered its options would
-    /// set another), and the setting then changes it.
+    /// The allocator keeps freed memory for the second the night's
+    /// figures were measured with: an upgrade of mimalloc that changed it
+    /// would change how many fresh pages a night takes.
     #[test]
-    fn freed_memory_is_kept_five_seconds() {
+    fn freed_memory_is_kept_a_second() {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
             // SAFETY: reads an integer option of the allocator.
             assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 1000);
-            tune_allocator();
-            // SAFETY: as above.
-            assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 5000);
         }
     }
 }
