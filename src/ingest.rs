@@ -3544,20 +3544,26 @@ mod pieces {
         }
     }
 
+    /// `ledger.parquet` in `dir`, of the CSV ledger `text` read as text.
+    fn parquet_ledger(dir: &Path, text: &str) -> std::path::PathBuf {
+        let csv = dir.join("ledger.csv");
+        std::fs::write(&csv, text).unwrap();
+        let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
+            .unwrap()
+            .df;
+        let pq = dir.join("ledger.parquet");
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        pq
+    }
+
     /// A Parquet ledger checked a slice at a time gives what it gives
     /// checked whole, row numbers of rejects included.
     #[test]
     fn a_parquet_ledger_read_in_slices_is_the_ledger_read_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("ledger.csv");
-        std::fs::write(&csv, ledger(300)).unwrap();
-        let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
-            .unwrap()
-            .df;
-        let pq = dir.path().join("ledger.parquet");
-        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
-            .finish(&mut df)
-            .unwrap();
+        let pq = parquet_ledger(dir.path(), &ledger(300));
         let debtors: Debtors = [Debtor::new(DebtorTexts {
             id: "D1",
             ..Default::default()
@@ -3585,15 +3591,7 @@ mod pieces {
     #[test]
     fn parquet_texts_read_in_slices_are_read_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("ledger.csv");
-        std::fs::write(&csv, plain_ledger(300, false)).unwrap();
-        let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
-            .unwrap()
-            .df;
-        let pq = dir.path().join("ledger.parquet");
-        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
-            .finish(&mut df)
-            .unwrap();
+        let pq = parquet_ledger(dir.path(), &plain_ledger(300, false));
         let whole = read_parquet_texts(&pq, "ledger.parquet", 1000).unwrap();
         assert!(whole.iter().all(|c| c.len() == 300));
         for slice in [1, 7, 299] {
@@ -3613,8 +3611,6 @@ mod pieces {
     #[test]
     fn a_parquet_ledger_changed_during_the_night_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("ledger.csv");
-        let pq = dir.path().join("ledger.parquet");
         // No id repeats: the texts are then first read for the documents.
         let write = |rows: usize| {
             let mut text = String::from(
@@ -3625,15 +3621,9 @@ mod pieces {
                     "I{i},D1,EUR,10.00,10.00,2026-01-01,2026-02-01,card\n"
                 ));
             }
-            std::fs::write(&csv, text).unwrap();
-            let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
-                .unwrap()
-                .df;
-            ParquetWriter::new(std::fs::File::create(&pq).unwrap())
-                .finish(&mut df)
-                .unwrap();
+            parquet_ledger(dir.path(), &text)
         };
-        write(300);
+        let pq = write(300);
         let debtors = debtors_named(&["D1"]);
         let (df, _, _, texts) =
             read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, 64)).unwrap();
