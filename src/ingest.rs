@@ -841,26 +841,15 @@ impl ParquetSlices {
         let thread = std::thread::spawn(move || {
             let file = display_path(&path);
             let read = || -> Result<(), IngestError> {
-                let mut reader = ParquetReader::new(open_parquet(&path, &file)?);
-                let rows = reader.num_rows().map_err(|e| unparseable(&file, e))?;
-                let metadata = reader
-                    .get_metadata()
-                    .map_err(|e| unparseable(&file, e))?
-                    .clone();
-                drop(reader);
+                let parquet = ParquetRows::open(&path, &file)?;
+                let rows = parquet.rows;
                 let mut start = 0;
                 loop {
                     let len = slice.min(rows - start);
                     // Each slice is read from the file when it is wanted:
                     // the whole typed frame and the checked columns are
                     // never in memory together.
-                    let mut reader = ParquetReader::new(open_parquet(&path, &file)?);
-                    reader.set_metadata(metadata.clone());
-                    let frame = reader
-                        .with_slice((rows > 0).then_some((start, len)))
-                        .finish()
-                        .map_err(|e| unparseable(&file, e))?;
-                    let frame = checked_parquet_frame(frame, &file)?;
+                    let frame = parquet.slice(start, len, None)?;
                     let part = as_text_but(
                         frame,
                         &file,
@@ -1222,9 +1211,10 @@ impl LedgerTexts {
 
     /// Gives back the memory of the ledger's pages read so far: a page is
     /// read again from the file should a later document need it. The
-    /// documents call it after each batch of accounts, so that the ledger
-    /// does not come back whole into the night's resident memory.
-    pub fn forget(&self) {
+    /// documents call it every 65,536 items they read (through
+    /// [`ItemTexts::forget`]), so that the ledger does not come back whole
+    /// into the night's resident memory.
+    fn forget(&self) {
         if let TextSource::Csv { bytes, .. } = &self.0 {
             bytes.release(bytes.len());
         }
@@ -1243,32 +1233,26 @@ fn read_parquet_texts(
     slice: usize,
 ) -> Result<[StringChunked; 3], IngestError> {
     const NAMES: [&str; 3] = ["item_id", "product", "reference"];
-    let mut reader = ParquetReader::new(open_parquet(path, file)?);
-    let schema = reader.schema().map_err(|e| unparseable(file, e))?;
-    let rows = reader.num_rows().map_err(|e| unparseable(file, e))?;
-    let metadata = reader
-        .get_metadata()
-        .map_err(|e| unparseable(file, e))?
-        .clone();
-    drop(reader);
+    let parquet = ParquetRows::open(path, file)?;
     let present: Vec<String> = NAMES
         .iter()
-        .filter(|n| schema.contains(n))
+        .filter(|n| {
+            parquet
+                .metadata
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| f.name() == **n)
+        })
         .map(|n| (*n).to_owned())
         .collect();
     let mut out = NAMES.map(|name| StringChunked::full_null(name.into(), 0));
     let mut start = 0;
-    while start < rows {
-        let len = slice.min(rows - start);
-        let mut reader = ParquetReader::new(open_parquet(path, file)?);
-        reader.set_metadata(metadata.clone());
-        let df = reader
-            .with_columns(Some(present.clone()))
-            .with_slice(Some((start, len)))
-            .finish()
-            .map_err(|e| unparseable(file, e))?;
+    while start < parquet.rows {
+        let len = slice.min(parquet.rows - start);
+        let df = parquet.slice(start, len, Some(present.clone()))?;
         let n = df.height();
-        let t = as_text_but(checked_parquet_frame(df, file)?, file, 1 + start, &[])?;
+        let t = as_text_but(df, file, 1 + start, &[])?;
         for (k, name) in NAMES.iter().enumerate() {
             let c = match t.col(name) {
                 Some(c) => c.clone(),
@@ -1310,6 +1294,14 @@ impl<'a> ItemTexts<'a> {
             ledger,
             parquet,
         })
+    }
+
+    /// Gives back the memory of the ledger's pages read so far (see
+    /// [`LedgerTexts::forget`]).
+    pub fn forget(&self) {
+        if let Some(ledger) = self.ledger {
+            ledger.forget();
+        }
     }
 
     /// Row `i`'s item id, product and reference.
@@ -1411,10 +1403,10 @@ fn check_plain_piece(
     // other, the joins were the serial part of a piece, with the other
     // core idle.
     let parts = &parts;
-    fn cat<T: Copy>(parts: &[PlainPart], of: impl Fn(&LedgerPart) -> &[T]) -> Vec<T> {
-        let mut all = Vec::with_capacity(parts.iter().map(|p| of(&p.part).len()).sum());
+    fn cat<T: Copy>(parts: &[PlainPart], of: impl Fn(&PlainPart) -> &[T]) -> Vec<T> {
+        let mut all = Vec::with_capacity(parts.iter().map(|p| of(p).len()).sum());
         for p in parts {
-            all.extend_from_slice(of(&p.part));
+            all.extend_from_slice(of(p));
         }
         all
     }
@@ -1423,19 +1415,14 @@ fn check_plain_piece(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut row_at = Vec::new();
     rayon::scope(|s| {
-        s.spawn(|_| mask = cat(parts, |p| &p.mask));
-        s.spawn(|_| accounts = cat(parts, |p| &p.accounts));
-        s.spawn(|_| amounts = cat(parts, |p| &p.amounts));
-        s.spawn(|_| opens = cat(parts, |p| &p.opens));
-        s.spawn(|_| issued = cat(parts, |p| &p.issued));
-        s.spawn(|_| due = cat(parts, |p| &p.due));
-        s.spawn(|_| id_hashes = cat(parts, |p| &p.id_hashes));
-        s.spawn(|_| {
-            row_at = Vec::with_capacity(n);
-            for p in parts {
-                row_at.extend_from_slice(&p.row_at);
-            }
-        });
+        s.spawn(|_| mask = cat(parts, |p| &p.part.mask));
+        s.spawn(|_| accounts = cat(parts, |p| &p.part.accounts));
+        s.spawn(|_| amounts = cat(parts, |p| &p.part.amounts));
+        s.spawn(|_| opens = cat(parts, |p| &p.part.opens));
+        s.spawn(|_| issued = cat(parts, |p| &p.part.issued));
+        s.spawn(|_| due = cat(parts, |p| &p.part.due));
+        s.spawn(|_| id_hashes = cat(parts, |p| &p.part.id_hashes));
+        s.spawn(|_| row_at = cat(parts, |p| &p.row_at));
     });
     // The texts stay in the ledger (see [`LedgerTexts`]).
     let none = |name: &str| Column::full_null(name.into(), n, &DataType::String);
@@ -1767,6 +1754,48 @@ fn read_parquet_frame(path: &Path, file: &str) -> Result<DataFrame, IngestError>
     let reader = ParquetReader::new(open_parquet(path, file)?);
     let df = reader.finish().map_err(|e| unparseable(file, e))?;
     checked_parquet_frame(df, file)
+}
+
+/// A Parquet file read a slice of rows at a time, its footer read once.
+struct ParquetRows<'p> {
+    path: &'p Path,
+    file: &'p str,
+    rows: usize,
+    metadata: polars::io::parquet::metadata::FileMetadataRef,
+}
+
+impl<'p> ParquetRows<'p> {
+    fn open(path: &'p Path, file: &'p str) -> Result<ParquetRows<'p>, IngestError> {
+        let mut reader = ParquetReader::new(open_parquet(path, file)?);
+        let metadata = reader
+            .get_metadata()
+            .map_err(|e| unparseable(file, e))?
+            .clone();
+        Ok(ParquetRows {
+            path,
+            file,
+            rows: metadata.num_rows,
+            metadata,
+        })
+    }
+
+    /// Rows `start..start + len` (`columns` only, when given), read from
+    /// the file when wanted, of the types the checks read.
+    fn slice(
+        &self,
+        start: usize,
+        len: usize,
+        columns: Option<Vec<String>>,
+    ) -> Result<DataFrame, IngestError> {
+        let mut reader = ParquetReader::new(open_parquet(self.path, self.file)?);
+        reader.set_metadata(self.metadata.clone());
+        let frame = reader
+            .with_columns(columns)
+            .with_slice((self.rows > 0).then_some((start, len)))
+            .finish()
+            .map_err(|e| unparseable(self.file, e))?;
+        checked_parquet_frame(frame, self.file)
+    }
 }
 
 fn open_parquet(path: &Path, file: &str) -> Result<std::fs::File, IngestError> {

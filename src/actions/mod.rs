@@ -87,7 +87,6 @@ pub struct OverdueItems<'a> {
     rows: Vec<u32>,
     /// Items read since the ledger's pages were last given back.
     read: std::sync::atomic::AtomicUsize,
-    ledger: Option<&'a crate::ingest::LedgerTexts>,
 }
 
 /// The ledger's pages that the items' texts were read from are given back
@@ -118,12 +117,11 @@ impl OverdueItems<'_> {
             .get(at + 1)
             .map_or(self.rows.len(), |&e| e as usize);
         let rows = &self.rows[self.starts[at] as usize..end];
-        if let Some(ledger) = self.ledger {
-            use std::sync::atomic::Ordering::Relaxed;
-            let before = self.read.fetch_add(rows.len(), Relaxed);
-            if before / ITEMS_BETWEEN_FORGETS != (before + rows.len()) / ITEMS_BETWEEN_FORGETS {
-                ledger.forget();
-            }
+        let before = self
+            .read
+            .fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
+        if before / ITEMS_BETWEEN_FORGETS != (before + rows.len()) / ITEMS_BETWEEN_FORGETS {
+            self.texts.forget();
         }
         let mut out: Vec<Item> = rows
             .iter()
@@ -199,7 +197,6 @@ pub fn overdue_items<'a, 'w>(
         debtors,
         texts: crate::ingest::ItemTexts::of(inputs)?,
         read: Default::default(),
-        ledger: inputs.ledger_texts.as_ref(),
         amount: df.column("amount")?.i64()?,
         open,
         due,
