@@ -814,9 +814,13 @@ fn read_ledger_whole(
     Ok((df, count, found))
 }
 
-/// A Parquet ledger is turned into text and checked this many rows at a
-/// time: its typed columns are compact, their text is not.
-const PARQUET_SLICE: usize = 1 << 19;
+/// A Parquet ledger is turned into text and checked about this many rows
+/// at a time (whole row groups, see [`ParquetRows::slices`]): its typed
+/// columns are compact, their text is not. A row group a slice (Polars
+/// writes them of about 260,000 rows) held 100 MB less at a million
+/// debtors than two, and took no longer (BENCHMARKS.md, 2026-12-02,
+/// eighth).
+const PARQUET_SLICE: usize = 1 << 18;
 
 /// A Parquet ledger's slices of rows, as text tables, read on a thread of
 /// their own: the next slice is decoded while this one is checked.
@@ -842,13 +846,10 @@ impl ParquetSlices {
             let file = display_path(&path);
             let read = || -> Result<(), IngestError> {
                 let parquet = ParquetRows::open(&path, &file)?;
-                let rows = parquet.rows;
-                let mut start = 0;
-                loop {
-                    let len = slice.min(rows - start);
-                    // Each slice is read from the file when it is wanted:
-                    // the whole typed frame and the checked columns are
-                    // never in memory together.
+                // Each slice is read from the file when it is wanted: the
+                // whole typed frame and the checked columns are never in
+                // memory together.
+                for (start, len) in parquet.slices(slice) {
                     let frame = parquet.slice(start, len, None)?;
                     let part = as_text_but(
                         frame,
@@ -862,11 +863,8 @@ impl ParquetSlices {
                     if tx.send(Ok(table)).is_err() {
                         return Ok(());
                     }
-                    start += len;
-                    if start >= rows {
-                        return Ok(());
-                    }
                 }
+                Ok(())
             };
             if let Err(e) = read() {
                 let _ = tx.send(Err(e));
@@ -1247,9 +1245,10 @@ fn read_parquet_texts(
         .map(|n| (*n).to_owned())
         .collect();
     let mut out = NAMES.map(|name| StringChunked::full_null(name.into(), 0));
-    let mut start = 0;
-    while start < parquet.rows {
-        let len = slice.min(parquet.rows - start);
+    for (start, len) in parquet.slices(slice) {
+        if len == 0 {
+            continue;
+        }
         let df = parquet.slice(start, len, Some(present.clone()))?;
         let n = df.height();
         let t = as_text_but(df, file, 1 + start, &[])?;
@@ -1260,7 +1259,6 @@ fn read_parquet_texts(
             };
             out[k].append_owned(c).map_err(|e| unparseable(file, e))?;
         }
-        start += len;
     }
     Ok(out)
 }
@@ -1779,6 +1777,25 @@ impl<'p> ParquetRows<'p> {
         })
     }
 
+    /// The file's slices of about `target` rows, as (first row, rows),
+    /// cut where its row groups meet: a slice that ends inside a row group
+    /// decodes that group's pages again for the next one. At a million
+    /// debtors, slices of a third of a row group took two to three times
+    /// as long to read as the groups whole. Small row groups are joined
+    /// until they reach `target`; a row group of more than twice `target`
+    /// rows is cut in slices of `target` (memory matters more there). A
+    /// file with no rows is one empty slice, read whole, so that its
+    /// columns are checked as any file's are.
+    fn slices(&self, target: usize) -> Vec<(usize, usize)> {
+        let groups: Vec<usize> = self
+            .metadata
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        slice_bounds(&groups, self.rows, target)
+    }
+
     /// Rows `start..start + len` (`columns` only, when given), read from
     /// the file when wanted, of the types the checks read.
     fn slice(
@@ -1796,6 +1813,46 @@ impl<'p> ParquetRows<'p> {
             .map_err(|e| unparseable(self.file, e))?;
         checked_parquet_frame(frame, self.file)
     }
+}
+
+/// [`ParquetRows::slices`] of a file of `rows` rows in row groups of
+/// `groups` rows.
+fn slice_bounds(groups: &[usize], rows: usize, target: usize) -> Vec<(usize, usize)> {
+    let target = target.max(1);
+    let mut out = Vec::new();
+    if groups.iter().sum::<usize>() != rows {
+        // Not what a sound file says: slices of `target`, cut anywhere.
+        out.extend((0..rows).step_by(target).map(|s| (s, target.min(rows - s))));
+    } else {
+        let (mut start, mut len) = (0, 0);
+        for &g in groups {
+            if g > target.saturating_mul(2) {
+                if len > 0 {
+                    out.push((start, len));
+                    (start, len) = (start + len, 0);
+                }
+                out.extend(
+                    (0..g)
+                        .step_by(target)
+                        .map(|s| (start + s, target.min(g - s))),
+                );
+                start += g;
+                continue;
+            }
+            len += g;
+            if len >= target {
+                out.push((start, len));
+                (start, len) = (start + len, 0);
+            }
+        }
+        if len > 0 {
+            out.push((start, len));
+        }
+    }
+    if out.is_empty() {
+        out.push((0, 0));
+    }
+    out
 }
 
 fn open_parquet(path: &Path, file: &str) -> Result<std::fs::File, IngestError> {
@@ -2563,7 +2620,18 @@ fn decimal_cents(c: &Column) -> Option<Vec<Cents>> {
     }
     let mut out = Vec::with_capacity(d.len());
     for arr in d.phys.downcast_iter() {
-        for &v in arr.values().iter() {
+        let values = arr.values();
+        if down == 1 {
+            // Cents or coarser (the usual `decimal(18,2)`): no division,
+            // which for 128 bits is a call, twice a row, 4.5 million rows.
+            let most = i128::from(i64::MAX) / up;
+            if values.iter().any(|&v| !(0..=most).contains(&v)) {
+                return None;
+            }
+            out.extend(values.iter().map(|&v| (v * up) as i64));
+            continue;
+        }
+        for &v in values.iter() {
             if v < 0 || v % down != 0 {
                 return None;
             }
@@ -3575,6 +3643,15 @@ mod pieces {
 
     /// `ledger.parquet` in `dir`, of the CSV ledger `text` read as text.
     fn parquet_ledger(dir: &Path, text: &str) -> std::path::PathBuf {
+        parquet_ledger_in_groups(dir, text, None)
+    }
+
+    /// [`parquet_ledger`], in row groups of `group` rows when given.
+    fn parquet_ledger_in_groups(
+        dir: &Path,
+        text: &str,
+        group: Option<usize>,
+    ) -> std::path::PathBuf {
         let csv = dir.join("ledger.csv");
         std::fs::write(&csv, text).unwrap();
         let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
@@ -3582,8 +3659,18 @@ mod pieces {
             .df;
         let pq = dir.join("ledger.parquet");
         ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .with_row_group_size(group)
             .finish(&mut df)
             .unwrap();
+        let groups = ParquetRows::open(&pq, "ledger.parquet")
+            .unwrap()
+            .metadata
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows())
+            .collect::<Vec<_>>();
+        // Polars cuts groups of about the size asked (17 gave 17 to 24).
+        assert!(group.is_none_or(|g| groups.len() > 1 && groups.iter().all(|&n| n < 2 * g)));
         pq
     }
 
@@ -3591,28 +3678,92 @@ mod pieces {
     /// checked whole, row numbers of rejects included.
     #[test]
     fn a_parquet_ledger_read_in_slices_is_the_ledger_read_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let pq = parquet_ledger(dir.path(), &ledger(300));
         let debtors: Debtors = [Debtor::new(DebtorTexts {
             id: "D1",
             ..Default::default()
         })]
         .into_iter()
         .collect();
-        let (whole, whole_count, mut whole_rejects) = read_ledger_whole(&pq, &debtors).unwrap();
-        let bad = whole_count.rejected;
-        whole_rejects.sort();
-        assert!(bad > 0 && whole.height() > 0);
-        for slice in [1, 7, 64, 299, 300, 1000] {
-            let (df, count, mut rejects, texts) =
-                read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice)).unwrap();
-            let df = texts_in(&df, texts.as_ref());
-            rejects.sort();
-            assert!(df.equals_missing(&texts_in(&whole, None)), "slice {slice}");
-            assert_eq!(count.rejected, bad, "slice {slice}");
-            assert_eq!(count.rows, 300);
-            assert_eq!(rejects, whole_rejects, "slice {slice}");
+        // One row group, and row groups that slices join, cut, or meet.
+        for group in [None, Some(17), Some(64), Some(100)] {
+            let dir = tempfile::tempdir().unwrap();
+            let pq = parquet_ledger_in_groups(dir.path(), &ledger(300), group);
+            let (whole, whole_count, mut whole_rejects) = read_ledger_whole(&pq, &debtors).unwrap();
+            let bad = whole_count.rejected;
+            whole_rejects.sort();
+            assert!(bad > 0 && whole.height() > 0);
+            for slice in [1, 7, 64, 299, 300, 1000] {
+                let (df, count, mut rejects, texts) =
+                    read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice))
+                        .unwrap();
+                let df = texts_in(&df, texts.as_ref());
+                rejects.sort();
+                let at = format!("slice {slice}, row groups of {group:?}");
+                assert!(df.equals_missing(&texts_in(&whole, None)), "{at}");
+                assert_eq!(count.rejected, bad, "{at}");
+                assert_eq!(count.rows, 300);
+                assert_eq!(rejects, whole_rejects, "{at}");
+            }
         }
+    }
+
+    /// A file's slices are whole row groups, joined up to the size asked,
+    /// unless a row group is over twice that size; they cover every row
+    /// once, in order.
+    #[test]
+    fn parquet_slices_follow_row_groups() {
+        assert_eq!(
+            slice_bounds(&[100, 100, 100], 300, 150),
+            [(0, 200), (200, 100)]
+        );
+        assert_eq!(
+            slice_bounds(&[100, 100, 100], 300, 100),
+            [(0, 100), (100, 100), (200, 100)]
+        );
+        assert_eq!(slice_bounds(&[10, 500, 10], 520, 100).len(), 7);
+        assert_eq!(
+            slice_bounds(&[10, 500, 10], 520, 100)[..2],
+            [(0, 10), (10, 100)]
+        );
+        // Row groups that do not add up to the file: slices cut anywhere.
+        assert_eq!(slice_bounds(&[10], 30, 20), [(0, 20), (20, 10)]);
+        assert_eq!(slice_bounds(&[], 0, 20), [(0, 0)]);
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let groups = proptest::collection::vec(0usize..400, 0..12);
+        runner
+            .run(&(groups, 1usize..300), |(groups, target)| {
+                let rows: usize = groups.iter().sum();
+                let bounds = slice_bounds(&groups, rows, target);
+                let mut next = 0;
+                let ends: std::collections::BTreeSet<usize> = groups
+                    .iter()
+                    .scan(0, |at, g| {
+                        *at += g;
+                        Some(*at)
+                    })
+                    .collect();
+                for &(start, len) in &bounds {
+                    proptest::prop_assert_eq!(start, next);
+                    // A slice ends where a row group does, or is cut from
+                    // one over twice the size asked.
+                    let end = start + len;
+                    let in_big = groups.iter().scan(0, |at, &g| {
+                        *at += g;
+                        Some((*at - g, g))
+                    });
+                    let cut = in_big
+                        .filter(|&(s, g)| g > 2 * target && s <= start && end <= s + g)
+                        .count();
+                    proptest::prop_assert!(
+                        ends.contains(&end) || (cut == 1 && len == target) || rows == 0
+                    );
+                    proptest::prop_assert!(len > 0 || rows == 0);
+                    next = end;
+                }
+                proptest::prop_assert_eq!(next, rows);
+                Ok(())
+            })
+            .unwrap();
     }
 
     /// A Parquet ledger's texts read again a slice at a time are those
@@ -3623,11 +3774,20 @@ mod pieces {
         let pq = parquet_ledger(dir.path(), &plain_ledger(300, false));
         let whole = read_parquet_texts(&pq, "ledger.parquet", 1000).unwrap();
         assert!(whole.iter().all(|c| c.len() == 300));
-        for slice in [1, 7, 299] {
+        for slice in [1, 7, 100] {
             let sliced = read_parquet_texts(&pq, "ledger.parquet", slice).unwrap();
             for (a, b) in sliced.iter().zip(&whole) {
                 assert!(a.iter().eq(b.iter()), "slice {slice}");
                 assert!(a.chunks().len() > 1);
+            }
+        }
+        let grouped = dir.path().join("grouped");
+        std::fs::create_dir(&grouped).unwrap();
+        let pq = parquet_ledger_in_groups(&grouped, &plain_ledger(300, false), Some(64));
+        for slice in [1, 64, 100, 1000] {
+            let sliced = read_parquet_texts(&pq, "ledger.parquet", slice).unwrap();
+            for (a, b) in sliced.iter().zip(&whole) {
+                assert!(a.iter().eq(b.iter()), "slice {slice}, row groups of 64");
             }
         }
         assert_eq!(whole[0].get(3), Some("I5"));
