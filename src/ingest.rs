@@ -831,20 +831,31 @@ fn read_ledger_whole(
 /// eighth).
 const PARQUET_SLICE: usize = 1 << 18;
 
-/// A Parquet ledger's slices of rows, as text tables, read on a thread of
-/// their own: the next slice is decoded while this one is checked.
+/// A Parquet file's slices of rows, as text tables, read ahead on
+/// threads of their own: the next slices are decoded while this one is
+/// checked.
 ///
 /// Decoding (Polars' pool) and checking (the night's pool) each left a
 /// core idle between their steps; one after the other, a quarter of the
-/// Parquet ingest was a core waiting. The thread is started before the
-/// debtors are read, so the first slice is decoded beside them too. At
-/// most two slices are held decoded: the one checked and the next.
+/// Parquet ingest was a core waiting. Then, one thread decoding a slice
+/// (a row group) at a time, the check waited for it a fifth of the
+/// ledger's reading: [`DECODERS`] threads decode every other slice. The
+/// threads are started before the debtors are read, so the ledger's first
+/// slices are decoded beside them too. At most `DECODERS + 1` slices are
+/// held decoded: the one checked and the next ones.
 struct ParquetSlices {
     /// The file, as errors name it.
     file: String,
-    slices: Option<std::sync::mpsc::Receiver<Result<Table, IngestError>>>,
+    /// A channel a decoding thread: slice `k` comes from channel
+    /// `k % DECODERS`.
+    slices: Option<Vec<std::sync::mpsc::Receiver<Result<Table, IngestError>>>>,
+    /// The slices received so far.
+    received: usize,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Threads decoding a Parquet file's slices, each every `DECODERS`th.
+const DECODERS: usize = 2;
 
 /// How a file's slices are made tables: the columns the checks read as
 /// they are typed (see [`as_text_but`]), and the columns known.
@@ -875,33 +886,48 @@ impl ParquetSlices {
     fn start_as(path: &Path, slice: usize, shape: &'static Shape) -> ParquetSlices {
         let named = display_path(path);
         let path = path.to_path_buf();
-        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..DECODERS)
+            .map(|_| std::sync::mpsc::sync_channel(0))
+            .unzip();
         let thread = std::thread::spawn(move || {
             let file = display_path(&path);
-            let read = || -> Result<(), IngestError> {
-                let parquet = ParquetRows::open(&path, &file)?;
-                // Each slice is read from the file when it is wanted: the
-                // whole typed frame and the checked columns are never in
-                // memory together.
-                for (start, len) in parquet.slices(slice) {
-                    let frame = parquet.slice(start, len, None)?;
-                    let part = as_text_but(frame, &file, 1 + start, shape.typed)?;
-                    let table = finish_table(part, &path, shape.required, shape.optional)?;
-                    // Gone when the reader stopped (an error, or the
-                    // debtors file refused): nothing more to read.
-                    if tx.send(Ok(table)).is_err() {
-                        return Ok(());
-                    }
+            let parquet = match ParquetRows::open(&path, &file) {
+                Ok(parquet) => parquet,
+                Err(e) => {
+                    let _ = senders[0].send(Err(e));
+                    return;
                 }
-                Ok(())
             };
-            if let Err(e) = read() {
-                let _ = tx.send(Err(e));
-            }
+            let bounds = parquet.slices(slice);
+            // A decoder that panics takes the scope, so this thread, with
+            // it: `next` then reports the thread dead.
+            std::thread::scope(|scope| {
+                for (w, tx) in senders.into_iter().enumerate() {
+                    let (parquet, bounds, file, path) = (&parquet, &bounds, &file, &path);
+                    scope.spawn(move || {
+                        for &(start, len) in bounds.iter().skip(w).step_by(DECODERS) {
+                            // Each slice is read from the file when it is
+                            // wanted: the whole typed frame and the checked
+                            // columns are never in memory together.
+                            let table = parquet.slice(start, len, None).and_then(|frame| {
+                                let part = as_text_but(frame, file, 1 + start, shape.typed)?;
+                                finish_table(part, path, shape.required, shape.optional)
+                            });
+                            let failed = table.is_err();
+                            // Gone when the reader stopped (an error, or the
+                            // debtors file refused): nothing more to read.
+                            if tx.send(table).is_err() || failed {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
         });
         ParquetSlices {
             file: named,
-            slices: Some(rx),
+            slices: Some(receivers),
+            received: 0,
             thread: Some(thread),
         }
     }
@@ -910,9 +936,13 @@ impl ParquetSlices {
     /// two slices is an error, never the end of the file: the rows after
     /// it would be lost.
     fn next(&mut self) -> Option<Result<Table, IngestError>> {
-        if let Ok(slice) = self.slices.as_ref()?.recv() {
+        let from = &self.slices.as_ref()?[self.received % DECODERS];
+        if let Ok(slice) = from.recv() {
+            self.received += 1;
             return Some(slice);
         }
+        // The decoder of this slice has none left, or died: every other
+        // one is stopped (its channel gone) to know which.
         self.slices = None;
         let died = self.thread.take().is_some_and(|t| t.join().is_err());
         died.then(|| {
@@ -926,8 +956,8 @@ impl ParquetSlices {
 }
 
 impl Drop for ParquetSlices {
-    /// Stops the reading thread (at its next slice) and waits for it, so
-    /// that no decoding goes on behind the night.
+    /// Stops the reading threads (at their next slice) and waits for
+    /// them, so that no decoding goes on behind the night.
     fn drop(&mut self) {
         drop(self.slices.take());
         if let Some(t) = self.thread.take() {
@@ -3518,27 +3548,48 @@ mod pieces {
     /// error, not with the rows read so far taken for the whole file.
     #[test]
     fn a_parquet_reader_that_dies_is_an_error_not_the_end() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(0);
-        let thread = std::thread::spawn(move || {
-            let table = Table {
-                file: "ledger.parquet".into(),
-                name: "ledger.parquet".into(),
-                df: DataFrame::empty(),
-                first_row: 2,
-                long: HashMap::new(),
-            };
-            tx.send(Ok(table)).unwrap();
-            panic!("decoding failed");
-        });
-        let mut slices = ParquetSlices {
+        let table = || Table {
             file: "ledger.parquet".into(),
-            slices: Some(rx),
-            thread: Some(thread),
+            name: "ledger.parquet".into(),
+            df: DataFrame::empty(),
+            first_row: 2,
+            long: HashMap::new(),
         };
-        assert!(matches!(slices.next(), Some(Ok(_))));
-        let err = slices.next().expect("an error, not the end").err().unwrap();
-        assert!(err.to_string().contains("stopped before its end"), "{err}");
-        assert!(slices.next().is_none());
+        // Which decoder dies after sending how many slices (3, after its
+        // last); every other one sends all of its own (3 each) and ends.
+        for (dead, sent, good) in [(1, 0, 1), (0, 1, 2), (1, 2, 5), (0, 3, 6)] {
+            let (senders, receivers): (Vec<_>, Vec<_>) = (0..DECODERS)
+                .map(|_| std::sync::mpsc::sync_channel(0))
+                .unzip();
+            let thread = std::thread::spawn(move || {
+                std::thread::scope(|scope| {
+                    for (w, tx) in senders.into_iter().enumerate() {
+                        scope.spawn(move || {
+                            for k in 0..=3 {
+                                if w == dead && k == sent {
+                                    panic!("decoding failed");
+                                }
+                                if k == 3 || tx.send(Ok(table())).is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                    }
+                });
+            });
+            let mut slices = ParquetSlices {
+                file: "ledger.parquet".into(),
+                slices: Some(receivers),
+                received: 0,
+                thread: Some(thread),
+            };
+            for k in 0..good {
+                assert!(matches!(slices.next(), Some(Ok(_))), "slice {k}");
+            }
+            let err = slices.next().expect("an error, not the end").err().unwrap();
+            assert!(err.to_string().contains("stopped before its end"), "{err}");
+            assert!(slices.next().is_none());
+        }
     }
 
     /// A ledger with everything a piece boundary could cut badly: quoted
