@@ -566,8 +566,10 @@ pub fn read(
     // Each file's text table is dropped as soon as it is checked: at a
     // million debtors, the text of one file is hundreds of megabytes.
     let t = std::time::Instant::now();
+    // A Parquet file is read in slices and a plain CSV file where it lies;
+    // any other file as one table of texts.
     let parquet_debtors = matches!(extension(debtors).as_deref(), Some("parquet" | "pq"));
-    let plain = match parquet_debtors {
+    let read_apart = match parquet_debtors {
         true => Some(read_debtors_parquet(
             debtors,
             &mut rejects,
@@ -576,7 +578,7 @@ pub fn read(
         )?),
         false => read_debtors_plain(debtors, &mut rejects, default_country, PLAIN_CHUNK)?,
     };
-    let debtor_map = if let Some((map, count)) = plain {
+    let debtor_map = if let Some((map, count)) = read_apart {
         counts.push(count);
         map
     } else {
