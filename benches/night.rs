@@ -13,7 +13,8 @@
 //!
 //! Each size: generate (kept under $CARGO_TARGET_DIR/bench-data for the next
 //! run), the Polars baseline (best of 3), a CSV night and a Parquet night
-//! of the release binary, each a fresh state. Prints wall time per stage
+//! (Snappy, as warehouses export it; the decisions rounds add a zstd one,
+//! Polars' default) of the release binary, each a fresh state. Prints wall time per stage
 //! (from the night's JSON log), the time to `decisions.csv`, e-mails per
 //! second and the peak RSS of the night's process (getrusage). Figures are
 //! ratios against the baseline of the same run: these machines are shared.
@@ -30,8 +31,9 @@ fn data_dir(n: usize, format: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    // v2: Parquet amounts became decimals (were text).
-    target.join("bench-data").join(format!("{n}-{format}-v2"))
+    // v2: Parquet amounts became decimals (were text). v3: Parquet is
+    // Snappy unless named `parquet-zstd`.
+    target.join("bench-data").join(format!("{n}-{format}-v3"))
 }
 
 fn generate(n: usize, format: &str) -> PathBuf {
@@ -49,6 +51,11 @@ fn generate(n: usize, format: &str) -> PathBuf {
             dunning::gen::Format::Csv
         } else {
             dunning::gen::Format::Parquet
+        },
+        compression: if format == "parquet-zstd" {
+            dunning::gen::Compression::Zstd
+        } else {
+            dunning::gen::Compression::Snappy
         },
     })
     .expect("gen");
@@ -352,14 +359,15 @@ fn timeline(log: &str) {
 }
 
 /// Start to `decisions.csv` only, in rounds: each round one baseline run,
-/// then a CSV and a Parquet night (their order alternating), each night
+/// then a CSV, a Parquet and a zstd Parquet night (their order reversed
+/// every other round), each night
 /// against the baseline of its own round. These machines' speed changes
 /// from one minute to the next (other tenants; the cost of a fresh page
 /// varies threefold), so a baseline measured once, minutes before, says
 /// little of a night measured later; the median of the rounds' ratios is
 /// the figure. Each night writes into a folder of its own, all removed at
 /// the end, so that no night pays for deleting the last one's files.
-fn decisions(csv: &Path, pq: &Path, work: &Path) {
+fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
     let rounds: usize = std::env::var("DUNNING_BENCH_ROUNDS")
         .ok()
         .map_or(3, |r| r.parse().expect("DUNNING_BENCH_ROUNDS: a number"));
@@ -372,7 +380,8 @@ fn decisions(csv: &Path, pq: &Path, work: &Path) {
     let mut peaks: BTreeMap<&str, f64> = BTreeMap::new();
     let mut dirs = Vec::new();
     for round in 0..rounds {
-        let base = baseline_once(&csv.join("ledger.csv"));
+        // The baseline reads the CSV ledger, the first of the formats.
+        let base = baseline_once(&formats[0].1.join("ledger.csv"));
         println!(
             "  round {}: baseline {:.2} s ({:.2} CPU s, {} minor faults)",
             round + 1,
@@ -382,12 +391,12 @@ fn decisions(csv: &Path, pq: &Path, work: &Path) {
         );
         cpu.entry("baseline").or_default().push(base.cpu);
         walls.entry("baseline").or_default().push(base.wall);
-        let mut formats = [("CSV", csv, "csv"), ("Parquet", pq, "parquet")];
+        let mut formats = formats.to_vec();
         if round % 2 == 1 {
             formats.reverse();
         }
-        for (label, dir, ext) in formats {
-            let into = work.with_extension(format!("{ext}-{round}"));
+        for (i, &(label, dir, ext)) in formats.iter().enumerate() {
+            let into = work.with_extension(format!("{ext}-{i}-{round}"));
             let r = night_with(dir, ext, &into, &stop, &retail_fr());
             dirs.push(into);
             let stages: Vec<String> = r
@@ -429,7 +438,7 @@ fn decisions(csv: &Path, pq: &Path, work: &Path) {
         .iter()
         .copied()
         .fold(f64::INFINITY, f64::min);
-    for label in ["CSV", "Parquet"] {
+    for &(label, _, _) in formats {
         let r = ratios.get_mut(label).unwrap();
         let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = r.iter().copied().fold(0.0, f64::max);
@@ -463,7 +472,15 @@ fn main() {
         }
         let work = data_dir(n, "work");
         if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("decisions") {
-            decisions(&csv, &pq, &work);
+            let zstd = generate(n, "parquet-zstd");
+            decisions(
+                &[
+                    ("CSV", &csv, "csv"),
+                    ("Parquet", &pq, "parquet"),
+                    ("Parquet (zstd)", &zstd, "parquet"),
+                ],
+                &work,
+            );
             continue;
         }
         let base = baseline(&csv.join("ledger.csv"));

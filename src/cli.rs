@@ -138,12 +138,25 @@ pub struct GenCmd {
     /// File format.
     #[arg(long, value_enum, default_value_t = GenFormat::Csv)]
     pub format: GenFormat,
+    /// Compression of Parquet files: snappy is what most warehouses export
+    /// (Spark, pyarrow, DuckDB, Snowflake, BigQuery, Redshift), zstd is
+    /// Polars' default.
+    #[arg(long, value_enum, default_value_t = GenCompression::Snappy)]
+    pub compression: GenCompression,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum GenFormat {
     Csv,
     Parquet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GenCompression {
+    Snappy,
+    Zstd,
+    Lz4,
+    None,
 }
 
 #[derive(Debug, clap::Args)]

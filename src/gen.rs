@@ -23,6 +23,19 @@ pub enum Format {
     Parquet,
 }
 
+/// How a Parquet file's pages are compressed. Snappy is what Spark,
+/// pyarrow, DuckDB, Snowflake, BigQuery and Redshift write unless told
+/// otherwise, so a warehouse's export most likely has it; zstd is Polars'
+/// default, smaller and slower to read (BENCHMARKS.md, 2026-12-02, eighth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    Snappy,
+    Zstd,
+    Lz4,
+    Uncompressed,
+}
+
 #[derive(Debug, Clone)]
 pub struct GenArgs {
     pub debtors: usize,
@@ -30,6 +43,8 @@ pub struct GenArgs {
     pub as_of: NaiveDate,
     pub out: PathBuf,
     pub format: Format,
+    /// Of Parquet files; CSV files are not compressed.
+    pub compression: Compression,
 }
 
 /// What was written.
@@ -119,13 +134,14 @@ struct Table {
     cols: Vec<Vec<String>>,
     path: PathBuf,
     format: Format,
+    compression: Compression,
 }
 
 impl Table {
     fn new(
         dir: &Path,
         stem: &str,
-        format: Format,
+        (format, compression): (Format, Compression),
         names: &[&'static str],
     ) -> std::io::Result<Table> {
         let ext = match format {
@@ -155,6 +171,7 @@ impl Table {
             ],
             path,
             format,
+            compression,
         })
     }
 
@@ -207,7 +224,14 @@ impl Table {
         let height = self.rows;
         let mut df = DataFrame::new(height, columns).map_err(std::io::Error::other)?;
         let f = std::fs::File::create(&self.path)?;
+        let compression = match self.compression {
+            Compression::Snappy => ParquetCompression::Snappy,
+            Compression::Zstd => ParquetCompression::Zstd(None),
+            Compression::Lz4 => ParquetCompression::Lz4Raw,
+            Compression::Uncompressed => ParquetCompression::Uncompressed,
+        };
         ParquetWriter::new(f)
+            .with_compression(compression)
             .finish(&mut df)
             .map_err(std::io::Error::other)?;
         Ok(self.path)
@@ -219,7 +243,7 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<Generated> {
     std::fs::create_dir_all(&args.out).map_err(io)?;
     let mut rng = Rng(ChaCha8Rng::seed_from_u64(args.seed));
     let as_of = args.as_of;
-    let (dir, format) = (args.out.as_path(), args.format);
+    let (dir, format) = (args.out.as_path(), (args.format, args.compression));
     // The columns the engine reads, optional ones included.
     use crate::ingest::{
         DEBTOR_COLUMNS, DEBTOR_OPTIONAL, EVENT_COLUMNS, EVENT_OPTIONAL, LEDGER_COLUMNS,

@@ -147,6 +147,12 @@ fn main() -> ExitCode {
                 dunning::cli::GenFormat::Csv => dunning::gen::Format::Csv,
                 dunning::cli::GenFormat::Parquet => dunning::gen::Format::Parquet,
             },
+            compression: match g.compression {
+                dunning::cli::GenCompression::Snappy => dunning::gen::Compression::Snappy,
+                dunning::cli::GenCompression::Zstd => dunning::gen::Compression::Zstd,
+                dunning::cli::GenCompression::Lz4 => dunning::gen::Compression::Lz4,
+                dunning::cli::GenCompression::None => dunning::gen::Compression::Uncompressed,
+            },
         })
         .map(|g| {
             println!(

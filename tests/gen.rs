@@ -117,3 +117,59 @@ fn parquet_and_csv_give_the_same_night() {
     };
     assert_eq!(night(&a, "csv", "a"), night(&b, "parquet", "b"));
 }
+
+/// `--compression` changes how the Parquet pages are compressed (Snappy
+/// unless asked), never what they hold.
+#[test]
+fn parquet_compression_changes_only_the_bytes() {
+    use polars::prelude::*;
+    let t = tempfile::tempdir().unwrap();
+    let snappy = t.path().join("snappy");
+    gen(&snappy, "500", "3", "parquet");
+    for (codec, stored) in [
+        ("zstd", "Zstd"),
+        ("lz4", "Lz4Raw"),
+        ("none", "Uncompressed"),
+    ] {
+        let other = t.path().join(codec);
+        let o = run(&[
+            "gen",
+            "--debtors",
+            "500",
+            "--seed",
+            "3",
+            "--out",
+            other.to_str().unwrap(),
+            "--format",
+            "parquet",
+            "--compression",
+            codec,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for file in ["ledger.parquet", "debtors.parquet", "events.parquet"] {
+            let read = |dir: &Path| {
+                let mut r = ParquetReader::new(std::fs::File::open(dir.join(file)).unwrap());
+                let codecs: BTreeSet<String> = r
+                    .get_metadata()
+                    .unwrap()
+                    .row_groups
+                    .iter()
+                    .flat_map(|g| {
+                        g.parquet_columns()
+                            .iter()
+                            .map(|c| format!("{:?}", c.compression()))
+                    })
+                    .collect();
+                (r.finish().unwrap(), codecs)
+            };
+            let ((a, a_codecs), (b, b_codecs)) = (read(&snappy), read(&other));
+            assert!(a.equals_missing(&b), "{codec}: {file}");
+            assert_eq!(a_codecs, BTreeSet::from(["Snappy".to_owned()]), "{file}");
+            assert_eq!(
+                b_codecs,
+                BTreeSet::from([stored.to_owned()]),
+                "{codec}: {file}"
+            );
+        }
+    }
+}
