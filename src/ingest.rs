@@ -2335,7 +2335,9 @@ fn check_in_slices<'v>(
         .map(|i| check(i, &none))
         .collect();
     let (parts, ids) = first?.into_iter().unzip();
-    let again = |i: usize, occurrences: &HashMap<&'v str, u32>| check(i, occurrences).ok_or(());
+    let again = |i: usize, occurrences: &HashMap<&'v str, u32>| {
+        check(i, occurrences).map(|(part, _)| part).ok_or(())
+    };
     finish_debtors(parts, ids, again, first_row, rejects).ok()
 }
 
@@ -2345,7 +2347,7 @@ fn check_in_slices<'v>(
 fn finish_debtors<'v, E: Send>(
     mut parts: Vec<DebtorsPart>,
     ids: Vec<Vec<&'v str>>,
-    again: impl Fn(usize, &HashMap<&'v str, u32>) -> Result<(DebtorsPart, Vec<&'v str>), E> + Sync,
+    again: impl Fn(usize, &HashMap<&'v str, u32>) -> Result<DebtorsPart, E> + Sync,
     first_row: Option<usize>,
     rejects: &mut Vec<Reject>,
 ) -> Result<(Debtors, usize, usize), E> {
@@ -2363,7 +2365,7 @@ fn finish_debtors<'v, E: Send>(
             .enumerate()
             .filter(|(_, (_, ids))| ids.iter().any(|id| occurrences.contains_key(id)))
             .map(|(i, (part, _))| {
-                *part = again(i, &occurrences)?.0;
+                *part = again(i, &occurrences)?;
                 Ok(())
             })
             .collect::<Result<Vec<()>, E>>()?;
@@ -2501,18 +2503,28 @@ fn read_debtors_plain(
         })?;
         Some(((out, found), ids))
     };
-    let Some((map, n, bad_rows)) = check_in_slices(bounds.len() - 1, check, Some(2), rejects)
-    else {
+    let Some(read) = check_in_slices(bounds.len() - 1, check, Some(2), rejects) else {
         return Ok(None);
     };
+    Ok(Some(debtors_read(t0, file, name, read)))
+}
+
+/// The debtors of a file read apart (`(debtors, rows, rows rejected)`),
+/// with their count, the time it took logged.
+fn debtors_read(
+    t0: std::time::Instant,
+    file: String,
+    name: String,
+    (debtors, rows, rejected): (Debtors, usize, usize),
+) -> (Debtors, FileCount) {
     tracing::debug!(ms = t0.elapsed().as_millis() as u64, "debtors read");
     let count = FileCount {
         file,
         name,
-        rows: n,
-        rejected: bad_rows,
+        rows,
+        rejected,
     };
-    Ok(Some((map, count)))
+    (debtors, count)
 }
 
 /// Reads a Parquet debtors file a slice of rows (whole row groups) at a
@@ -2585,19 +2597,11 @@ fn read_debtors_parquet(
                 ),
             });
         }
-        let (part, _) = check_debtor_rows(&table, 0, len, occurrences, default_country);
-        Ok((part, Vec::new()))
+        Ok(check_debtor_rows(&table, 0, len, occurrences, default_country).0)
     };
     let id_lists: Vec<Vec<&str>> = ids.iter().map(IdTexts::ids).collect();
-    let (debtors, n, bad) = finish_debtors(parts, id_lists, again, None, rejects)?;
-    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "debtors read");
-    let count = FileCount {
-        file,
-        name,
-        rows: n,
-        rejected: bad,
-    };
-    Ok((debtors, count))
+    let read = finish_debtors(parts, id_lists, again, None, rejects)?;
+    Ok(debtors_read(t0, file, name, read))
 }
 
 /// A slice's debtor ids, kept after its table is dropped, for the check
