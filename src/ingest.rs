@@ -905,16 +905,13 @@ impl ParquetSlices {
             // it: `next` then reports the thread dead.
             std::thread::scope(|scope| {
                 for (w, tx) in senders.into_iter().enumerate() {
-                    let (parquet, bounds, file, path) = (&parquet, &bounds, &file, &path);
+                    let (parquet, bounds) = (&parquet, &bounds);
                     scope.spawn(move || {
                         for &(start, len) in bounds.iter().skip(w).step_by(DECODERS) {
                             // Each slice is read from the file when it is
                             // wanted: the whole typed frame and the checked
                             // columns are never in memory together.
-                            let table = parquet.slice(start, len, None).and_then(|frame| {
-                                let part = as_text_but(frame, file, 1 + start, shape.typed)?;
-                                finish_table(part, path, shape.required, shape.optional)
-                            });
+                            let table = parquet.table(start, len, shape);
                             let failed = table.is_err();
                             // Gone when the reader stopped (an error, or the
                             // debtors file refused): nothing more to read.
@@ -1857,6 +1854,14 @@ impl<'p> ParquetRows<'p> {
         slice_bounds(&groups, self.rows, target)
     }
 
+    /// Rows `start..start + len` as the checks read them: a table of the
+    /// columns `shape` knows, as text but those it reads typed.
+    fn table(&self, start: usize, len: usize, shape: &Shape) -> Result<Table, IngestError> {
+        let frame = self.slice(start, len, None)?;
+        let part = as_text_but(frame, self.file, 1 + start, shape.typed)?;
+        finish_table(part, self.path, shape.required, shape.optional)
+    }
+
     /// Rows `start..start + len` (`columns` only, when given), read from
     /// the file when wanted, of the types the checks read.
     fn slice(
@@ -2579,13 +2584,7 @@ fn read_debtors_parquet(
     // again from the file, to be checked knowing it.
     let again = |i: usize, occurrences: &HashMap<&str, u32>| {
         let (start, len) = bounds[i];
-        let frame = ParquetRows::open(path, &file)?.slice(start, len, None)?;
-        let table = finish_table(
-            as_text(frame, &file, 1 + start)?,
-            path,
-            DEBTOR_COLUMNS,
-            DEBTOR_OPTIONAL,
-        )?;
+        let table = ParquetRows::open(path, &file)?.table(start, len, &DEBTORS_SHAPE)?;
         if table.height() != len {
             return Err(IngestError::Unparseable {
                 file: file.clone(),
