@@ -8,6 +8,8 @@
 //!                                                   # rounds (DUNNING_BENCH_ROUNDS, 3)
 //!                                                   # each with its own baseline run
 //!   DUNNING_BENCH_TIMELINE=1 ...                    # and every night's log, timed
+//!   DUNNING_BENCH_PARTS=emails cargo bench --bench night
+//!                                                   # the e-mails-only nights alone
 //!   DUNNING_BENCH_PARTS=hash DUNNING_BENCH_DEBTORS=1000000 cargo bench --bench night
 //!                                                   # the inputs' hashing alone
 //!
@@ -233,6 +235,86 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// E-mails alone, rendered and written (best of 2), and their text parts
+/// encoded apart ([`text_parts`]).
+fn emails(csv: &Path, work: &Path) {
+    // E-mails alone, rendered and written (best of 2).
+    let policy = emails_only(work);
+    // Measured first, each run into a folder of its own, nothing deleted
+    // in between: ext4 is slow to create files just after many were
+    // deleted (its allocator skips recently freed inodes), which would
+    // measure the benchmark's own clean-up, not the night.
+    let dirs: Vec<PathBuf> = (0..2)
+        .map(|i| work.with_extension(format!("emails-{i}")))
+        .collect();
+    let runs: Vec<Night> = dirs
+        .iter()
+        .map(|d| night_with(csv, "csv", d, &[], &policy))
+        .collect();
+    text_parts(&dirs[0].join("out/emails"));
+    for d in &dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    let best = runs
+        .iter()
+        .min_by(|a, b| a.actions_s.total_cmp(&b.actions_s))
+        .unwrap();
+    assert_eq!(best.letters, 0, "the e-mails-only night wrote letters");
+    println!(
+        "  e-mails only (best of 2): {} e-mails in {:.2} s = {:.0} e-mails/s",
+        best.emails,
+        best.actions_s,
+        best.emails as f64 / best.actions_s
+    );
+    let _ = std::fs::remove_dir_all(&policy);
+}
+
+/// The text parts of a night's e-mails (the first 4,000 files, plain
+/// text and HTML) encoded as the night encodes them
+/// (`dunning::actions::email::text_body`) and by lettre's `Body::new`,
+/// which the night used before: alternated, best of 5 each. CPU work
+/// alone, where the e-mails' wall time is mostly the file system's.
+fn text_parts(emails: &Path) {
+    use lettre::message::Body;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(emails)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let parser = mail_parser::MessageParser::default();
+    let mut texts = Vec::new();
+    for f in files.iter().take(4000) {
+        let bytes = std::fs::read(f).unwrap();
+        let m = parser.parse(&bytes).unwrap();
+        texts.push(m.body_text(0).unwrap().into_owned());
+        texts.push(m.body_html(0).unwrap().into_owned());
+    }
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let time = |encode: &dyn Fn(String) -> Body| {
+        let t = Instant::now();
+        let mut out = 0;
+        for text in &texts {
+            out += encode(text.clone()).len();
+        }
+        (t.elapsed().as_secs_f64(), out)
+    };
+    let (mut ours, mut lettre) = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        let (a, a_out) = time(&dunning::actions::email::text_body);
+        let (b, b_out) = time(&Body::new::<String>);
+        assert_eq!(a_out, b_out, "the text parts differ from lettre's");
+        (ours, lettre) = (ours.min(a), lettre.min(b));
+    }
+    println!(
+        "  e-mail text parts ({} parts, {:.1} MB, best of 5): {:.1} ms encoded as the night does, {:.1} ms by lettre's Body::new = {:.2}x faster",
+        texts.len(),
+        bytes as f64 / 1e6,
+        ours * 1e3,
+        lettre * 1e3,
+        lettre / ours
+    );
 }
 
 /// A night with extra environment; with `DUNNING_FAILPOINT` it is killed
@@ -471,6 +553,10 @@ fn main() {
             continue;
         }
         let work = data_dir(n, "work");
+        if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("emails") {
+            emails(&csv, &work);
+            continue;
+        }
         if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("decisions") {
             let zstd = generate(n, "parquet-zstd");
             decisions(
@@ -485,34 +571,7 @@ fn main() {
         }
         let base = baseline(&csv.join("ledger.csv"));
         println!("  baseline: bare Polars scan + group-by of ledger.csv: {base:.2} s (best of 3)");
-        // E-mails alone, rendered and written (best of 2).
-        let policy = emails_only(&work);
-        // Measured first, each run into a folder of its own, nothing deleted
-        // in between: ext4 is slow to create files just after many were
-        // deleted (its allocator skips recently freed inodes), which would
-        // measure the benchmark's own clean-up, not the night.
-        let dirs: Vec<PathBuf> = (0..2)
-            .map(|i| work.with_extension(format!("emails-{i}")))
-            .collect();
-        let runs: Vec<Night> = dirs
-            .iter()
-            .map(|d| night_with(&csv, "csv", d, &[], &policy))
-            .collect();
-        for d in &dirs {
-            let _ = std::fs::remove_dir_all(d);
-        }
-        let best = runs
-            .iter()
-            .min_by(|a, b| a.actions_s.total_cmp(&b.actions_s))
-            .unwrap();
-        assert_eq!(best.letters, 0, "the e-mails-only night wrote letters");
-        println!(
-            "  e-mails only (best of 2): {} e-mails in {:.2} s = {:.0} e-mails/s",
-            best.emails,
-            best.actions_s,
-            best.emails as f64 / best.actions_s
-        );
-        let _ = std::fs::remove_dir_all(&policy);
+        emails(&csv, &work);
         // Let the deleted files settle before the next runs create theirs.
         std::thread::sleep(std::time::Duration::from_secs(60));
         for (label, dir, ext) in [("CSV", &csv, "csv"), ("Parquet", &pq, "parquet")] {

@@ -5,7 +5,8 @@
 
 use super::{debtor_name, safe_name, ActionError, Job};
 
-use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use std::time::{Duration, SystemTime};
 
@@ -121,12 +122,12 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
         .singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
-                .body(text),
+                .body(text_body(text)),
         )
         .singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_HTML)
-                .body(html),
+                .body(text_body(html)),
         );
     let message = builder.multipart(body).map_err(|e| fail(e.to_string()))?;
     Ok(Email {
@@ -143,4 +144,198 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
         language: lang.to_owned(),
         message_id,
     })
+}
+
+/// A text part's body, as lettre's `Body::new` makes it (the same
+/// encoding chosen, the same bytes), in a third of the time: its
+/// quoted-printable took a sixth of the documents stage of an e-mail
+/// night, encoding a character at a time, and its line ends were made
+/// CRLF by inserting a `\r` before each `\n` in place, moving the rest of
+/// the text each time. Any other encoding is left to lettre.
+pub fn text_body(text: String) -> Body {
+    // Chosen on the text as given, as lettre chooses.
+    let chosen = email_encoding::body::Encoding::choose(text.as_str(), false);
+    if chosen != email_encoding::body::Encoding::QuotedPrintable {
+        return Body::new(text);
+    }
+    let text = crlf(text);
+    Body::dangerous_pre_encoded(
+        quoted_printable(text.as_bytes()),
+        ContentTransferEncoding::QuotedPrintable,
+    )
+}
+
+/// `text` with a `\r` before each `\n` that has none.
+fn crlf(text: String) -> String {
+    let bytes = text.as_bytes();
+    let lone = memchr::memchr_iter(b'\n', bytes)
+        .filter(|&i| i == 0 || bytes[i - 1] != b'\r')
+        .count();
+    if lone == 0 {
+        return text;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + lone);
+    let mut from = 0;
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        if i == 0 || bytes[i - 1] != b'\r' {
+            out.extend_from_slice(&bytes[from..i]);
+            out.extend_from_slice(b"\r");
+            from = i;
+        }
+    }
+    out.extend_from_slice(&bytes[from..]);
+    String::from_utf8(out).expect("a \\r added before a \\n keeps UTF-8")
+}
+
+/// The longest line quoted-printable writes, soft breaks aside (RFC 2045).
+const QP_LINE: usize = 76;
+
+/// Quoted-printable of a text (RFC 2045, 6.7), byte for byte what the
+/// `quoted_printable` crate writes in its text mode, which lettre uses:
+/// the same soft line breaks, in the same places. Whole runs of bytes
+/// that need no encoding are copied at once, and an encoded byte is three
+/// bytes written, where the crate appends characters one by one.
+fn quoted_printable(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + input.len() / 4);
+    // The bytes on the output's last line, and where the last thing
+    // appended to it starts (a soft break goes there when the line is
+    // full).
+    let (mut on_line, mut backup) = (0usize, 0usize);
+    let mut was_cr = false;
+    let mut i = 0;
+    while i < input.len() {
+        let byte = input[i];
+        i += 1;
+        if was_cr {
+            was_cr = false;
+            if byte == b'\n' {
+                encode_trailing_space(&mut out, &mut on_line, &mut backup);
+                out.extend_from_slice(b"\r\n");
+                on_line = 0;
+                continue;
+            }
+            qp_append(&mut out, b"=0D", &mut on_line, &mut backup);
+        }
+        if byte == b'\r' {
+            was_cr = true;
+            continue;
+        }
+        if QP_LINE - on_line >= 3 && !qp_needs_encoding(byte) {
+            // A run of plain bytes, kept two short of the line's end.
+            let start = i - 1;
+            let most = (QP_LINE - on_line - 2).min(input.len() - start);
+            let run = input[start..start + most]
+                .iter()
+                .position(|&b| qp_needs_encoding(b))
+                .unwrap_or(most);
+            out.extend_from_slice(&input[start..start + run]);
+            on_line += run;
+            backup = out.len();
+            i = start + run;
+            continue;
+        }
+        match byte {
+            b'=' => qp_append(&mut out, b"=3D", &mut on_line, &mut backup),
+            b'\t' | b' '..=b'~' => qp_append(&mut out, &[byte], &mut on_line, &mut backup),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                let hex = [
+                    b'=',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ];
+                qp_append(&mut out, &hex, &mut on_line, &mut backup);
+            }
+        }
+    }
+    if was_cr {
+        qp_append(&mut out, b"=0D", &mut on_line, &mut backup);
+    } else {
+        encode_trailing_space(&mut out, &mut on_line, &mut backup);
+    }
+    out
+}
+
+fn qp_needs_encoding(b: u8) -> bool {
+    !matches!(b, b'\t' | b' '..=b'<' | b'>'..=b'~')
+}
+
+/// Appends `what` to the last line, after a soft line break when it
+/// would not fit. On a line already full, the break goes before the last
+/// thing appended (the `=` would not fit either).
+fn qp_append(out: &mut Vec<u8>, what: &[u8], on_line: &mut usize, backup: &mut usize) {
+    if *on_line + what.len() > QP_LINE {
+        if *on_line == QP_LINE {
+            *on_line = out.len() - *backup;
+            out.splice(*backup..*backup, *b"=\r\n");
+        } else {
+            out.extend_from_slice(b"=\r\n");
+            *on_line = 0;
+        }
+    }
+    out.extend_from_slice(what);
+    *on_line += what.len();
+    *backup = out.len() - what.len();
+}
+
+/// A space or tab that ends a line is encoded: a mail server may drop it.
+fn encode_trailing_space(out: &mut Vec<u8>, on_line: &mut usize, backup: &mut usize) {
+    let encoded: &[u8] = match out.last() {
+        Some(b' ') => b"=20",
+        Some(b'\t') => b"=09",
+        _ => return,
+    };
+    *on_line -= 1;
+    out.pop();
+    qp_append(out, encoded, on_line, backup);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What lettre makes of a text part, as bytes and encoding.
+    fn lettre_body(text: &str) -> (Vec<u8>, ContentTransferEncoding) {
+        let b = Body::new(text.to_owned());
+        let encoding = b.encoding();
+        (b.into_vec(), encoding)
+    }
+
+    fn ours(text: &str) -> (Vec<u8>, ContentTransferEncoding) {
+        let b = text_body(text.to_owned());
+        let encoding = b.encoding();
+        (b.into_vec(), encoding)
+    }
+
+    #[test]
+    fn e_mail_bodies_are_lettres_byte_for_byte() {
+        let cases = [
+            "",
+            "plain ASCII, short lines\nand a second\n",
+            "r\u{e9}gl\u{e9} \u{e0} l'\u{e9}ch\u{e9}ance\n",
+            "a line ending in a space \nand a tab\t\nand the end \t",
+            "\n\nleading line ends, a lone \r here, and \r\n CRLF\r",
+            "=3D and = signs = everywhere ==========\u{e9}",
+            &format!("{}\u{e9}\n", "x".repeat(300)),
+            &format!("{}\u{e9}{}", "\u{e9}".repeat(40), " ".repeat(90)),
+            &format!("{} \u{e9}", "a".repeat(75)),
+            &format!("{}=\u{e9}", "a".repeat(74)),
+            "\u{1F4EC}\u{1F4EC}\u{1F4EC}\u{1F4EC} mostly four-byte characters: base64",
+            "\u{4f60}\u{597d}\u{ff0c}\u{8bf7}\u{5c3d}\u{5feb}\u{4ed8}\u{6b3e}\u{3002}\n",
+        ];
+        for text in cases {
+            assert_eq!(ours(text), lettre_body(text), "{text:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn any_text_part_is_lettres_byte_for_byte(
+            text in proptest::string::string_regex("([a-z =\t\r\n]|\u{e9}|\u{20ac}|\u{1F4EC}|x{70,80}){0,60}").unwrap()
+        ) {
+            prop_assert_eq!(ours(&text), lettre_body(&text));
+        }
+    }
 }
