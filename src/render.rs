@@ -449,7 +449,7 @@ pub fn context(
         open_amount: locale::money(it.open_amount, cur, lang),
         days_past_due: (as_of - it.due_on).num_days(),
     };
-    let mut ctx = Context {
+    let ctx = Context {
         lang,
         today: locale::date(as_of, lang),
         as_of: as_of.to_string(),
@@ -498,11 +498,15 @@ pub fn context(
             .collect(),
         charges_total: locale::money(decision.charges().iter().map(|c| c.amount).sum(), cur, lang),
     };
-    let reference = messages.templates.render(
-        PAYMENT_REFERENCE,
-        &Value::from(minijinja::value::Serde(&ctx)),
-        debtor.id(),
-    )?;
-    ctx.payment_reference = reference;
-    Ok(Value::from(minijinja::value::Serde(&ctx)))
+    // Made a template value once: made again with the reference in it,
+    // the context was an eighth of an e-mail's time. The reference is laid
+    // over it instead.
+    let base = Value::from(minijinja::value::Serde(&ctx));
+    let reference = messages
+        .templates
+        .render(PAYMENT_REFERENCE, &base, debtor.id())?;
+    Ok(minijinja::value::merge_maps([
+        base,
+        minijinja::context! { payment_reference => reference },
+    ]))
 }
