@@ -105,8 +105,14 @@ pub fn to_e164(raw: &str, country: &str, fallback_country: &str) -> Option<E164>
         put(written.strip_prefix(b"0").unwrap_or(written));
     }
     let mut int = &mut int[..len];
-    // "+33 (0)6..." writes the trunk zero after the country code.
-    if let Some(x) = COUNTRIES.iter().find(|x| {
+    // "+33 (0)6..." writes the trunk zero after the country code. Calling
+    // codes are one to three digits, so a number with no zero in the
+    // places after them has none: most numbers are not compared with each
+    // code (a seventh of the debtors' check, when they were).
+    let trunk_zero = int
+        .get(1..4.min(int.len()))
+        .is_some_and(|d| d.contains(&b'0'));
+    if let Some(x) = COUNTRIES.iter().filter(|_| trunk_zero).find(|x| {
         int.starts_with(x.1.as_bytes()) && int.get(x.1.len()) == Some(&b'0') && x.1 != "39"
     }) {
         int.copy_within(x.1.len() + 1.., x.1.len());
