@@ -108,7 +108,7 @@ pub fn to_e164(raw: &str, country: &str, fallback_country: &str) -> Option<E164>
     // "+33 (0)6..." writes the trunk zero after the country code. Calling
     // codes are one to three digits, so a number with no zero in the
     // places after them has none: most numbers are not compared with each
-    // code (a seventh of the debtors' check, when they were).
+    // code (8 % of the debtors' check, when they all were).
     let trunk_zero = int
         .get(1..4.min(int.len()))
         .is_some_and(|d| d.contains(&b'0'));
