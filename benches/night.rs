@@ -240,7 +240,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// E-mails alone, rendered and written (best of 2), and their text parts
 /// encoded apart ([`text_parts`]).
 fn emails(csv: &Path, work: &Path) {
-    // E-mails alone, rendered and written (best of 2).
     let policy = emails_only(work);
     // Measured first, each run into a folder of its own, nothing deleted
     // in between: ext4 is slow to create files just after many were
