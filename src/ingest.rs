@@ -477,8 +477,6 @@ pub struct Inputs {
     pub events: Vec<Event>,
     pub rejects: Vec<Reject>,
     pub counts: Vec<FileCount>,
-    /// Valid events about debtors the debtors file does not have.
-    pub unknown_debtor_events: usize,
 }
 
 pub const LEDGER_COLUMNS: &[&str] = &[
@@ -620,15 +618,9 @@ pub fn read(
     );
 
     let mut event_list = Vec::new();
-    let mut unknown_debtor_events = 0;
     if let Some(events) = events {
         let table = read_table(events, EVENT_COLUMNS, EVENT_OPTIONAL)?.one_chunk();
-        let (list, n) = check_events(
-            &table,
-            &debtor_map,
-            &mut rejects,
-            &mut unknown_debtor_events,
-        );
+        let (list, n) = check_events(&table, &debtor_map, &mut rejects);
         event_list = list;
         counts.push(FileCount {
             file: table.file.clone(),
@@ -639,7 +631,6 @@ pub fn read(
     }
     rejects.sort();
     Ok(Inputs {
-        unknown_debtor_events,
         items,
         ledger_texts,
         debtors: debtor_map,
@@ -3244,12 +3235,7 @@ fn finish_ledger(
     Ok((df, bad))
 }
 
-fn check_events(
-    t: &Table,
-    debtors: &Debtors,
-    rejects: &mut Vec<Reject>,
-    unknown: &mut usize,
-) -> (Vec<Event>, usize) {
+fn check_events(t: &Table, debtors: &Debtors, rejects: &mut Vec<Reject>) -> (Vec<Event>, usize) {
     let col = |name: &str| t.col(name).expect("required column");
     let (debtor_id, date, kind) = (col("debtor_id"), col("date"), col("kind"));
     let (until, amount, note) = (t.col("until"), t.col("amount"), t.col("note"));
@@ -3305,13 +3291,6 @@ fn check_events(
         };
         if rc.bad {
             bad_rows += 1;
-            continue;
-        }
-        // An event about a debtor the debtors file does not know cannot
-        // touch any account (its ledger rows are rejected), so it is only
-        // counted, not rejected.
-        if !known {
-            *unknown += 1;
             continue;
         }
         if let (Some(date), Some(kind)) = (d, k) {

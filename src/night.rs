@@ -369,13 +369,6 @@ fn read_inputs(
         peak_rss_mib = crate::peak_rss_mib(),
         "inputs checked"
     );
-    if data.unknown_debtor_events > 0 {
-        tracing::warn!(
-            stage = "ingest",
-            events = data.unknown_debtor_events,
-            "events about debtors not in the debtors file were ignored"
-        );
-    }
     ingest::enforce_reject_share(&data, policy.max_rejected_share)?;
     Ok(data)
 }

@@ -282,6 +282,30 @@ ledger.csv,105,item_id,I5,\"duplicate item_id: appears 2 times in the ledger, ev
     );
 }
 
+/// An event about a debtor the debtors file does not have (or rejected)
+/// can touch no account: it is rejected, named by file, row and column,
+/// like a ledger row about one, and the night goes on.
+#[test]
+fn an_event_about_an_unknown_debtor_is_rejected_with_its_row() {
+    let t = tempfile::tempdir().unwrap();
+    let mut n = night_with(t.path(), &ledger_rows(10));
+    let mut events = String::from("debtor_id,date,kind,until,amount,note\n");
+    for day in 10..30 {
+        events.push_str(&format!("D1,2026-01-{day},contact_outcome,,,called\n"));
+    }
+    events.push_str("D9,2026-01-20,promise_to_pay,2026-02-15,,\n"); // row 22
+    n.events = Some(write(t.path(), "events.csv", &events));
+    let out = t.path().join("out");
+    let o = run_night(&n, &policy(), &t.path().join("state"), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
+    assert_eq!(
+        rejects,
+        "file,row,column,value,reason\n\
+events.csv,22,debtor_id,D9,debtor not in the debtors file (or rejected there)\n"
+    );
+}
+
 #[test]
 fn too_many_rejected_rows_stop_the_night_and_commit_nothing() {
     let t = tempfile::tempdir().unwrap();
