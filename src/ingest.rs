@@ -2575,23 +2575,32 @@ fn read_debtors_parquet(
     // again from the file, to be checked knowing it.
     let again = |i: usize, occurrences: &HashMap<&str, u32>| {
         let (start, len) = bounds[i];
-        let table = ParquetRows::open(path, &file)?.table(start, len, &DEBTORS_SHAPE)?;
-        if table.height() != len {
-            return Err(IngestError::Unparseable {
-                file: file.clone(),
-                message: format!(
-                    "rows {}-{} were {len} rows when first read and {} when read again: an input must not change during the night",
-                    1 + start,
-                    start + len,
-                    table.height()
-                ),
-            });
-        }
+        let table = read_again(path, &file, start, len)?;
         Ok(check_debtor_rows(&table, 0, len, occurrences, default_country).0)
     };
     let id_lists: Vec<Vec<&str>> = ids.iter().map(IdTexts::ids).collect();
     let read = finish_debtors(parts, id_lists, again, None, rejects)?;
     Ok(debtors_read(t0, file, name, read))
+}
+
+/// Rows `start..start + len` of a Parquet debtors file read again, as
+/// they were read the first time: an error when there are not as many
+/// (the file changed during the night), for a row-by-row check would
+/// otherwise pair rows with the wrong ones' results.
+fn read_again(path: &Path, file: &str, start: usize, len: usize) -> Result<Table, IngestError> {
+    let table = ParquetRows::open(path, file)?.table(start, len, &DEBTORS_SHAPE)?;
+    if table.height() != len {
+        return Err(IngestError::Unparseable {
+            file: file.to_owned(),
+            message: format!(
+                "rows {}-{} were {len} rows when first read and {} when read again: an input must not change during the night",
+                1 + start,
+                start + len,
+                table.height()
+            ),
+        });
+    }
+    Ok(table)
 }
 
 /// A slice's debtor ids, kept after its table is dropped, for the check
@@ -3880,6 +3889,30 @@ mod pieces {
     /// checks, each slice dropped once checked) gives what the file read
     /// whole as one table gives: an id repeated within and across slices,
     /// over-long values, every kind of reject.
+    #[test]
+    fn debtors_read_again_from_a_file_that_changed_are_an_error_naming_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("debtors.csv");
+        std::fs::write(&csv, debtors_text(100)).unwrap();
+        let mut df = read_table(&csv, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)
+            .unwrap()
+            .df;
+        let pq = dir.path().join("debtors.parquet");
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let table = read_again(&pq, "debtors.parquet", 40, 60).unwrap();
+        assert_eq!(table.height(), 60);
+        // Rows 91-150 of a file now 100 rows long: 10 rows where 60 were.
+        let Err(e) = read_again(&pq, "debtors.parquet", 90, 60) else {
+            panic!("a file shorter than when first read was read again");
+        };
+        assert_eq!(
+            e.to_string(),
+            "debtors.parquet: rows 91-150 were 60 rows when first read and 10 when read again: an input must not change during the night"
+        );
+    }
+
     #[test]
     fn a_parquet_debtors_file_read_in_slices_is_the_file_read_whole() {
         let mut text = debtors_text(3000);
