@@ -3908,6 +3908,20 @@ mod pieces {
         }
     }
 
+    /// `text` (a debtors CSV) written as `dir/name.parquet`, one row group.
+    fn debtors_parquet(dir: &Path, text: &str, name: &str) -> std::path::PathBuf {
+        let csv = dir.join(format!("{name}.csv"));
+        std::fs::write(&csv, text).unwrap();
+        let mut df = read_table(&csv, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)
+            .unwrap()
+            .df;
+        let pq = dir.join(format!("{name}.parquet"));
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        pq
+    }
+
     /// The same debtors, in the same order, found at the same places.
     fn assert_same_debtors(a: &Debtors, b: &Debtors) {
         assert_eq!(a.len(), b.len());
@@ -3918,22 +3932,10 @@ mod pieces {
         }
     }
 
-    /// A Parquet debtors file read a slice at a time (decoded beside the
-    /// checks, each slice dropped once checked) gives what the file read
-    /// whole as one table gives: an id repeated within and across slices,
-    /// over-long values, every kind of reject.
     #[test]
     fn debtors_read_again_from_a_file_that_changed_are_an_error_naming_the_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("debtors.csv");
-        std::fs::write(&csv, debtors_text(100)).unwrap();
-        let mut df = read_table(&csv, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)
-            .unwrap()
-            .df;
-        let pq = dir.path().join("debtors.parquet");
-        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
-            .finish(&mut df)
-            .unwrap();
+        let pq = debtors_parquet(dir.path(), &debtors_text(100), "debtors");
         let table = read_again(&pq, "debtors.parquet", 40, 60).unwrap();
         assert_eq!(table.height(), 60);
         // Rows 91-150 of a file now 100 rows long: 10 rows where 60 were.
@@ -3946,6 +3948,10 @@ mod pieces {
         );
     }
 
+    /// A Parquet debtors file read a slice at a time (decoded beside the
+    /// checks, each slice dropped once checked) gives what the file read
+    /// whole as one table gives: an id repeated within and across slices,
+    /// over-long values, every kind of reject.
     #[test]
     fn a_parquet_debtors_file_read_in_slices_is_the_file_read_whole() {
         let mut text = debtors_text(3000);
@@ -3983,15 +3989,8 @@ mod pieces {
             }
         }
         // No rows: no debtors. A column missing: the error of any reading.
-        let header = dir.path().join("header.csv");
-        std::fs::write(&header, text.lines().next().unwrap().to_owned() + "\n").unwrap();
-        let mut empty = read_table(&header, DEBTOR_COLUMNS, DEBTOR_OPTIONAL)
-            .unwrap()
-            .df;
-        let pq = dir.path().join("empty.parquet");
-        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
-            .finish(&mut empty)
-            .unwrap();
+        let header = text.lines().next().unwrap().to_owned() + "\n";
+        let pq = debtors_parquet(dir.path(), &header, "empty");
         let (none, count) = read_debtors_parquet(&pq, &mut Vec::new(), "FR", 64).unwrap();
         assert!(none.is_empty() && count.rows == 0);
         let mut no_city = df.drop("city").unwrap();

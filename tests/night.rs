@@ -249,6 +249,16 @@ fn night_with(dir: &Path, ledger: &str) -> Night {
     }
 }
 
+/// Runs `n` (into `out` and `state` beside its inputs), which must
+/// succeed: its `rejects.csv`, and its output folder.
+fn night_rejects(n: &Night) -> (String, std::path::PathBuf) {
+    let out = n.dir.join("out");
+    let o = run_night(n, &policy(), &n.dir.join("state"), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
+    (rejects, out)
+}
+
 #[test]
 fn bad_rows_go_to_rejects_with_file_row_column_and_reason() {
     let t = tempfile::tempdir().unwrap();
@@ -258,10 +268,7 @@ fn bad_rows_go_to_rejects_with_file_row_column_and_reason() {
     ledger.push_str("X3,D1,eur,10.00,20.00,2025-12-01,2026-13-01\n"); // 104: three problems
     ledger.push_str("I5,D1,EUR,-5.00,0.00,2025-12-01,2026-01-01\n"); // 105: dup + negative
     let n = night_with(t.path(), &ledger);
-    let out = t.path().join("out");
-    let o = run_night(&n, &policy(), &t.path().join("state"), &out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
+    let (rejects, out) = night_rejects(&n);
     assert_eq!(
         rejects,
         "file,row,column,value,reason\n\
@@ -295,12 +302,8 @@ fn an_event_about_an_unknown_debtor_is_rejected_with_its_row() {
     }
     events.push_str("D9,2026-01-20,promise_to_pay,2026-02-15,,\n"); // row 22
     n.events = Some(write(t.path(), "events.csv", &events));
-    let out = t.path().join("out");
-    let o = run_night(&n, &policy(), &t.path().join("state"), &out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
     assert_eq!(
-        rejects,
+        night_rejects(&n).0,
         "file,row,column,value,reason\n\
 events.csv,22,debtor_id,D9,debtor not in the debtors file (or rejected there)\n"
     );
