@@ -2213,7 +2213,10 @@ fn repeated_hashes(parts: &[Vec<u64>]) -> HashSet<u64> {
     (0..BUCKETS)
         .into_par_iter()
         .flat_map_iter(|b| {
-            let mut bucket: Vec<u64> = split.iter().flat_map(|s| s[b].iter().copied()).collect();
+            let mut bucket = Vec::with_capacity(split.iter().map(|s| s[b].len()).sum());
+            for s in &split {
+                bucket.extend_from_slice(&s[b]);
+            }
             bucket.sort_unstable();
             let twice: Vec<u64> = bucket
                 .windows(2)
