@@ -109,12 +109,17 @@ pub fn to_e164(raw: &str, country: &str, fallback_country: &str) -> Option<E164>
     // codes are one to three digits, so a number with no zero in the
     // places after them has none: most numbers are not compared with each
     // code (8 % of the debtors' check, when they all were).
-    let trunk_zero = int
+    let maybe = int
         .get(1..4.min(int.len()))
         .is_some_and(|d| d.contains(&b'0'));
-    if let Some(x) = COUNTRIES.iter().filter(|_| trunk_zero).find(|x| {
-        int.starts_with(x.1.as_bytes()) && int.get(x.1.len()) == Some(&b'0') && x.1 != "39"
-    }) {
+    let trunk_zero = maybe
+        .then(|| {
+            COUNTRIES.iter().find(|x| {
+                int.starts_with(x.1.as_bytes()) && int.get(x.1.len()) == Some(&b'0') && x.1 != "39"
+            })
+        })
+        .flatten();
+    if let Some(x) = trunk_zero {
         int.copy_within(x.1.len() + 1.., x.1.len());
         let l = int.len() - 1;
         int = &mut int[..l];

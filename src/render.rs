@@ -500,7 +500,9 @@ pub fn context(
     };
     // Made a template value once: made again with the reference in it,
     // the context was an eighth of an e-mail's time. The reference is laid
-    // over it instead.
+    // over it instead: `merge_maps` lets the last map win (its code does;
+    // its doc example says the first), which the message snapshots
+    // (tests/messages.rs, `REC-...`) hold.
     let base = Value::from(minijinja::value::Serde(&ctx));
     let reference = messages
         .templates
