@@ -459,6 +459,10 @@ fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
     let mut walls: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut cpu: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut peaks: BTreeMap<&str, f64> = BTreeMap::new();
+    // Each format against the first (CSV) of the same round, wall and CPU:
+    // the baseline's own noise is left out of these.
+    let mut paired: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let reference = formats[0].0;
     let mut dirs = Vec::new();
     for round in 0..rounds {
         // The baseline reads the CSV ledger, the first of the formats.
@@ -476,6 +480,7 @@ fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
         if round % 2 == 1 {
             formats.reverse();
         }
+        let mut this_round: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
         for (i, &(label, dir, ext)) in formats.iter().enumerate() {
             let into = work.with_extension(format!("{ext}-{i}-{round}"));
             let r = night_with(dir, ext, &into, &stop, &retail_fr());
@@ -503,6 +508,15 @@ fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
             cpu.entry(label).or_default().push(r.cpu);
             let peak = peaks.entry(label).or_default();
             *peak = peak.max(r.rss_to_decisions);
+            this_round.insert(label, (r.to_decisions, r.cpu));
+        }
+        let first = this_round[reference];
+        for (&label, &(wall, cpu)) in &this_round {
+            if label != reference {
+                let p = paired.entry(label).or_default();
+                p.0.push(wall / first.0);
+                p.1.push(cpu / first.1);
+            }
         }
     }
     for d in dirs {
@@ -529,6 +543,18 @@ fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
             median(walls.get_mut(label).unwrap()) / fastest,
             median(cpu.get_mut(label).unwrap()) / base_cpu,
             peaks[label]
+        );
+    }
+    for (label, (mut wall, mut cpu)) in paired {
+        let faster = wall.iter().filter(|&&r| r < 1.0).count();
+        let (lo, hi) = (
+            wall.iter().copied().fold(f64::INFINITY, f64::min),
+            wall.iter().copied().fold(0.0, f64::max),
+        );
+        println!(
+            "  {label} against {reference} of the same round: median {:.2}x to decisions.csv (range {lo:.2}-{hi:.2}x), faster in {faster} of {rounds} rounds; median CPU {:.2}x",
+            median(&mut wall),
+            median(&mut cpu),
         );
     }
 }

@@ -24,9 +24,13 @@ use std::path::{Path, PathBuf};
 pub enum EmitError {
     #[error("--out {dir}: exists and does not look like a dunning output folder (no manifest.json); refusing to replace it. Choose an empty or new folder")]
     NotOurs { dir: String },
-    #[error("--out {dir}: {source}")]
+    /// The machine's problem, not the inputs': a full disk, a folder that
+    /// cannot be written. Nothing of the night is committed.
+    #[error("--out {dir}: {doing}")]
     Io {
         dir: String,
+        /// What failed, naming the file inside `--out`.
+        doing: String,
         #[source]
         source: std::io::Error,
     },
@@ -71,12 +75,26 @@ pub struct Stream {
 
 impl std::io::Write for Stream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.w.write(buf)
+        self.w.write(buf).map_err(|e| self.named(e))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.w.flush()
+        self.w.flush().map_err(|e| self.named(e))
     }
+}
+
+impl Stream {
+    /// A write error that names the file: through a CSV writer, a full
+    /// disk would otherwise be reported as "No space left on device" and
+    /// nothing else.
+    fn named(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("{}: {e}", writing(&self.file)))
+    }
+}
+
+/// What an error writing `file` (a path inside `--out`) says was done.
+fn writing(file: &str) -> String {
+    format!("cannot write {file}")
 }
 
 /// The folder a night is written into before it is renamed to `--out`.
@@ -91,6 +109,7 @@ impl Staging {
     pub fn new(out: &Path) -> Result<Staging, EmitError> {
         let io = |source| EmitError::Io {
             dir: out.display().to_string(),
+            doing: "cannot make the night's folder beside it".into(),
             source,
         };
         let out = absolute(out).map_err(io)?;
@@ -129,9 +148,10 @@ impl Staging {
         })
     }
 
-    fn io(&self, source: std::io::Error) -> EmitError {
+    fn io(&self, doing: impl std::fmt::Display, source: std::io::Error) -> EmitError {
         EmitError::Io {
             dir: self.out.display().to_string(),
+            doing: doing.to_string(),
             source,
         }
     }
@@ -156,11 +176,11 @@ impl Staging {
         match fs::write(&path, bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(p) = path.parent() {
-                    fs::create_dir_all(p).map_err(|e| self.io(e))?;
+                    fs::create_dir_all(p).map_err(|e| self.io(writing(file), e))?;
                 }
-                fs::write(&path, bytes).map_err(|e| self.io(e))?;
+                fs::write(&path, bytes).map_err(|e| self.io(writing(file), e))?;
             }
-            r => r.map_err(|e| self.io(e))?,
+            r => r.map_err(|e| self.io(writing(file), e))?,
         }
         Ok(Written {
             file: file.into(),
@@ -177,7 +197,7 @@ impl Staging {
         fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> Result<(), EmitError> {
         let mut f = self.open(file)?;
-        fill(&mut f).map_err(|e| self.io(e))?;
+        fill(&mut f).map_err(|e| self.io(writing(file), e))?;
         self.close(f)
     }
 
@@ -193,9 +213,9 @@ impl Staging {
         use std::sync::Arc;
         let path = self.tmp.join(file);
         if let Some(p) = path.parent() {
-            fs::create_dir_all(p).map_err(|e| self.io(e))?;
+            fs::create_dir_all(p).map_err(|e| self.io(writing(file), e))?;
         }
-        let mut f = fs::File::create(&path).map_err(|e| self.io(e))?;
+        let mut f = fs::File::create(&path).map_err(|e| self.io(writing(file), e))?;
         let hashed = std::thread::scope(|s| {
             let (parts, received) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(4);
             let hasher = s.spawn(move || audit::hash_received(received));
@@ -212,7 +232,7 @@ impl Staging {
                 .map_err(|_| std::io::Error::other("the thread hashing the file panicked"));
             filled.and(f.flush()).and(hashed)
         })
-        .map_err(|e| self.io(e))?;
+        .map_err(|e| self.io(writing(file), e))?;
         self.record(Written {
             file: file.into(),
             sha256: hashed.0,
@@ -227,9 +247,9 @@ impl Staging {
     pub fn open(&self, file: &str) -> Result<Stream, EmitError> {
         let path = self.tmp.join(file);
         if let Some(p) = path.parent() {
-            fs::create_dir_all(p).map_err(|e| self.io(e))?;
+            fs::create_dir_all(p).map_err(|e| self.io(writing(file), e))?;
         }
-        let f = fs::File::create(&path).map_err(|e| self.io(e))?;
+        let f = fs::File::create(&path).map_err(|e| self.io(writing(file), e))?;
         Ok(Stream {
             file: file.into(),
             w: audit::Hashing::new(std::io::BufWriter::with_capacity(1 << 16, f)),
@@ -238,7 +258,7 @@ impl Staging {
 
     /// Flushes a file from `open` and records it, for the manifest.
     pub fn close(&mut self, f: Stream) -> Result<(), EmitError> {
-        let (_, sha256, bytes) = f.w.finish().map_err(|e| self.io(e))?;
+        let (_, sha256, bytes) = f.w.finish().map_err(|e| self.io(writing(&f.file), e))?;
         self.record(Written {
             file: f.file,
             sha256,
@@ -285,7 +305,15 @@ impl Staging {
             }
             Ok(())
         })();
-        result.map_err(|e| self.io(e))?;
+        result.map_err(|e| {
+            self.io(
+                format_args!(
+                    "cannot flush the night's folder {} and rename it into place",
+                    self.tmp.display()
+                ),
+                e,
+            )
+        })?;
         self.done = true;
         Ok(self.out.clone())
     }
@@ -748,6 +776,29 @@ pub fn write_json<T: Serialize>(out: &mut dyn std::io::Write, v: &T) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::cell;
+
+    /// An index written through a CSV writer onto a full disk (`/dev/full`
+    /// fails every write with ENOSPC) says which file it was.
+    #[test]
+    fn a_full_disk_names_the_index_being_written() {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let stream = super::Stream {
+            file: "emails/index.csv".into(),
+            w: crate::audit::Hashing::new(std::io::BufWriter::new(f)),
+        };
+        let mut w = csv::Writer::from_writer(stream);
+        w.write_record(["a", "b"]).unwrap();
+        let e = w.flush().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot write emails/index.csv: No space left on device"),
+            "{text}"
+        );
+    }
     use crate::accounts::Account;
     use crate::decide::Decision;
     use proptest::prelude::*;

@@ -238,7 +238,8 @@ pub const FAILPOINTS: &[&str] = &[
 ];
 
 /// Exit code for an error: 2 when the input, the policy or the state needs
-/// a person's attention, 1 for a fault of the engine itself.
+/// a person's attention, 1 for a fault of the engine itself or of the
+/// machine (a full disk): the night can be run again once it is fixed.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if cause.is::<ingest::IngestError>()
@@ -249,13 +250,20 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<diff::DiffError>()
             || cause.is::<send::SendError>()
             || cause.is::<shard::ShardError>()
-            || cause.is::<emit::EmitError>()
             || cause.is::<actions::ActionError>()
             || cause.is::<render::RenderError>()
             || cause.is::<charges::ChargeError>()
             || cause.is::<kpi::KpiError>()
         {
             return 2;
+        }
+        // The output folder's problems are the machine's (a full disk),
+        // as the state's are: nothing to fix in the inputs.
+        if let Some(e) = cause.downcast_ref::<emit::EmitError>() {
+            return match e {
+                emit::EmitError::Io { .. } => 1,
+                emit::EmitError::NotOurs { .. } => 2,
+            };
         }
         if let Some(e) = cause.downcast_ref::<state::StateError>() {
             return match e {

@@ -27,7 +27,7 @@ pub enum StateError {
         path: String,
         message: String,
     },
-    #[error("state {dir}: {source}")]
+    #[error("state {dir}")]
     Io {
         dir: String,
         #[source]

@@ -624,3 +624,68 @@ fn rules_readme_documents_every_variable() {
         );
     }
 }
+
+/// A night that cannot write its files (a full disk; here, a limit on the
+/// size of the files it may write) stops with exit 1, names the file it
+/// could not write, and commits nothing: no output folder, no night in
+/// the state, nothing left beside the output.
+#[test]
+fn a_night_that_cannot_write_its_files_names_the_file_and_commits_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let o = run(&[
+        "gen",
+        "--debtors",
+        "300",
+        "--seed",
+        "1",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (state, out) = (t.path().join("state"), t.path().join("outs/out"));
+    // Writes past 64 blocks fail with EFBIG ("File too large") rather
+    // than kill the process: SIGXFSZ ignored by the shell is ignored by
+    // the night it becomes.
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" \"$@\"")
+        .arg(bin())
+        .args(["run", "--policy"])
+        .arg(policy())
+        .arg("--ledger")
+        .arg(data.join("ledger.csv"))
+        .arg("--debtors")
+        .arg(data.join("debtors.csv"))
+        .arg("--events")
+        .arg(data.join("events.csv"))
+        .args(["--as-of", "2026-11-22", "--state"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains("cannot write "), "{line}");
+    assert!(line.contains("File too large"), "{line}");
+    assert_eq!(
+        line.matches("File too large").count(),
+        1,
+        "the cause once: {line}"
+    );
+    assert!(!out.exists(), "no output folder");
+    let beside: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(beside.is_empty(), "left beside the output: {beside:?}");
+    let nights: Vec<_> = std::fs::read_dir(state.join("nights"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(nights.is_empty(), "a night in the state: {nights:?}");
+}
