@@ -1,5 +1,5 @@
 //! The command line. Exit codes: 0 ok, 2 bad input or policy (the message
-//! says where), 1 internal error.
+//! says where), 1 an internal error or the machine's (a full disk).
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -13,7 +13,7 @@ use std::path::PathBuf;
     long_about = "Reads the receivables ledger, finds who is late and by how much, places \
 every debtor in a segment, applies the policy's escalation rules and writes the files \
 other systems act on.\n\nExit codes: 0 ok, 2 bad input, policy or state (the message says \
-where), 1 internal error.",
+where), 1 an internal error or the machine's (a full disk).",
     after_help = "A first night, on the shipped fixtures:\n  dunning check rules/retail-fr\n  \
 dunning run --policy rules/retail-fr --ledger fixtures/holds/nights/2026-01-05/ledger.csv \\\n    \
 --debtors fixtures/holds/debtors.csv --events fixtures/holds/events.csv \\\n    \
@@ -43,7 +43,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Run one night: decide every account and write the night's files.
     #[command(
-        after_help = "Example:\n  dunning run --policy rules/retail-fr \\\n    --ledger fixtures/holds/nights/2026-01-05/ledger.csv --debtors fixtures/holds/debtors.csv \\\n    --events fixtures/holds/events.csv --as-of 2026-01-05 \\\n    --state /var/lib/dunning/state --out /var/lib/dunning/out/2026-01-05\n\nIt ends with a one-screen summary (not with --quiet) and writes report.html beside the\nnight's files. Exit codes: 0 the night is done and committed, 2 bad input, policy or\nstate (the message says where and what to do), 1 an internal error. A failed night\nleaves nothing behind: fix the cause and run it again."
+        after_help = "Example:\n  dunning run --policy rules/retail-fr \\\n    --ledger fixtures/holds/nights/2026-01-05/ledger.csv --debtors fixtures/holds/debtors.csv \\\n    --events fixtures/holds/events.csv --as-of 2026-01-05 \\\n    --state /var/lib/dunning/state --out /var/lib/dunning/out/2026-01-05\n\nIt ends with a one-screen summary (not with --quiet) and writes report.html beside the\nnight's files. Exit codes: 0 the night is done and committed, 2 bad input, policy or\nstate (the message says where and what to do), 1 an internal error or the machine's\n(a full disk; the message names the file). A failed night leaves nothing behind: fix\nthe cause and run it again."
     )]
     Run(RunCmd),
     /// Load a policy and report every problem found, with file:line:column.
@@ -90,7 +90,7 @@ are deferred or in doubt (the report lists them), 2 bad arguments or output fold
     /// Collections KPIs across committed nights: cure and roll rates per
     /// level, amounts recovered, promises kept and broken, per strategy.
     #[command(
-        after_help = "Reads the state, never writes or locks it; writes kpis.csv, promises.csv and\nkpis.html (time-series charts, one self-contained file) into --out.\n\nExample:\n  dunning report --state /var/lib/dunning/state --from 2026-10-01 --to 2026-11-22 \\\n    --out /var/lib/dunning/kpis\n\nExit codes: 0 written, 2 an unreadable state or output folder."
+        after_help = "Reads the state, never writes or locks it; writes kpis.csv, promises.csv and\nkpis.html (time-series charts, one self-contained file) into --out.\n\nExample:\n  dunning report --state /var/lib/dunning/state --from 2026-10-01 --to 2026-11-22 \\\n    --out /var/lib/dunning/kpis\n\nExit codes: 0 written, 2 an unreadable state, 1 an output folder that cannot be\nwritten (the message names the file)."
     )]
     Report(ReportCmd),
 }

@@ -686,13 +686,15 @@ pub fn report(
     }
     let reader = crate::state::Reader::new(state);
     let k = read(&reader, from, to)?;
-    std::fs::create_dir_all(out)?;
+    use anyhow::Context as _;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("--out {}: cannot make the folder", out.display()))?;
     let (levels, promises) = to_csv(&k);
     let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
         let tmp = out.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, out.join(name))?;
-        Ok(())
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, out.join(name)))
+            .with_context(|| format!("--out {}: cannot write {name}", out.display()))
     };
     write("kpis.csv", &levels)?;
     write("promises.csv", &promises)?;
