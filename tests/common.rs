@@ -89,6 +89,20 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run dunning")
 }
 
+/// `dunning gen`: `debtors` debtors of seed `seed`, as CSV, into `out`.
+pub fn generate(out: &Path, debtors: usize, seed: u64) {
+    let o = run(&[
+        "gen",
+        "--debtors",
+        &debtors.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "dunning gen: {}", stderr(&o));
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -66,16 +66,7 @@ struct Ev {
 /// escalations, a call at the first level, the French preset with tighter
 /// caps), the debtors, and every event of the 90 nights.
 fn world(dir: &Path) -> (Vec<Ev>, HashMap<String, HashMap<String, String>>) {
-    let o = run(&[
-        "gen",
-        "--debtors",
-        "150",
-        "--seed",
-        "11",
-        "--out",
-        dir.join("data").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    generate(&dir.join("data"), 150, 11);
     policy_with(
         dir,
         |t| {
@@ -557,16 +548,7 @@ fn a_policy_cannot_pull_in_a_device_or_a_huge_file() {
 fn a_deferred_contact_is_dropped_when_it_can_no_longer_be_delivered() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let o = run(&[
-        "gen",
-        "--debtors",
-        "200",
-        "--seed",
-        "3",
-        "--out",
-        dir.join("d").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    generate(&dir.join("d"), 200, 3);
     // Every first reminder comes with a call.
     let pol = policy_with(
         dir,

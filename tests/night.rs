@@ -633,16 +633,7 @@ fn rules_readme_documents_every_variable() {
 fn a_night_that_cannot_write_its_files_names_the_file_and_commits_nothing() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
-    let o = run(&[
-        "gen",
-        "--debtors",
-        "300",
-        "--seed",
-        "1",
-        "--out",
-        data.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    generate(&data, 300, 1);
     let (state, out) = (t.path().join("state"), t.path().join("outs/out"));
     // Writes past 64 blocks fail with EFBIG ("File too large") rather
     // than kill the process: SIGXFSZ ignored by the shell is ignored by

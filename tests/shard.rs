@@ -16,16 +16,7 @@ fn night(g: &Path, as_of: &str, state: &Path, out: &Path, extra: &[&str]) {
 fn merged_shards_are_the_unsharded_night_byte_for_byte() {
     let t = tempfile::tempdir().unwrap();
     let g = t.path().join("g");
-    let o = run(&[
-        "gen",
-        "--debtors",
-        "2500",
-        "--seed",
-        "11",
-        "--out",
-        g.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    generate(&g, 2500, 11);
     let n = 3;
     for as_of in ["2026-11-22", "2026-11-29", "2026-12-06"] {
         let whole = t.path().join(format!("whole-{as_of}"));

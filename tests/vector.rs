@@ -619,16 +619,7 @@ fn night(policy: &Path, g: &Path, as_of: &str, state: &Path, out: &Path, rhai: b
 fn vectorised_nights_are_the_rhai_nights_byte_for_byte() {
     let t = tempfile::tempdir().unwrap();
     let g = t.path().join("g");
-    let o = run(&[
-        "gen",
-        "--debtors",
-        "1500",
-        "--seed",
-        "5",
-        "--out",
-        g.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    generate(&g, 1500, 5);
     let wide = wide_policy(&t.path().join("wide"));
     let check = run(&["check", wide.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&check.stdout);
