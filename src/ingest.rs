@@ -1189,6 +1189,8 @@ enum TextSource {
         /// The three columns, one chunk each, once read; or why they
         /// could not be.
         columns: std::sync::OnceLock<Result<[StringChunked; 3], String>>,
+        /// The three columns read a slice at a time, for the documents.
+        sliced: std::sync::OnceLock<Result<Box<SlicedTexts>, String>>,
     },
 }
 
@@ -1198,7 +1200,24 @@ impl LedgerTexts {
             path: path.to_owned(),
             rows,
             columns: Default::default(),
+            sliced: Default::default(),
         })
+    }
+
+    /// A Parquet ledger's three text columns, to be read a slice at a
+    /// time as rows are asked for; `None` for a CSV ledger.
+    fn sliced(&self) -> PolarsResult<Option<&SlicedTexts>> {
+        let TextSource::Parquet {
+            path, rows, sliced, ..
+        } = &self.0
+        else {
+            return Ok(None);
+        };
+        let read = sliced.get_or_init(|| SlicedTexts::open(path, *rows).map(Box::new));
+        match read {
+            Ok(t) => Ok(Some(&**t)),
+            Err(e) => Err(PolarsError::ComputeError(e.clone().into())),
+        }
     }
 
     /// A Parquet ledger's three text columns, read again (as text, as the
@@ -1208,6 +1227,7 @@ impl LedgerTexts {
             path,
             rows,
             columns,
+            ..
         } = &self.0
         else {
             return Ok(None);
@@ -1279,9 +1299,26 @@ fn read_parquet_texts(
     file: &str,
     slice: usize,
 ) -> Result<[StringChunked; 3], IngestError> {
-    const NAMES: [&str; 3] = ["item_id", "product", "reference"];
     let parquet = ParquetRows::open(path, file)?;
-    let present: Vec<String> = NAMES
+    let present = present_texts(&parquet);
+    let mut out = TEXT_COLUMNS.map(|name| StringChunked::full_null(name.into(), 0));
+    for (start, len) in parquet.slices(slice) {
+        if len == 0 {
+            continue;
+        }
+        let texts = texts_of_slice(&parquet, &present, start, len)?;
+        for (k, c) in texts.into_iter().enumerate() {
+            out[k].append_owned(c).map_err(|e| unparseable(file, e))?;
+        }
+    }
+    Ok(out)
+}
+
+const TEXT_COLUMNS: [&str; 3] = ["item_id", "product", "reference"];
+
+/// Of [`TEXT_COLUMNS`], those in a Parquet file.
+fn present_texts(parquet: &ParquetRows) -> Vec<String> {
+    TEXT_COLUMNS
         .iter()
         .filter(|n| {
             parquet
@@ -1292,24 +1329,180 @@ fn read_parquet_texts(
                 .any(|f| f.name() == **n)
         })
         .map(|n| (*n).to_owned())
-        .collect();
-    let mut out = NAMES.map(|name| StringChunked::full_null(name.into(), 0));
-    for (start, len) in parquet.slices(slice) {
-        if len == 0 {
-            continue;
+        .collect()
+}
+
+/// Rows `start..start + len` of [`TEXT_COLUMNS`] (`present` of them in the
+/// file, the others all missing), as text.
+fn texts_of_slice(
+    parquet: &ParquetRows,
+    present: &[String],
+    start: usize,
+    len: usize,
+) -> Result<[StringChunked; 3], IngestError> {
+    let df = parquet.slice(start, len, Some(present.to_vec()))?;
+    let n = df.height();
+    let t = as_text_but(df, parquet.file, 1 + start, &[])?;
+    Ok(TEXT_COLUMNS.map(|name| match t.col(name) {
+        Some(c) => c.clone(),
+        None => StringChunked::full_null(name.into(), n),
+    }))
+}
+
+/// An error and its causes, in one line.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// Slices of a Parquet ledger's texts held at once by [`SlicedTexts`].
+const HELD_SLICES: usize = 4;
+
+/// A Parquet ledger's [`TEXT_COLUMNS`] for the documents, read a slice
+/// (a row group) at a time when a row of it is asked for, and dropped
+/// when [`HELD_SLICES`] newer ones are held. Read whole, a million
+/// debtors' 4.5 million items held 216 MB of text through the documents,
+/// where a CSV ledger's are read from the mapped file and given back; at
+/// ten million debtors it would be 2 GB.
+///
+/// Documents go through accounts in debtor order, and a ledger is
+/// usually written in that order too, so each slice is read once. Asked
+/// for rows all over the file (a ledger in another order), it would read
+/// slices again and again: once the slices were read twice over, every
+/// slice read is kept, as when read whole.
+pub struct SlicedTexts {
+    path: std::path::PathBuf,
+    file: String,
+    present: Vec<String>,
+    /// Each slice's first row and rows.
+    bounds: Vec<(usize, usize)>,
+    /// Each slice's texts while held.
+    held: Vec<std::sync::Mutex<Option<std::sync::Arc<[StringChunked; 3]>>>>,
+    /// The slices held, oldest first, and how many were read so far.
+    order: std::sync::Mutex<(std::collections::VecDeque<usize>, usize)>,
+    /// The first error reading a slice, reported by [`SlicedTexts::failed`]:
+    /// the rows asked for meanwhile have no texts.
+    error: std::sync::Mutex<Option<String>>,
+}
+
+impl SlicedTexts {
+    /// The reader of a ledger the night read as `rows` rows: an error when
+    /// the file no longer has as many.
+    fn open(path: &Path, rows: usize) -> Result<SlicedTexts, String> {
+        SlicedTexts::open_in(path, rows, PARQUET_SLICE)
+    }
+
+    /// [`SlicedTexts::open`], in slices of about `slice` rows.
+    fn open_in(path: &Path, rows: usize, slice: usize) -> Result<SlicedTexts, String> {
+        let file = display_path(path);
+        let again = " (read again for the items' ids, products and references)";
+        let parquet =
+            ParquetRows::open(path, &file).map_err(|e| format!("{}{again}", with_causes(&e)))?;
+        if parquet.rows != rows {
+            return Err(format!(
+                "{file}: had {rows} rows when the night read it and {} now{again}: an input must not change during the night",
+                parquet.rows
+            ));
         }
-        let df = parquet.slice(start, len, Some(present.clone()))?;
-        let n = df.height();
-        let t = as_text_but(df, file, 1 + start, &[])?;
-        for (k, name) in NAMES.iter().enumerate() {
-            let c = match t.col(name) {
-                Some(c) => c.clone(),
-                None => StringChunked::full_null((*name).into(), n),
-            };
-            out[k].append_owned(c).map_err(|e| unparseable(file, e))?;
+        let bounds = parquet.slices(slice);
+        Ok(SlicedTexts {
+            present: present_texts(&parquet),
+            held: bounds.iter().map(|_| Default::default()).collect(),
+            bounds,
+            order: Default::default(),
+            error: Default::default(),
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Row `row`'s texts; all missing when its slice could not be read
+    /// (see [`SlicedTexts::failed`]).
+    fn row(&self, row: usize) -> [Option<String>; 3] {
+        let k = self.bounds.partition_point(|&(start, _)| start <= row);
+        let Some(k) = k.checked_sub(1) else {
+            return [None, None, None];
+        };
+        let Some(texts) = self.slice(k) else {
+            return [None, None, None];
+        };
+        let at = row - self.bounds[k].0;
+        texts.each_ref().map(|c| c.get(at).map(str::to_owned))
+    }
+
+    fn slice(&self, k: usize) -> Option<std::sync::Arc<[StringChunked; 3]>> {
+        let slot = |k: usize| self.held[k].lock().unwrap_or_else(|e| e.into_inner());
+        // Held while the slice is read: the other threads that want it
+        // wait for this read rather than make their own.
+        let mut held = slot(k);
+        if let Some(texts) = &*held {
+            return Some(texts.clone());
+        }
+        // Read on a thread of its own, which this one waits for. Polars
+        // reads on its pool, and a thread of the night's pool waiting for
+        // it runs other documents meanwhile: they asked for this slice
+        // too, and each read it again inside the one before, until the
+        // stack overflowed.
+        let read = std::thread::scope(|s| s.spawn(|| self.read(k)).join())
+            .unwrap_or_else(|_| Err("internal error: the thread reading it panicked".into()));
+        let texts = match read {
+            Ok(texts) => std::sync::Arc::new(texts),
+            Err(e) => {
+                let mut error = self.error.lock().unwrap_or_else(|e| e.into_inner());
+                error.get_or_insert(e);
+                return None;
+            }
+        };
+        *held = Some(texts.clone());
+        drop(held);
+        // The oldest slices are dropped. A thread holds no slot while it
+        // waits for the order, so none waits for the other.
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        order.0.push_back(k);
+        order.1 += 1;
+        let everywhere = order.1 > 2 * self.bounds.len();
+        while !everywhere && order.0.len() > HELD_SLICES {
+            if let Some(old) = order.0.pop_front() {
+                if old != k {
+                    *slot(old) = None;
+                }
+            }
+        }
+        Some(texts)
+    }
+
+    /// Slice `k`'s texts, read from the file.
+    fn read(&self, k: usize) -> Result<[StringChunked; 3], String> {
+        let (start, len) = self.bounds[k];
+        let again = "read again for the items' ids, products and references";
+        let parquet = ParquetRows::open(&self.path, &self.file)
+            .map_err(|e| format!("{} ({again})", with_causes(&e)))?;
+        let texts = texts_of_slice(&parquet, &self.present, start, len)
+            .map_err(|e| format!("{} ({again})", with_causes(&e)))?;
+        if texts[0].len() != len {
+            return Err(format!(
+                "{}: rows {}-{} were {len} rows when first read and {} when {again}: an input must not change during the night",
+                self.file,
+                1 + start,
+                start + len,
+                texts[0].len()
+            ));
+        }
+        Ok(texts)
+    }
+
+    /// The first error reading a slice, if any.
+    fn failed(&self) -> PolarsResult<()> {
+        match &*self.error.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(PolarsError::ComputeError(e.clone().into())),
+            None => Ok(()),
         }
     }
-    Ok(out)
 }
 
 /// The texts of the items frame's rows (item id, product, reference),
@@ -1320,11 +1513,51 @@ pub struct ItemTexts<'a> {
     ledger: Option<&'a LedgerTexts>,
     /// A Parquet ledger's columns, read again.
     parquet: Option<&'a [StringChunked; 3]>,
+    /// A Parquet ledger's columns, read again a slice at a time.
+    sliced: Option<&'a SlicedTexts>,
 }
 
 impl<'a> ItemTexts<'a> {
+    /// The texts for the documents, read with [`ItemTexts::owned`]: a
+    /// Parquet ledger's a slice at a time (see [`SlicedTexts`]).
     pub fn of(inputs: &'a Inputs) -> PolarsResult<ItemTexts<'a>> {
-        ItemTexts::new(&inputs.items, inputs.ledger_texts.as_ref())
+        let ledger = inputs.ledger_texts.as_ref();
+        let row_at = inputs.items.column("row_at")?.u64()?;
+        let sliced = match ledger {
+            Some(l) if row_at.null_count() < row_at.len() => l.sliced()?,
+            _ => None,
+        };
+        match sliced {
+            Some(_) => {
+                let s = |name: &str| -> PolarsResult<&'a StringChunked> {
+                    inputs.items.column(name)?.str()
+                };
+                Ok(ItemTexts {
+                    columns: [s("item_id")?, s("product")?, s("reference")?],
+                    row_at,
+                    ledger,
+                    parquet: None,
+                    sliced,
+                })
+            }
+            None => ItemTexts::new(&inputs.items, ledger),
+        }
+    }
+
+    /// Row `i`'s item id, product and reference, as [`ItemTexts::get`]
+    /// gives them, but owned: a slice read a slice at a time may be
+    /// dropped once they are copied out.
+    pub fn owned(&self, i: usize) -> [Option<String>; 3] {
+        match (self.row_at.get(i), self.sliced) {
+            (Some(row), Some(sliced)) => sliced.row(row as usize),
+            _ => self.get(i).map(|t| t.map(str::to_owned)),
+        }
+    }
+
+    /// An error that left rows without their texts, if any: the documents
+    /// made since must not be used.
+    pub fn failed(&self) -> PolarsResult<()> {
+        self.sliced.map_or(Ok(()), SlicedTexts::failed)
     }
 
     fn new(items: &'a DataFrame, ledger: Option<&'a LedgerTexts>) -> PolarsResult<ItemTexts<'a>> {
@@ -1340,6 +1573,7 @@ impl<'a> ItemTexts<'a> {
             row_at,
             ledger,
             parquet,
+            sliced: None,
         })
     }
 
@@ -4168,6 +4402,65 @@ mod pieces {
                 Ok(())
             })
             .unwrap();
+    }
+
+    /// The documents' texts of a Parquet ledger, read a slice at a time
+    /// with only a few slices held, are those read at once, in any order
+    /// they are asked for; a file that changed is an error.
+    #[test]
+    fn parquet_texts_held_a_few_slices_at_a_time_are_the_texts() {
+        let dir = tempfile::tempdir().unwrap();
+        let pq = parquet_ledger_in_groups(dir.path(), &plain_ledger(300, false), Some(20));
+        let whole = read_parquet_texts(&pq, "ledger.parquet", 1000).unwrap();
+        let sliced = SlicedTexts::open_in(&pq, 300, 20).unwrap();
+        let n = sliced.bounds.len();
+        assert!(n > HELD_SLICES + 2, "{n} slices");
+        let held = || {
+            sliced
+                .held
+                .iter()
+                .filter(|h| h.lock().unwrap().is_some())
+                .count()
+        };
+        let expect = |row: usize| whole.each_ref().map(|c| c.get(row).map(str::to_owned));
+        // In file order, as the documents of a ledger in debtor order ask.
+        for row in 0..300 {
+            assert_eq!(sliced.row(row), expect(row), "row {row}");
+            assert!(held() <= HELD_SLICES);
+        }
+        assert_eq!(sliced.order.lock().unwrap().1, n, "each slice read once");
+        // All over the file: slices read again, until they are kept.
+        for step in 0..600 {
+            let row = (step * 137) % 300;
+            assert_eq!(sliced.row(row), expect(row), "row {row}");
+        }
+        assert_eq!(held(), n, "read twice over, every slice is kept");
+        sliced.failed().unwrap();
+        // Asked for by the documents' threads at once (a slice read on
+        // Polars' pool while they wait once overflowed their stacks).
+        let fresh = SlicedTexts::open_in(&pq, 300, 20).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let rows: Vec<[Option<String>; 3]> =
+            pool.install(|| (0..300).into_par_iter().map(|r| fresh.row(r)).collect());
+        assert!(rows.iter().enumerate().all(|(r, t)| *t == expect(r)));
+        fresh.failed().unwrap();
+        let e = SlicedTexts::open_in(&pq, 299, 20).err().unwrap();
+        assert!(
+            e.contains("had 299 rows when the night read it and 300 now"),
+            "{e}"
+        );
+        // Gone after the night read it: no texts, and an error to report.
+        let later = SlicedTexts::open_in(&pq, 300, 20).unwrap();
+        std::fs::remove_file(&pq).unwrap();
+        assert_eq!(later.row(0), [None, None, None]);
+        let e = later.failed().unwrap_err().to_string();
+        assert!(
+            e.contains("ledger.parquet: cannot read: No such file"),
+            "{e}"
+        );
     }
 
     /// A Parquet ledger's texts read again a slice at a time are those

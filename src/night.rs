@@ -450,6 +450,7 @@ fn charge(
         });
     let items = crate::actions::overdue_items(data, wanted, as_of)?;
     let after = crate::charges::compute(policies, decisions, &data.debtors, &items, as_of, before)?;
+    items.failed()?;
     info!(
         stage = "charges",
         charges = decisions.iter().map(|d| d.charges().len()).sum::<usize>(),

@@ -127,12 +127,12 @@ impl OverdueItems<'_> {
             .iter()
             .map(|&i| {
                 let i = i as usize;
-                let [item_id, product, reference] = self.texts.get(i);
+                let [item_id, product, reference] = self.texts.owned(i);
                 Item {
                     due_on: crate::dates::from_days(self.due.get(i).unwrap_or(0)),
-                    item_id: item_id.unwrap_or("").to_owned(),
-                    reference: reference.unwrap_or("").to_owned(),
-                    product: product.unwrap_or("").to_owned(),
+                    item_id: item_id.unwrap_or_default(),
+                    reference: reference.unwrap_or_default(),
+                    product: product.unwrap_or_default(),
                     amount: self.amount.get(i).unwrap_or(0),
                     open_amount: self.open.get(i).unwrap_or(0),
                 }
@@ -140,6 +140,13 @@ impl OverdueItems<'_> {
             .collect();
         out.sort();
         out
+    }
+
+    /// An error reading the items' texts again (a Parquet ledger that
+    /// changed or became unreadable during the night): the items given
+    /// since lack their texts, and what was made of them must not be used.
+    pub fn failed(&self) -> PolarsResult<()> {
+        self.texts.failed()
     }
 }
 
@@ -369,6 +376,7 @@ pub fn write(
         staging.close(finish(w)?)?;
     }
     counts.placements = placement::write(decisions, &inputs.debtors, &items, as_of, staging)?;
+    items.failed()?;
     Ok(counts)
 }
 
