@@ -1349,17 +1349,6 @@ fn texts_of_slice(
     }))
 }
 
-/// An error and its causes, in one line.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    text
-}
-
 /// Slices of a Parquet ledger's texts held at once by [`SlicedTexts`].
 const HELD_SLICES: usize = 4;
 
@@ -1401,8 +1390,8 @@ impl SlicedTexts {
     fn open_in(path: &Path, rows: usize, slice: usize) -> Result<SlicedTexts, String> {
         let file = display_path(path);
         let again = " (read again for the items' ids, products and references)";
-        let parquet =
-            ParquetRows::open(path, &file).map_err(|e| format!("{}{again}", with_causes(&e)))?;
+        let parquet = ParquetRows::open(path, &file)
+            .map_err(|e| format!("{}{again}", crate::error_line(&e)))?;
         if parquet.rows != rows {
             return Err(format!(
                 "{file}: had {rows} rows when the night read it and {} now{again}: an input must not change during the night",
@@ -1481,9 +1470,9 @@ impl SlicedTexts {
         let (start, len) = self.bounds[k];
         let again = "read again for the items' ids, products and references";
         let parquet = ParquetRows::open(&self.path, &self.file)
-            .map_err(|e| format!("{} ({again})", with_causes(&e)))?;
+            .map_err(|e| format!("{} ({again})", crate::error_line(&e)))?;
         let texts = texts_of_slice(&parquet, &self.present, start, len)
-            .map_err(|e| format!("{} ({again})", with_causes(&e)))?;
+            .map_err(|e| format!("{} ({again})", crate::error_line(&e)))?;
         if texts[0].len() != len {
             return Err(format!(
                 "{}: rows {}-{} were {len} rows when first read and {} when {again}: an input must not change during the night",

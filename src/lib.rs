@@ -195,6 +195,22 @@ fn usage() -> Option<libc::rusage> {
     (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0).then_some(usage)
 }
 
+/// An error and its causes, in one line (a cause its error already
+/// quotes is not repeated).
+pub fn error_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let more = inner.to_string();
+        if !s.contains(&more) {
+            s.push_str(": ");
+            s.push_str(&more);
+        }
+        src = inner.source();
+    }
+    s.replace(['\r', '\n'], " ")
+}
+
 /// The process's resident memory now, in MiB (0 where `/proc` is not
 /// there): beside the peak, it shows which stage holds memory and which
 /// only passes through it.

@@ -792,17 +792,7 @@ fn safe_to_retry(e: &lettre::transport::smtp::Error) -> bool {
 
 /// A server's reply, or what went wrong on the way, in one line.
 fn describe(e: &lettre::transport::smtp::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        let more = inner.to_string();
-        if !s.contains(&more) {
-            s.push_str(": ");
-            s.push_str(&more);
-        }
-        src = inner.source();
-    }
-    s.replace(['\r', '\n'], " ")
+    crate::error_line(e)
 }
 
 pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
