@@ -71,6 +71,9 @@ pub fn sorted(mut written: Vec<Written>) -> Vec<Written> {
 pub struct Stream {
     file: Box<str>,
     w: audit::Hashing<std::io::BufWriter<fs::File>>,
+    /// Its write errors name the file (see [`Stream::named`]); not when
+    /// the caller names them itself.
+    name_errors: bool,
 }
 
 impl std::io::Write for Stream {
@@ -88,7 +91,10 @@ impl Stream {
     /// disk would otherwise be reported as "No space left on device" and
     /// nothing else.
     fn named(&self, e: std::io::Error) -> std::io::Error {
-        std::io::Error::new(e.kind(), format!("{}: {e}", writing(&self.file)))
+        match self.name_errors {
+            true => std::io::Error::new(e.kind(), format!("{}: {e}", writing(&self.file))),
+            false => e,
+        }
     }
 }
 
@@ -197,6 +203,7 @@ impl Staging {
         fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> Result<(), EmitError> {
         let mut f = self.open(file)?;
+        f.name_errors = false;
         fill(&mut f).map_err(|e| self.io(writing(file), e))?;
         self.close(f)
     }
@@ -253,6 +260,7 @@ impl Staging {
         Ok(Stream {
             file: file.into(),
             w: audit::Hashing::new(std::io::BufWriter::with_capacity(1 << 16, f)),
+            name_errors: true,
         })
     }
 
@@ -777,6 +785,29 @@ pub fn write_json<T: Serialize>(out: &mut dyn std::io::Write, v: &T) -> std::io:
 mod tests {
     use super::cell;
 
+    /// A file filled by the night that fails names the file once.
+    #[test]
+    fn a_file_that_cannot_be_filled_is_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staging = super::Staging::new(&dir.path().join("out")).unwrap();
+        let e = staging
+            .write_with("manifest.json", |w| {
+                w.write_all(b"{")?;
+                Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+            })
+            .unwrap_err();
+        let text = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(
+            text.matches("cannot write manifest.json").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.ends_with(": cannot write manifest.json: no storage space"),
+            "{text}"
+        );
+    }
+
     /// An index written through a CSV writer onto a full disk (`/dev/full`
     /// fails every write with ENOSPC) says which file it was.
     #[test]
@@ -788,6 +819,7 @@ mod tests {
         let stream = super::Stream {
             file: "emails/index.csv".into(),
             w: crate::audit::Hashing::new(std::io::BufWriter::new(f)),
+            name_errors: true,
         };
         let mut w = csv::Writer::from_writer(stream);
         w.write_record(["a", "b"]).unwrap();
@@ -798,6 +830,21 @@ mod tests {
             text.starts_with("cannot write emails/index.csv: No space left on device"),
             "{text}"
         );
+        // Not when the caller names the file itself (`write_with`).
+        use std::io::Write as _;
+        let mut quiet = super::Stream {
+            file: "manifest.json".into(),
+            w: crate::audit::Hashing::new(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )),
+            name_errors: false,
+        };
+        quiet.write_all(b"{}").unwrap();
+        let e = quiet.flush().unwrap_err();
+        assert!(e.to_string().starts_with("No space left on device"), "{e}");
     }
     use crate::accounts::Account;
     use crate::decide::Decision;
