@@ -1510,27 +1510,7 @@ impl<'a> ItemTexts<'a> {
     /// The texts for the documents, read with [`ItemTexts::owned`]: a
     /// Parquet ledger's a slice at a time (see [`SlicedTexts`]).
     pub fn of(inputs: &'a Inputs) -> PolarsResult<ItemTexts<'a>> {
-        let ledger = inputs.ledger_texts.as_ref();
-        let row_at = inputs.items.column("row_at")?.u64()?;
-        let sliced = match ledger {
-            Some(l) if row_at.null_count() < row_at.len() => l.sliced()?,
-            _ => None,
-        };
-        match sliced {
-            Some(_) => {
-                let s = |name: &str| -> PolarsResult<&'a StringChunked> {
-                    inputs.items.column(name)?.str()
-                };
-                Ok(ItemTexts {
-                    columns: [s("item_id")?, s("product")?, s("reference")?],
-                    row_at,
-                    ledger,
-                    parquet: None,
-                    sliced,
-                })
-            }
-            None => ItemTexts::new(&inputs.items, ledger),
-        }
+        ItemTexts::read(&inputs.items, inputs.ledger_texts.as_ref(), true)
     }
 
     /// Row `i`'s item id, product and reference, as [`ItemTexts::get`]
@@ -1549,20 +1529,32 @@ impl<'a> ItemTexts<'a> {
         self.sliced.map_or(Ok(()), SlicedTexts::failed)
     }
 
+    /// The texts with a Parquet ledger's read whole, read with
+    /// [`ItemTexts::get`].
     fn new(items: &'a DataFrame, ledger: Option<&'a LedgerTexts>) -> PolarsResult<ItemTexts<'a>> {
+        ItemTexts::read(items, ledger, false)
+    }
+
+    fn read(
+        items: &'a DataFrame,
+        ledger: Option<&'a LedgerTexts>,
+        sliced: bool,
+    ) -> PolarsResult<ItemTexts<'a>> {
         let s = |name: &str| -> PolarsResult<&'a StringChunked> { items.column(name)?.str() };
         let row_at = items.column("row_at")?.u64()?;
         // Read again only when some row's texts are in the file.
-        let parquet = match ledger {
-            Some(l) if row_at.null_count() < row_at.len() => l.columns()?,
-            _ => None,
+        let in_file = ledger.filter(|_| row_at.null_count() < row_at.len());
+        let (parquet, sliced) = match (in_file, sliced) {
+            (Some(l), true) => (None, l.sliced()?),
+            (Some(l), false) => (l.columns()?, None),
+            (None, _) => (None, None),
         };
         Ok(ItemTexts {
             columns: [s("item_id")?, s("product")?, s("reference")?],
             row_at,
             ledger,
             parquet,
-            sliced: None,
+            sliced,
         })
     }
 

@@ -694,20 +694,20 @@ impl Delivery<'_> {
                 Err(e) if e.is_permanent() && refuses_client(&e) => {
                     // About us, not this message: stop before every debtor
                     // is marked failed.
-                    self.record(m, &to_sha, "deferred", n, &describe(&e))?;
+                    self.record(m, &to_sha, "deferred", n, &crate::error_line(&e))?;
                     return Err(SendError::Refused {
-                        reply: describe(&e),
+                        reply: crate::error_line(&e),
                     }
                     .into());
                 }
                 Err(e) if e.is_permanent() => {
-                    self.record(m, &to_sha, "failed", n, &describe(&e))?;
+                    self.record(m, &to_sha, "failed", n, &crate::error_line(&e))?;
                     self.with_report(|r| {
                         r.failed.push(Failure {
                             file: m.file.clone(),
                             debtor_id: m.debtor_id.clone(),
                             currency: m.currency.clone(),
-                            reply: describe(&e),
+                            reply: crate::error_line(&e),
                         })
                     });
                     return Ok(());
@@ -715,7 +715,7 @@ impl Delivery<'_> {
                 Err(e) if !safe_to_retry(&e) => {
                     // The connection broke in the middle of the exchange:
                     // the server may have kept the message.
-                    self.record(m, &to_sha, "in_doubt", n, &describe(&e))?;
+                    self.record(m, &to_sha, "in_doubt", n, &crate::error_line(&e))?;
                     self.with_report(|r| r.in_doubt.push(m.file.clone()));
                     return Ok(());
                 }
@@ -723,11 +723,11 @@ impl Delivery<'_> {
                     // 4xx, or no connection at all: the server did not take
                     // the message; try again later.
                     if attempt >= args.max_attempts {
-                        self.record(m, &to_sha, "deferred", n, &describe(&e))?;
+                        self.record(m, &to_sha, "deferred", n, &crate::error_line(&e))?;
                         self.with_report(|r| r.deferred.push(m.file.clone()));
                         return Ok(());
                     }
-                    self.record(m, &to_sha, "retry", n, &describe(&e))?;
+                    self.record(m, &to_sha, "retry", n, &crate::error_line(&e))?;
                     self.with_report(|r| r.retried += 1);
                     std::thread::sleep(args.backoff * 2u32.saturating_pow(attempt - 1));
                 }
@@ -745,10 +745,10 @@ fn preflight(transport: &SmtpTransport, server: &Server, args: &SendArgs) -> Res
             Ok(false) => "the server did not answer NOOP".to_owned(),
             Err(e) if refuses_client(&e) => {
                 return Err(SendError::Refused {
-                    reply: describe(&e),
+                    reply: crate::error_line(&e),
                 })
             }
-            Err(e) => describe(&e),
+            Err(e) => crate::error_line(&e),
         };
         if attempt >= args.max_attempts {
             return Err(SendError::Unreachable {
@@ -788,11 +788,6 @@ fn safe_to_retry(e: &lettre::transport::smtp::Error) -> bool {
         src = inner.source();
     }
     false
-}
-
-/// A server's reply, or what went wrong on the way, in one line.
-fn describe(e: &lettre::transport::smtp::Error) -> String {
-    crate::error_line(e)
 }
 
 pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: they run the real binary.
 #![allow(dead_code)]
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -60,26 +61,34 @@ pub fn run_night(
     extra_env: &[(&str, &str)],
 ) -> Output {
     let mut cmd = Command::new(bin());
-    cmd.arg("run")
-        .arg("--policy")
-        .arg(policy)
-        .arg("--ledger")
-        .arg(&night.ledger)
-        .arg("--debtors")
-        .arg(&night.debtors)
-        .arg("--as-of")
-        .arg(&night.date)
-        .arg("--state")
-        .arg(state)
-        .arg("--out")
-        .arg(out);
-    if let Some(e) = &night.events {
-        cmd.arg("--events").arg(e);
-    }
+    cmd.args(night_args(night, policy, state, out));
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
     cmd.output().expect("run dunning")
+}
+
+/// The arguments of `dunning run` for `night`.
+pub fn night_args(night: &Night, policy: &Path, state: &Path, out: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "run".into(),
+        "--policy".into(),
+        policy.into(),
+        "--ledger".into(),
+        night.ledger.clone().into(),
+        "--debtors".into(),
+        night.debtors.clone().into(),
+        "--as-of".into(),
+        night.date.clone().into(),
+        "--state".into(),
+        state.into(),
+        "--out".into(),
+        out.into(),
+    ];
+    if let Some(e) = &night.events {
+        args.extend(["--events".into(), e.clone().into()]);
+    }
+    args
 }
 
 pub fn run(args: &[&str]) -> Output {

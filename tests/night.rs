@@ -635,6 +635,13 @@ fn a_night_that_cannot_write_its_files_names_the_file_and_commits_nothing() {
     let data = t.path().join("data");
     generate(&data, 300, 1);
     let (state, out) = (t.path().join("state"), t.path().join("outs/out"));
+    let night = Night {
+        date: "2026-11-22".into(),
+        dir: data.clone(),
+        ledger: data.join("ledger.csv"),
+        debtors: data.join("debtors.csv"),
+        events: Some(data.join("events.csv")),
+    };
     // Writes past 64 blocks fail with EFBIG ("File too large") rather
     // than kill the process: SIGXFSZ ignored by the shell is ignored by
     // the night it becomes.
@@ -642,18 +649,7 @@ fn a_night_that_cannot_write_its_files_names_the_file_and_commits_nothing() {
         .arg("-c")
         .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" \"$@\"")
         .arg(bin())
-        .args(["run", "--policy"])
-        .arg(policy())
-        .arg("--ledger")
-        .arg(data.join("ledger.csv"))
-        .arg("--debtors")
-        .arg(data.join("debtors.csv"))
-        .arg("--events")
-        .arg(data.join("events.csv"))
-        .args(["--as-of", "2026-11-22", "--state"])
-        .arg(&state)
-        .arg("--out")
-        .arg(&out)
+        .args(night_args(&night, &policy(), &state, &out))
         .output()
         .unwrap();
     let err = stderr(&o);
