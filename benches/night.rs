@@ -8,6 +8,7 @@
 //!                                                   # rounds (DUNNING_BENCH_ROUNDS, 3)
 //!                                                   # each with its own baseline run
 //!   DUNNING_BENCH_TIMELINE=1 ...                    # and every night's log, timed
+//!   DUNNING_BENCH_LOG=debug ...                     # the nights' log level (info)
 //!   DUNNING_BENCH_PARTS=emails cargo bench --bench night
 //!                                                   # the e-mails-only nights alone
 //!   DUNNING_BENCH_PARTS=hash DUNNING_BENCH_DEBTORS=1000000 cargo bench --bench night
@@ -239,23 +240,24 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// E-mails alone, rendered and written (best of 2), and their text parts
 /// encoded apart ([`text_parts`]).
-fn emails(csv: &Path, work: &Path) {
+fn emails(csv: &Path, work: &Path) -> Vec<PathBuf> {
     let policy = emails_only(work);
-    // Measured first, each run into a folder of its own, nothing deleted
-    // in between: ext4 is slow to create files just after many were
-    // deleted (its allocator skips recently freed inodes), which would
-    // measure the benchmark's own clean-up, not the night.
+    // Each run into a folder of its own, nothing deleted before the end of
+    // the benchmark (see [`settled`]).
     let dirs: Vec<PathBuf> = (0..2)
         .map(|i| work.with_extension(format!("emails-{i}")))
         .collect();
+    settled();
     let runs: Vec<Night> = dirs
         .iter()
-        .map(|d| night_with(csv, "csv", d, &[], &policy))
+        .map(|d| {
+            // The last night's 78,000 files are on disk, not being written
+            // back beside this one.
+            written_back();
+            night_with(csv, "csv", d, &[], &policy)
+        })
         .collect();
     text_parts(&dirs[0].join("out/emails"));
-    for d in &dirs {
-        let _ = std::fs::remove_dir_all(d);
-    }
     let best = runs
         .iter()
         .min_by(|a, b| a.actions_s.total_cmp(&b.actions_s))
@@ -268,6 +270,44 @@ fn emails(csv: &Path, work: &Path) {
         best.emails as f64 / best.actions_s
     );
     let _ = std::fs::remove_dir_all(&policy);
+    dirs
+}
+
+/// Where the last benchmark noted when it removed its nights' files.
+fn deleted_marker() -> PathBuf {
+    data_dir(0, "deleted").with_extension("at")
+}
+
+/// Waits until the files the last benchmark removed no longer slow file
+/// creation. Without a journal, ext4's inode allocator skips inodes freed
+/// in the last 60 seconds, or 5 minutes while their inode table block is
+/// dirty (`recently_deleted`; a block with new inodes in it is dirty
+/// again), each skip a lookup: an e-mails night started after sync(2) and
+/// a minute's wait, two minutes after the last run removed its 156,000
+/// files, wrote 10,000-11,000 e-mails a second against 21,000 on a quiet
+/// file system, a fifth of its time spent skipping inodes
+/// (BENCHMARKS.md, 2026-12-03).
+fn settled() {
+    const RECENTCY_DIRTY: u64 = 300;
+    let age = std::fs::metadata(deleted_marker())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map(|d| d.as_secs());
+    if let Some(age) = age.filter(|&a| a < RECENTCY_DIRTY) {
+        let wait = RECENTCY_DIRTY + 5 - age;
+        println!("  (waiting {wait} s: the last benchmark removed its files {age} s ago)");
+        std::thread::sleep(std::time::Duration::from_secs(wait));
+    }
+}
+
+/// Removes the nights' folders, once nothing more is measured, and notes
+/// when for [`settled`].
+fn delete_all(dirs: &[PathBuf]) {
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    let _ = std::fs::write(deleted_marker(), b"");
 }
 
 /// The text parts of a night's e-mails (the first 4,000 files, plain
@@ -337,7 +377,9 @@ fn night_with(dir: &Path, ext: &str, work: &Path, env: &[(&str, &str)], policy: 
         .arg(work.join("state"))
         .arg("--out")
         .arg(work.join("out"))
-        .env("DUNNING_LOG", "debug")
+        // The level a scheduler runs the night at (`DUNNING_BENCH_LOG` for
+        // another): every stage's time is logged at `info`.
+        .env("DUNNING_LOG", log_level())
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -419,6 +461,26 @@ fn night_with(dir: &Path, ext: &str, work: &Path, env: &[(&str, &str)], policy: 
     }
 }
 
+/// Writes every dirty page of the page cache back to disk (sync(2)), so
+/// that the next run does not share the cores with the kernel writing
+/// back what the runs before it wrote.
+fn written_back() {
+    // SAFETY: sync takes no argument and cannot fail.
+    unsafe { libc::sync() };
+}
+
+/// The nights' log level: `info`, what a scheduler runs them at, unless
+/// `DUNNING_BENCH_LOG` says otherwise; `debug` with a timeline, whose
+/// lines are the debug ones.
+fn log_level() -> String {
+    std::env::var("DUNNING_BENCH_LOG").unwrap_or_else(|_| {
+        match std::env::var_os("DUNNING_BENCH_TIMELINE") {
+            Some(_) => "debug".into(),
+            None => "info".into(),
+        }
+    })
+}
+
 /// Every line of a night's log, milliseconds after its first
 /// (`DUNNING_BENCH_TIMELINE=1`): where a night's time went between the
 /// stages it reports.
@@ -440,14 +502,21 @@ fn timeline(log: &str) {
 }
 
 /// Start to `decisions.csv` only, in rounds: each round one baseline run,
-/// then a CSV, a Parquet and a zstd Parquet night (their order reversed
-/// every other round), each night
+/// then a CSV, a Parquet and a zstd Parquet night (their order rotated
+/// from one round to the next), each night
 /// against the baseline of its own round. These machines' speed changes
 /// from one minute to the next (other tenants; the cost of a fresh page
 /// varies threefold), so a baseline measured once, minutes before, says
 /// little of a night measured later; the median of the rounds' ratios is
-/// the figure. Each night writes into a folder of its own, all removed at
-/// the end, so that no night pays for deleting the last one's files.
+/// the figure.
+///
+/// Every run starts on written-back files: each night's few output files
+/// are removed once it is measured, and the page cache is flushed before
+/// each run. Kept until the end, 27 nights' outputs were written back by
+/// the kernel from the fourth round on, 30 seconds after they were
+/// written, on the same two cores: the time after the stages grew from
+/// 0.3 s to 0.8-1.4 s, whichever format ran then (BENCHMARKS.md,
+/// 2026-12-03).
 fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
     let rounds: usize = std::env::var("DUNNING_BENCH_ROUNDS")
         .ok()
@@ -463,9 +532,9 @@ fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
     // the baseline's own noise is left out of these.
     let mut paired: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     let reference = formats[0].0;
-    let mut dirs = Vec::new();
     for round in 0..rounds {
         // The baseline reads the CSV ledger, the first of the formats.
+        written_back();
         let base = baseline_once(&formats[0].1.join("ledger.csv"));
         println!(
             "  round {}: baseline {:.2} s ({:.2} CPU s, {} minor faults)",
@@ -476,15 +545,19 @@ fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
         );
         cpu.entry("baseline").or_default().push(base.cpu);
         walls.entry("baseline").or_default().push(base.wall);
+        // Each format takes each place in the round's order as often as
+        // the others: a night run right after the baseline, or after two
+        // other nights, meets another machine (pages freed, files being
+        // written back).
         let mut formats = formats.to_vec();
-        if round % 2 == 1 {
-            formats.reverse();
-        }
+        let places = formats.len();
+        formats.rotate_left(round % places);
         let mut this_round: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
         for (i, &(label, dir, ext)) in formats.iter().enumerate() {
             let into = work.with_extension(format!("{ext}-{i}-{round}"));
+            written_back();
             let r = night_with(dir, ext, &into, &stop, &retail_fr());
-            dirs.push(into);
+            let _ = std::fs::remove_dir_all(&into);
             let stages: Vec<String> = r
                 .stages
                 .iter()
@@ -518,9 +591,6 @@ fn decisions(formats: &[(&str, &Path, &str)], work: &Path) {
                 p.1.push(cpu / first.1);
             }
         }
-    }
-    for d in dirs {
-        let _ = std::fs::remove_dir_all(d);
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -579,7 +649,7 @@ fn main() {
         }
         let work = data_dir(n, "work");
         if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("emails") {
-            emails(&csv, &work);
+            delete_all(&emails(&csv, &work));
             continue;
         }
         if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("decisions") {
@@ -596,11 +666,14 @@ fn main() {
         }
         let base = baseline(&csv.join("ledger.csv"));
         println!("  baseline: bare Polars scan + group-by of ledger.csv: {base:.2} s (best of 3)");
-        emails(&csv, &work);
-        // Let the deleted files settle before the next runs create theirs.
-        std::thread::sleep(std::time::Duration::from_secs(60));
+        // Every night's documents are kept until the end: removed, they
+        // would slow the next night's file creation (see [`settled`]).
+        let mut dirs = emails(&csv, &work);
         for (label, dir, ext) in [("CSV", &csv, "csv"), ("Parquet", &pq, "parquet")] {
-            let r = night(dir, ext, &work);
+            let into = work.with_extension(format!("night-{ext}"));
+            written_back();
+            let r = night(dir, ext, &into);
+            dirs.push(into);
             println!(
                 "  {label} night: {:.2} s wall, peak RSS {:.0} MiB",
                 r.wall, r.peak_rss_mib
@@ -647,6 +720,7 @@ fn main() {
             "  rules (decide stage, best of 2): as columns {cols:.2} s, all in Rhai {rhai:.2} s = {:.2}x",
             cols / rhai
         );
-        let _ = std::fs::remove_dir_all(&work);
+        dirs.push(work);
+        delete_all(&dirs);
     }
 }

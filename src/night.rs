@@ -627,7 +627,9 @@ fn decide_with(
         strategy,
     };
     let decisions = decide::decide_all(&ctx, accts)?;
-    tracing::debug!(
+    // At the default level, as every stage's time is: the benchmark reads
+    // the nights at the level a scheduler runs them.
+    info!(
         stage = "decide",
         strategy = decide::STRATEGIES[usize::from(strategy)],
         ms = t.elapsed().as_millis() as u64,
