@@ -30,13 +30,18 @@ use std::time::Instant;
 
 const AS_OF: &str = "2026-11-22";
 
-fn data_dir(n: usize, format: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// Where the benchmark keeps its data and its nights, across runs.
+fn bench_data() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("bench-data")
+}
+
+fn data_dir(n: usize, format: &str) -> PathBuf {
     // v2: Parquet amounts became decimals (were text). v3: Parquet is
     // Snappy unless named `parquet-zstd`.
-    target.join("bench-data").join(format!("{n}-{format}-v3"))
+    bench_data().join(format!("{n}-{format}-v3"))
 }
 
 fn generate(n: usize, format: &str) -> PathBuf {
@@ -275,7 +280,7 @@ fn emails(csv: &Path, work: &Path) -> Vec<PathBuf> {
 
 /// Where the last benchmark noted when it removed its nights' files.
 fn deleted_marker() -> PathBuf {
-    data_dir(0, "deleted").with_extension("at")
+    bench_data().join("deleted-at")
 }
 
 /// Waits until the files the last benchmark removed no longer slow file
