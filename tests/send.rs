@@ -195,6 +195,11 @@ fn a_server_stopped_mid_batch_then_restarted_gets_each_message_once() {
         assert_eq!(sent, 5, "{text}");
         assert!(text.contains(&format!("sent {sent} now")), "{text}");
         assert!(text.contains("deferred: "), "{text}");
+        // The relay said it was stopping before the next message began:
+        // nothing is in doubt.
+        assert!(text.contains("; 0 in doubt;"), "{text}");
+        let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
+        assert!(log.contains("(421): 4.3.2 shutting down"), "{log}");
         let _ = server.child.wait();
         sent
     };

@@ -5,8 +5,11 @@ DATA bytes), and its envelope to OUT/<n>.json. Behaviours for the tests:
 
   --tempfail-first     answer 451 to the first DATA of each Message-ID
   --reject ADDRESS     answer 550 to RCPT TO of this address (repeatable)
-  --stop-after N       exit right after replying 250 to the Nth message (a
-                       relay stopped in the middle of a batch)
+  --stop-after N       reply 250 to the Nth message, refuse new
+                       connections, answer 421 to a new message and close
+                       its connection, and exit once no connection is open
+                       (a relay stopped in the middle of a batch, between
+                       two messages)
   --drop-after N       keep the Nth message but exit before replying (the
                        reply is lost: the sender cannot know)
   --delay-ms N         wait N ms after keeping a message, before the 250
@@ -42,6 +45,23 @@ class Handler:
         os.makedirs(self.out, exist_ok=True)
         self.count = len([f for f in os.listdir(self.out) if f.endswith(".eml")])
         self.accepted = 0
+        self.stopping = False
+        self.open = 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # A relay shutting down says so before a new message starts, and
+        # goes only once its connections are closed (see `Connection`): the
+        # sender knows the message was not taken. It used to exit on a
+        # timer, 0.2 s after the last 250; a sender slowed by a loaded
+        # machine had its next message cut by the exit after a command
+        # (in doubt), which this behaviour is not about.
+        if self.stopping:
+            # 421 closes the channel (RFC 5321, 4.2.2), once the reply is out.
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.3.2 shutting down"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
@@ -74,10 +94,29 @@ class Handler:
         if self.drop_after and self.accepted >= self.drop_after:
             os._exit(0)
         if self.stop_after and self.accepted >= self.stop_after:
-            # Refuse new connections at once, reply to this one, then go.
+            # Refuse new connections and new messages at once, reply to
+            # this one, then go when the last connection closes (or after
+            # a while, should a sender hold its connection idle).
+            self.stopping = True
             self.listener.close()
-            asyncio.get_running_loop().call_later(0.2, os._exit, 0)
+            asyncio.get_running_loop().call_later(10, os._exit, 0)
         return "250 2.0.0 OK queued as %s" % mid.strip("<>")
+
+
+class Connection(SMTP):
+    """An SMTP session that counts the open connections, so that a relay
+    stopping after a message exits once the last one is closed."""
+
+    def connection_made(self, transport):
+        self.event_handler.open += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        super().connection_lost(exc)
+        h = self.event_handler
+        h.open -= 1
+        if h.stopping and h.open == 0:
+            os._exit(0)
 
 
 async def main():
@@ -113,7 +152,7 @@ async def main():
 
         kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     server = await loop.create_server(
-        lambda: SMTP(handler, **kw),
+        lambda: Connection(handler, **kw),
         "127.0.0.1",
         args.port,
         reuse_address=True,
@@ -121,8 +160,11 @@ async def main():
     )
     handler.listener = server
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
-    async with server:
-        await server.serve_forever()
+    # Served until killed, or until a stopping relay's last connection
+    # closes (`os._exit`). Not `serve_forever`: closing the listener to
+    # refuse new connections would end it, and the process with its open
+    # connections, reset under a sender between two commands.
+    await loop.create_future()
 
 
 if __name__ == "__main__":
