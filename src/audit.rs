@@ -63,11 +63,17 @@ fn prefetch(line: &[u8]) {
 }
 
 impl std::fmt::Display for Digest {
+    /// The 64 digits written at once: a `write!` a byte went through the
+    /// formatter's padding 32 times a digest, twice an e-mail (its
+    /// Message-ID and its manifest line).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
         }
-        Ok(())
+        f.write_str(std::str::from_utf8(&out).expect("hex digits are ASCII"))
     }
 }
 
