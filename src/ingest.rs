@@ -1676,45 +1676,17 @@ fn check_plain_piece(
         bad += p.part.bad_rows;
         row += p.part.mask.len();
     }
-    // Each column is joined on a thread of its own: done one after the
-    // other, the joins were the serial part of a piece, with the other
-    // core idle.
-    let parts = &parts;
-    let (mut mask, mut accounts, mut id_hashes) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut amounts, mut opens, mut issued, mut due) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut row_at = Vec::new();
-    rayon::scope(|s| {
-        s.spawn(|_| mask = cat(parts, |p| &p.part.mask));
-        s.spawn(|_| accounts = cat(parts, |p| &p.part.accounts));
-        s.spawn(|_| amounts = cat(parts, |p| &p.part.amounts));
-        s.spawn(|_| opens = cat(parts, |p| &p.part.opens));
-        s.spawn(|_| issued = cat(parts, |p| &p.part.issued));
-        s.spawn(|_| due = cat(parts, |p| &p.part.due));
-        s.spawn(|_| id_hashes = cat(parts, |p| &p.part.id_hashes));
-        s.spawn(|_| row_at = cat(parts, |p| &p.row_at));
-    });
+    let joined = Joined::of(&parts, |p| &p.part, || Some(cat(&parts, |p| &p.row_at)));
     // The texts stay in the ledger (see [`LedgerTexts`]).
     let none = |name: &str| Column::full_null(name.into(), n, &DataType::String);
-    let cols: Vec<Column> = vec![
+    let texts = [
         none("item_id"),
-        Column::new("amount".into(), amounts),
-        Column::new("open_amount".into(), opens),
-        Column::new("issued_on".into(), issued),
-        Column::new("due_on".into(), due),
-        Column::new("account".into(), accounts),
         none(LEDGER_OPTIONAL[0]),
         none(LEDGER_OPTIONAL[1]),
-        Column::new("row_at".into(), row_at),
     ];
-    let df = DataFrame::new(n, cols).ok()?;
+    let checked = joined.checked(n, texts, bad).ok()?;
     rejects.append(&mut found);
-    Some(Checked {
-        df,
-        mask,
-        bad,
-        id_hashes: vec![id_hashes],
-    })
+    Some(checked)
 }
 
 /// One column of parts checked apart, joined in their order.
@@ -1724,6 +1696,84 @@ fn cat<P, T: Copy>(parts: &[P], of: impl Fn(&P) -> &[T]) -> Vec<T> {
         all.extend_from_slice(of(p));
     }
     all
+}
+
+/// The columns of a ledger's parts, checked apart, joined in their order.
+struct Joined {
+    mask: Vec<bool>,
+    accounts: Vec<u64>,
+    amounts: Vec<Cents>,
+    opens: Vec<Cents>,
+    issued: Vec<i32>,
+    due: Vec<i32>,
+    id_hashes: Vec<u64>,
+    /// Where each row is in the file, when the texts are left there: a
+    /// CSV row's first byte, a Parquet row's number from 0.
+    row_at: Option<Vec<u64>>,
+}
+
+impl Joined {
+    /// Each column joined on a thread of its own: one after the other,
+    /// the joins were the serial part of a CSV piece, and a third of a
+    /// Parquet slice's check, with the other core idle.
+    fn of<P: Sync>(
+        parts: &[P],
+        part: impl Fn(&P) -> &LedgerPart + Sync,
+        row_at: impl FnOnce() -> Option<Vec<u64>> + Send,
+    ) -> Joined {
+        let (mut mask, mut accounts, mut id_hashes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut amounts, mut opens, mut issued, mut due) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut rows = None;
+        let part = &part;
+        rayon::scope(|s| {
+            s.spawn(|_| mask = cat(parts, |p| &part(p).mask));
+            s.spawn(|_| accounts = cat(parts, |p| &part(p).accounts));
+            s.spawn(|_| amounts = cat(parts, |p| &part(p).amounts));
+            s.spawn(|_| opens = cat(parts, |p| &part(p).opens));
+            s.spawn(|_| issued = cat(parts, |p| &part(p).issued));
+            s.spawn(|_| due = cat(parts, |p| &part(p).due));
+            s.spawn(|_| id_hashes = cat(parts, |p| &part(p).id_hashes));
+            s.spawn(|_| rows = row_at());
+        });
+        Joined {
+            mask,
+            accounts,
+            amounts,
+            opens,
+            issued,
+            due,
+            id_hashes,
+            row_at: rows,
+        }
+    }
+
+    /// The checked rows, with their texts (item id, product, reference)
+    /// as given.
+    fn checked(self, n: usize, texts: [Column; 3], bad: usize) -> PolarsResult<Checked> {
+        let [item_id, product, reference] = texts;
+        let row_at = match self.row_at {
+            Some(rows) => Column::new("row_at".into(), rows),
+            None => Column::full_null("row_at".into(), n, &DataType::UInt64),
+        };
+        let cols = vec![
+            item_id,
+            Column::new("amount".into(), self.amounts),
+            Column::new("open_amount".into(), self.opens),
+            Column::new("issued_on".into(), self.issued),
+            Column::new("due_on".into(), self.due),
+            Column::new("account".into(), self.accounts),
+            product,
+            reference,
+            row_at,
+        ];
+        Ok(Checked {
+            df: DataFrame::new(n, cols)?,
+            mask: self.mask,
+            bad,
+            id_hashes: vec![self.id_hashes],
+        })
+    }
 }
 
 /// A piece of a ledger's rows: its bytes, where they start in the
@@ -3389,27 +3439,11 @@ fn check_ledger(
         rejects.append(&mut p.rejects);
         bad_rows += p.bad_rows;
     }
-    // Each column is joined on a thread of its own, as a CSV piece's are
-    // (see [`check_plain_piece`]): one after the other, the joins of a
-    // Parquet slice were a third of its check, the other core idle.
-    let parts = &parts;
-    let (mut mask, mut accounts, mut id_hashes) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut amounts, mut opens, mut issued, mut due) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut row_at = Vec::new();
-    rayon::scope(|s| {
-        s.spawn(|_| mask = cat(parts, |p| &p.mask));
-        s.spawn(|_| accounts = cat(parts, |p| &p.accounts));
-        s.spawn(|_| amounts = cat(parts, |p| &p.amounts));
-        s.spawn(|_| opens = cat(parts, |p| &p.opens));
-        s.spawn(|_| issued = cat(parts, |p| &p.issued));
-        s.spawn(|_| due = cat(parts, |p| &p.due));
-        s.spawn(|_| id_hashes = cat(parts, |p| &p.id_hashes));
-        if texts_in_file {
-            // Rows numbered from 0 in the file.
-            s.spawn(|_| row_at = (0..n).map(|i| (t.row(i) - 1) as u64).collect());
-        }
-    });
+    let joined = Joined::of(
+        &parts,
+        |p| p,
+        || texts_in_file.then(|| (0..n).map(|i| (t.row(i) - 1) as u64).collect()),
+    );
     // The debtor and currency live on in the `account` key only: two text
     // columns of 4.5 million values less.
     // The texts kept are made one chunk each (the documents read them by
@@ -3420,32 +3454,18 @@ fn check_ledger(
         true => none(c.name()),
         false => c.rechunk().into_owned().into_column(),
     };
-    let mut cols: Vec<Column> = vec![
+    let optional = |name: &str| t.col(name).map_or_else(|| none(name), kept);
+    let texts = [
         kept(item_id),
-        Column::new("amount".into(), amounts),
-        Column::new("open_amount".into(), opens),
-        Column::new("issued_on".into(), issued),
-        Column::new("due_on".into(), due),
-        Column::new("account".into(), accounts),
+        optional(LEDGER_OPTIONAL[0]),
+        optional(LEDGER_OPTIONAL[1]),
     ];
-    for name in LEDGER_OPTIONAL {
-        cols.push(t.col(name).map_or_else(|| none(name), kept));
-    }
-    cols.push(match texts_in_file {
-        true => Column::new("row_at".into(), row_at),
-        false => Column::full_null("row_at".into(), n, &DataType::UInt64),
-    });
-    let internal = |e: PolarsError| IngestError::Unparseable {
-        file: t.file.clone(),
-        message: e.to_string(),
-    };
-    let df = DataFrame::new(n, cols).map_err(internal)?;
-    Ok(Checked {
-        df,
-        mask,
-        bad: bad_rows,
-        id_hashes: vec![id_hashes],
-    })
+    joined
+        .checked(n, texts, bad_rows)
+        .map_err(|e| IngestError::Unparseable {
+            file: t.file.clone(),
+            message: e.to_string(),
+        })
 }
 
 /// Ledger rows checked one by one, all still there: item ids repeated
