@@ -1700,13 +1700,8 @@ fn cat<P, T: Copy>(parts: &[P], of: impl Fn(&P) -> &[T]) -> Vec<T> {
 
 /// The columns of a ledger's parts, checked apart, joined in their order.
 struct Joined {
-    mask: Vec<bool>,
-    accounts: Vec<u64>,
-    amounts: Vec<Cents>,
-    opens: Vec<Cents>,
-    issued: Vec<i32>,
-    due: Vec<i32>,
-    id_hashes: Vec<u64>,
+    /// Every part's columns (its rejects and count taken before).
+    all: LedgerPart,
     /// Where each row is in the file, when the texts are left there: a
     /// CSV row's first byte, a Parquet row's number from 0.
     row_at: Option<Vec<u64>>,
@@ -1737,13 +1732,16 @@ impl Joined {
             s.spawn(|_| rows = row_at());
         });
         Joined {
-            mask,
-            accounts,
-            amounts,
-            opens,
-            issued,
-            due,
-            id_hashes,
+            all: LedgerPart {
+                mask,
+                accounts,
+                amounts,
+                opens,
+                issued,
+                due,
+                id_hashes,
+                ..LedgerPart::default()
+            },
             row_at: rows,
         }
     }
@@ -1752,26 +1750,27 @@ impl Joined {
     /// as given.
     fn checked(self, n: usize, texts: [Column; 3], bad: usize) -> PolarsResult<Checked> {
         let [item_id, product, reference] = texts;
+        let all = self.all;
         let row_at = match self.row_at {
             Some(rows) => Column::new("row_at".into(), rows),
             None => Column::full_null("row_at".into(), n, &DataType::UInt64),
         };
         let cols = vec![
             item_id,
-            Column::new("amount".into(), self.amounts),
-            Column::new("open_amount".into(), self.opens),
-            Column::new("issued_on".into(), self.issued),
-            Column::new("due_on".into(), self.due),
-            Column::new("account".into(), self.accounts),
+            Column::new("amount".into(), all.amounts),
+            Column::new("open_amount".into(), all.opens),
+            Column::new("issued_on".into(), all.issued),
+            Column::new("due_on".into(), all.due),
+            Column::new("account".into(), all.accounts),
             product,
             reference,
             row_at,
         ];
         Ok(Checked {
             df: DataFrame::new(n, cols)?,
-            mask: self.mask,
+            mask: all.mask,
             bad,
-            id_hashes: vec![self.id_hashes],
+            id_hashes: vec![all.id_hashes],
         })
     }
 }
