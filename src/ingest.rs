@@ -970,25 +970,22 @@ fn read_ledger_parquet(
     let mut acc: Option<Checked> = None;
     let mut found = Vec::new();
     let mut rows = 0;
-    let mut spent = [std::time::Duration::ZERO; 4];
+    // Time waiting for the decoders, and checking.
+    let (mut waited, mut checking) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     loop {
         let t = std::time::Instant::now();
         let Some(table) = slices.next() else { break };
-        spent[0] += t.elapsed();
+        waited += t.elapsed();
+        let t = std::time::Instant::now();
         let table = table?;
         rows += table.height();
-        let t = std::time::Instant::now();
         let checked = check_ledger(&table, debtors, &mut found, true)?;
-        spent[1] += t.elapsed();
-        let t = std::time::Instant::now();
         Checked::add(&mut acc, checked, &file)?;
-        drop(table);
-        spent[2] += t.elapsed();
+        checking += t.elapsed();
     }
     tracing::debug!(
-        wait_ms = spent[0].as_millis() as u64,
-        check_ms = spent[1].as_millis() as u64,
-        add_ms = spent[2].as_millis() as u64,
+        wait_ms = waited.as_millis() as u64,
+        check_ms = checking.as_millis() as u64,
         "parquet ledger slices"
     );
     let Some(checked) = acc else {
@@ -2870,11 +2867,12 @@ fn read_debtors_parquet(
     // Where each part's rows are in the file: (first row, rows).
     let mut bounds = Vec::new();
     let mut rows = 0;
-    let mut spent = [std::time::Duration::ZERO; 4];
+    // Time waiting for the decoders, and checking.
+    let (mut waited, mut checking) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     loop {
         let t = std::time::Instant::now();
         let Some(table) = slices.next() else { break };
-        spent[0] += t.elapsed();
+        waited += t.elapsed();
         let t = std::time::Instant::now();
         let table = table?;
         let n = table.height();
@@ -2897,14 +2895,9 @@ fn read_debtors_parquet(
             ids.push(id_texts);
         }
         rows += n;
-        spent[1] += t.elapsed();
-        let t = std::time::Instant::now();
-        drop(table);
-        spent[2] += t.elapsed();
+        checking += t.elapsed();
     }
-    let t = std::time::Instant::now();
     drop(slices);
-    spent[3] += t.elapsed();
     // A repeated id (an unsound file) has the slices that hold it read
     // again from the file, to be checked knowing it.
     let again = |i: usize, occurrences: &HashMap<&str, u32>| {
@@ -2916,10 +2909,8 @@ fn read_debtors_parquet(
     let t = std::time::Instant::now();
     let read = finish_debtors(parts, id_lists, again, None, rejects)?;
     tracing::debug!(
-        wait_ms = spent[0].as_millis() as u64,
-        check_ms = spent[1].as_millis() as u64,
-        drop_ms = spent[2].as_millis() as u64,
-        stop_ms = spent[3].as_millis() as u64,
+        wait_ms = waited.as_millis() as u64,
+        check_ms = checking.as_millis() as u64,
         finish_ms = t.elapsed().as_millis() as u64,
         "parquet debtors slices"
     );
@@ -3378,7 +3369,7 @@ fn check_ledger(
     // Rows are checked in parallel, a slice at a time, and put back in
     // file order, so rejects.csv does not depend on thread timing.
     let starts: Vec<usize> = (0..n).step_by(SLICE).collect();
-    let parts: Vec<LedgerPart> = starts
+    let mut parts: Vec<LedgerPart> = starts
         .into_par_iter()
         .map(|start| {
             let len = SLICE.min(n - start);
@@ -3433,7 +3424,6 @@ fn check_ledger(
             message: e.to_string(),
         })?;
     let mut bad_rows = 0;
-    let mut parts = parts;
     for p in &mut parts {
         rejects.append(&mut p.rejects);
         bad_rows += p.bad_rows;
