@@ -844,6 +844,8 @@ struct ParquetSlices {
     slices: Option<Vec<std::sync::mpsc::Receiver<Result<Table, IngestError>>>>,
     /// The slices received so far.
     received: usize,
+    /// How long the reader waited for them (the decoders behind).
+    waited: std::time::Duration,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -918,6 +920,7 @@ impl ParquetSlices {
             file: named,
             slices: Some(receivers),
             received: 0,
+            waited: std::time::Duration::ZERO,
             thread: Some(thread),
         }
     }
@@ -927,7 +930,10 @@ impl ParquetSlices {
     /// it would be lost.
     fn next(&mut self) -> Option<Result<Table, IngestError>> {
         let from = &self.slices.as_ref()?[self.received % DECODERS];
-        if let Ok(slice) = from.recv() {
+        let t = std::time::Instant::now();
+        let slice = from.recv();
+        self.waited += t.elapsed();
+        if let Ok(slice) = slice {
             self.received += 1;
             return Some(slice);
         }
@@ -970,22 +976,16 @@ fn read_ledger_parquet(
     let mut acc: Option<Checked> = None;
     let mut found = Vec::new();
     let mut rows = 0;
-    // Time waiting for the decoders, and checking.
-    let (mut waited, mut checking) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    loop {
-        let t = std::time::Instant::now();
-        let Some(table) = slices.next() else { break };
-        waited += t.elapsed();
-        let t = std::time::Instant::now();
+    let t = std::time::Instant::now();
+    while let Some(table) = slices.next() {
         let table = table?;
         rows += table.height();
         let checked = check_ledger(&table, debtors, &mut found, true)?;
         Checked::add(&mut acc, checked, &file)?;
-        checking += t.elapsed();
     }
     tracing::debug!(
-        wait_ms = waited.as_millis() as u64,
-        check_ms = checking.as_millis() as u64,
+        wait_ms = slices.waited.as_millis() as u64,
+        check_ms = t.elapsed().saturating_sub(slices.waited).as_millis() as u64,
         "parquet ledger slices"
     );
     let Some(checked) = acc else {
@@ -2867,13 +2867,7 @@ fn read_debtors_parquet(
     // Where each part's rows are in the file: (first row, rows).
     let mut bounds = Vec::new();
     let mut rows = 0;
-    // Time waiting for the decoders, and checking.
-    let (mut waited, mut checking) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    loop {
-        let t = std::time::Instant::now();
-        let Some(table) = slices.next() else { break };
-        waited += t.elapsed();
-        let t = std::time::Instant::now();
+    while let Some(table) = slices.next() {
         let table = table?;
         let n = table.height();
         let starts: Vec<usize> = (0..n).step_by(SLICE).collect();
@@ -2895,8 +2889,8 @@ fn read_debtors_parquet(
             ids.push(id_texts);
         }
         rows += n;
-        checking += t.elapsed();
     }
+    let (waited, checking) = (slices.waited, t0.elapsed().saturating_sub(slices.waited));
     drop(slices);
     // A repeated id (an unsound file) has the slices that hold it read
     // again from the file, to be checked knowing it.
@@ -3884,6 +3878,7 @@ mod pieces {
                 file: "ledger.parquet".into(),
                 slices: Some(receivers),
                 received: 0,
+                waited: std::time::Duration::ZERO,
                 thread: Some(thread),
             };
             for k in 0..good {
