@@ -1011,7 +1011,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     );
     crate::failpoint("after-decisions");
     let t_actions = Instant::now();
+    let cpu_before = crate::cpu_ms();
     let sent = crate::actions::write(&policies, &decisions, &data, as_of, &mut staging)?;
+    // User time is the engine's rendering; system time is mostly the file
+    // system creating the documents, which swings 2-3x on a shared host.
+    let cpu_after = crate::cpu_ms();
     info!(
         stage = "actions",
         emails = sent.emails,
@@ -1023,6 +1027,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         legal = sent.placements.legal,
         writeoffs = sent.placements.writeoffs,
         ms = t_actions.elapsed().as_millis() as u64,
+        user_ms = cpu_after.0.saturating_sub(cpu_before.0),
+        sys_ms = cpu_after.1.saturating_sub(cpu_before.1),
         rss_mib = crate::rss_mib(),
         peak_rss_mib = crate::peak_rss_mib(),
         "action files written"

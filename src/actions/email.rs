@@ -108,7 +108,14 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
     let days = crate::dates::to_days(as_of).max(0) as u64;
     let date = SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + DATE_HOUR_UTC * 3600);
 
+    // The envelope given: lettre would otherwise make it by parsing back
+    // the From and To headers it has just written, a twentieth of an
+    // e-mail's time. It is not part of the file.
+    let envelope =
+        lettre::address::Envelope::new(Some(settings.from.email.clone()), vec![to.email.clone()])
+            .map_err(|e| fail(e.to_string()))?;
     let mut builder = Message::builder()
+        .envelope(envelope)
         .from(settings.from.clone())
         .to(to.clone())
         .subject(subject.clone())
@@ -155,45 +162,47 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
 /// left to lettre.
 pub fn text_body(text: String) -> Body {
     // Chosen on the text as given, as lettre chooses.
-    let chosen = email_encoding::body::Encoding::choose(text.as_str(), false);
-    if chosen != email_encoding::body::Encoding::QuotedPrintable {
+    if !quoted_printable_chosen(text.as_bytes()) {
         return Body::new(text);
     }
-    let text = crlf(text);
     Body::dangerous_pre_encoded(
         quoted_printable(text.as_bytes()),
         ContentTransferEncoding::QuotedPrintable,
     )
 }
 
-/// `text` with a `\r` before each `\n` that has none.
-fn crlf(text: String) -> String {
-    let bytes = text.as_bytes();
-    let lone = memchr::memchr_iter(b'\n', bytes)
-        .filter(|&i| i == 0 || bytes[i - 1] != b'\r')
-        .count();
-    if lone == 0 {
-        return text;
-    }
-    let mut out = Vec::with_capacity(bytes.len() + lone);
-    let mut from = 0;
-    for i in memchr::memchr_iter(b'\n', bytes) {
-        if i == 0 || bytes[i - 1] != b'\r' {
-            out.extend_from_slice(&bytes[from..i]);
-            out.extend_from_slice(b"\r");
-            from = i;
+/// Whether lettre's `Body::new` encodes `text` as quoted-printable
+/// (`email_encoding`'s `Encoding::choose`, without SMTPUTF8): text that is
+/// not ASCII, or has a line of 76 bytes or more, and of which at most a
+/// third of the bytes are outside tab and printable ASCII. Counted in one
+/// pass the compiler vectorises, where `choose` filters byte by byte (a
+/// fortieth of an e-mail's time).
+fn quoted_printable_chosen(text: &[u8]) -> bool {
+    let (mut outside, mut high) = (0usize, 0u8);
+    for chunk in text.chunks(128) {
+        let mut n = 0u8;
+        for &b in chunk {
+            n += u8::from(b != b'\t' && !(b' '..=b'~').contains(&b));
+            high |= b;
         }
+        outside += usize::from(n);
     }
-    out.extend_from_slice(&bytes[from..]);
-    String::from_utf8(out).expect("a \\r added before a \\n keeps UTF-8")
+    let ascii = high < 0x80;
+    let mut last = 0;
+    let long_line = memchr::memchr_iter(b'\n', text).any(|i| {
+        let from = std::mem::replace(&mut last, i);
+        i - from >= QP_LINE
+    }) || text.len() - last >= QP_LINE;
+    (!ascii || long_line) && outside <= text.len() / 3
 }
 
 /// The longest line quoted-printable writes, soft breaks aside (RFC 2045).
 const QP_LINE: usize = 76;
 
-/// Quoted-printable of a text (RFC 2045, 6.7), byte for byte what the
-/// `quoted_printable` crate writes in its text mode, which lettre uses:
-/// the same soft line breaks, in the same places. Whole runs of bytes
+/// Quoted-printable of a text (RFC 2045, 6.7), its line ends made CRLF,
+/// byte for byte what lettre writes (CRLF, then the `quoted_printable`
+/// crate's text mode): the same soft line breaks, in the same places,
+/// without a copy of the text made first. Whole runs of bytes
 /// that need no encoding are copied at once, and an encoded byte is three
 /// bytes written, where the crate appends characters one by one.
 fn quoted_printable(input: &[u8]) -> Vec<u8> {
@@ -207,14 +216,17 @@ fn quoted_printable(input: &[u8]) -> Vec<u8> {
     while i < input.len() {
         let byte = input[i];
         i += 1;
+        // Every line end is CRLF, as lettre makes them before encoding: a
+        // `\n` ends the line whether a `\r` came before it or not.
+        if byte == b'\n' {
+            was_cr = false;
+            encode_trailing_space(&mut out, &mut on_line, &mut backup);
+            out.extend_from_slice(b"\r\n");
+            on_line = 0;
+            continue;
+        }
         if was_cr {
             was_cr = false;
-            if byte == b'\n' {
-                encode_trailing_space(&mut out, &mut on_line, &mut backup);
-                out.extend_from_slice(b"\r\n");
-                on_line = 0;
-                continue;
-            }
             qp_append(&mut out, b"=0D", &mut on_line, &mut backup);
         }
         if byte == b'\r' {
