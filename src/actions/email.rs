@@ -1,13 +1,12 @@
-//! E-mails: RFC 5322 messages built with lettre, multipart/alternative
+//! E-mails: RFC 5322 messages, multipart/alternative
 //! (plain text and HTML). The Message-ID, the MIME boundary and the Date all
 //! derive from the night (as-of, debtor, account, level, template), so a
 //! re-run writes the same bytes and a mail server sees the same message id.
 
 use super::{debtor_name, safe_name, ActionError, Job};
 
-use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
-use lettre::Message;
+use lettre::message::header::{self, ContentTransferEncoding, ContentType, Headers};
+use lettre::message::{Body, Mailbox, Mailboxes};
 use std::time::{Duration, SystemTime};
 
 pub const INDEX_COLUMNS: &[&str] = &[
@@ -108,41 +107,35 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
     let days = crate::dates::to_days(as_of).max(0) as u64;
     let date = SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + DATE_HOUR_UTC * 3600);
 
-    // The envelope given: lettre would otherwise make it by parsing back
-    // the From and To headers it has just written, a twentieth of an
-    // e-mail's time. It is not part of the file.
-    let envelope =
-        lettre::address::Envelope::new(Some(settings.from.email.clone()), vec![to.email.clone()])
-            .map_err(|e| fail(e.to_string()))?;
-    let mut builder = Message::builder()
-        .envelope(envelope)
-        .from(settings.from.clone())
-        .to(to.clone())
-        .subject(subject.clone())
-        .date(date)
-        .message_id(Some(message_id.clone()));
+    let mut headers = Headers::new();
+    headers.set(header::From::from(Mailboxes::from(settings.from.clone())));
+    headers.set(header::To::from(Mailboxes::from(to.clone())));
+    headers.set(header::Subject::from(subject.clone()));
+    headers.set(header::Date::new(date));
+    headers.set(header::MessageId::from(message_id.clone()));
     if let Some(r) = &settings.reply_to {
-        builder = builder.reply_to(r.clone());
+        headers.set(header::ReplyTo::from(Mailboxes::from(r.clone())));
     }
-    let body = MultiPart::alternative()
-        .boundary(format!("dunning-{}", &hash[32..56]))
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(text_body(text)),
-        )
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_HTML)
-                .body(text_body(html)),
-        );
-    let message = builder.multipart(body).map_err(|e| fail(e.to_string()))?;
+    headers.set(header::MIME_VERSION_1_0);
+    let boundary = format!("dunning-{}", &hash[32..56]);
+    let alternative =
+        ContentType::parse(&format!("multipart/alternative; boundary=\"{boundary}\""))
+            .map_err(|e| fail(e.to_string()))?;
+    let bytes = message(
+        &headers,
+        &alternative,
+        &boundary,
+        [
+            (ContentType::TEXT_PLAIN, text_body(text)),
+            (ContentType::TEXT_HTML, text_body(html)),
+        ],
+    );
     Ok(Email {
         file: format!(
             "{}.eml",
             safe_name(debtor.id(), &d.account.currency, template)
         ),
-        bytes: message.formatted(),
+        bytes,
         debtor_id: debtor.id().to_string(),
         currency: d.account.currency.to_string(),
         to: to.email.to_string(),
@@ -151,6 +144,45 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
         language: lang.to_owned(),
         message_id,
     })
+}
+
+/// The message as lettre's `MessageBuilder::multipart(..).formatted()`
+/// writes it, byte for byte (`tests::messages_are_lettres_byte_for_byte`):
+/// the headers (lettre encodes and folds them), the multipart's
+/// Content-Type, then each part between boundaries. Written at once into
+/// one buffer: lettre's builders parse the From, To and Content-Type
+/// headers back after writing them, make a random boundary before taking
+/// ours, and grow the output a copy at a time, a tenth of an e-mail's time.
+fn message<const N: usize>(
+    headers: &Headers,
+    content_type: &ContentType,
+    boundary: &str,
+    parts: [(ContentType, Body); N],
+) -> Vec<u8> {
+    use std::io::Write as _;
+    let size: usize = parts.iter().map(|(_, b)| b.as_ref().len() + 200).sum();
+    let mut out = Vec::with_capacity(size + 1024);
+    let mut multipart = Headers::new();
+    multipart.set(content_type.clone());
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{headers}{multipart}");
+    out.extend_from_slice(b"\r\n");
+    for (content_type, body) in parts {
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut part = Headers::new();
+        part.set(content_type);
+        part.set(body.encoding());
+        let _ = write!(out, "{part}");
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body.as_ref());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"--\r\n");
+    out
 }
 
 /// A text part's body, as lettre's `Body::new` makes it (the same
@@ -342,6 +374,110 @@ mod tests {
         }
     }
 
+    /// `message` against lettre's builder, for the same headers and parts.
+    fn both(
+        subject: &str,
+        name: &str,
+        reply_to: bool,
+        text: &str,
+        html: &str,
+    ) -> (Vec<u8>, Vec<u8>) {
+        use lettre::message::{MultiPart, SinglePart};
+        let from: Mailbox = "\"Banque Exemple\" <recouvrement@banque-exemple.fr>"
+            .parse()
+            .unwrap();
+        let reply: Mailbox = "Service <service@banque-exemple.fr>".parse().unwrap();
+        let to = Mailbox::new(
+            (!name.is_empty()).then(|| name.to_owned()),
+            "d0000001@example.fr".parse().unwrap(),
+        );
+        let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let id = "<0123456789abcdef.20261122@dunning.example>".to_owned();
+        let boundary = "dunning-0123456789abcdef01234567";
+        let mut builder = lettre::Message::builder()
+            .from(from.clone())
+            .to(to.clone())
+            .subject(subject)
+            .date(date)
+            .message_id(Some(id.clone()));
+        if reply_to {
+            builder = builder.reply_to(reply.clone());
+        }
+        let theirs = builder
+            .multipart(
+                MultiPart::alternative()
+                    .boundary(boundary)
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text.to_owned()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html.to_owned()),
+                    ),
+            )
+            .unwrap()
+            .formatted();
+        let mut headers = Headers::new();
+        headers.set(header::From::from(Mailboxes::from(from)));
+        headers.set(header::To::from(Mailboxes::from(to)));
+        headers.set(header::Subject::from(subject.to_owned()));
+        headers.set(header::Date::new(date));
+        headers.set(header::MessageId::from(id));
+        if reply_to {
+            headers.set(header::ReplyTo::from(Mailboxes::from(reply)));
+        }
+        headers.set(header::MIME_VERSION_1_0);
+        let content_type =
+            ContentType::parse(&format!("multipart/alternative; boundary=\"{boundary}\"")).unwrap();
+        let ours = message(
+            &headers,
+            &content_type,
+            boundary,
+            [
+                (ContentType::TEXT_PLAIN, text_body(text.to_owned())),
+                (ContentType::TEXT_HTML, text_body(html.to_owned())),
+            ],
+        );
+        (ours, theirs)
+    }
+
+    #[test]
+    fn messages_are_lettres_byte_for_byte() {
+        let long = format!(
+            "Rappel : {} restent \u{e0} r\u{e9}gler",
+            "1 503,30 \u{20ac} ".repeat(12)
+        );
+        for (subject, name) in [
+            ("Rappel", "Camille Martin"),
+            (
+                "Rappel : 1 503,30 \u{20ac} restent \u{e0} r\u{e9}gler sur votre compte",
+                "Zo\u{e9} L'H\u{f4}pital",
+            ),
+            (long.as_str(), "\"Quoted\", with a comma"),
+            (
+                "\u{4f60}\u{597d}\u{ff0c}\u{8bf7}\u{5c3d}\u{5feb}\u{4ed8}\u{6b3e}",
+                "",
+            ),
+        ] {
+            for reply_to in [false, true] {
+                let (ours, theirs) = both(
+                    subject,
+                    name,
+                    reply_to,
+                    "Bonjour,\nr\u{e9}gl\u{e9}\n",
+                    "<p>x</p>",
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&theirs)
+                );
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
@@ -349,6 +485,19 @@ mod tests {
             text in proptest::string::string_regex("([a-z =\t\r\n]|\u{e9}|\u{20ac}|\u{1F4EC}|x{70,80}){0,60}").unwrap()
         ) {
             prop_assert_eq!(ours(&text), lettre_body(&text));
+        }
+
+        #[test]
+        fn any_message_is_lettres_byte_for_byte(
+            subject in proptest::string::string_regex("([A-Za-z ,:;=?\"()<>@]|\u{e9}|\u{20ac}|\u{4f60}|x{20,80}){0,40}").unwrap(),
+            name in proptest::string::string_regex("([A-Za-z .,'\"()<>@\\\\]|\u{e9}|\u{1F4EC}){0,30}").unwrap(),
+            reply_to in any::<bool>(),
+            text in proptest::string::string_regex("([a-z =\t\r\n]|\u{e9}|\u{1F4EC}){0,40}").unwrap(),
+        ) {
+            let subject = header_text(&subject);
+            let name = header_text(&name);
+            let (ours, theirs) = both(&subject, &name, reply_to, &text, &text);
+            prop_assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
         }
     }
 }
