@@ -22,39 +22,63 @@ fn symbol(currency: &str) -> Option<&'static str> {
     })
 }
 
-fn group(int: u64, sep: &str) -> String {
-    let digits = int.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 * sep.len());
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push_str(sep);
-        }
-        out.push(c);
+/// `int` with `sep` between groups of three digits, appended to `out`.
+fn group_into(out: &mut String, int: u64, sep: &str) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(int);
+    let first = match digits.len() % 3 {
+        0 => 3,
+        n => n,
+    };
+    out.push_str(&digits[..first]);
+    for g in digits.as_bytes()[first..].chunks(3) {
+        out.push_str(sep);
+        // Digits are ASCII.
+        out.push_str(std::str::from_utf8(g).unwrap_or_default());
     }
-    out
 }
 
-/// An amount with its currency, as a reader of `lang` expects it.
+/// An amount with its currency, as a reader of `lang` expects it. Written
+/// piece by piece into one string: each e-mail formats several (every
+/// overdue item's amounts, the totals), and `format!` on `format!` was a
+/// twenty-fifth of an e-mail's time.
 pub fn money(cents: Cents, currency: &str, lang: &str) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
+    let neg = cents < 0;
     let abs = cents.unsigned_abs();
     let (int, frac) = (abs / 100, abs % 100);
+    let mut out = String::with_capacity(24 + currency.len());
+    let two = |out: &mut String| {
+        out.push(char::from(b'0' + (frac / 10) as u8));
+        out.push(char::from(b'0' + (frac % 10) as u8));
+    };
     match lang {
         "fr" => {
-            let n = format!("{sign}{},{frac:02}", group(int, " "));
-            match symbol(currency) {
-                Some(s) => format!("{n} {s}"),
-                None => format!("{n} {currency}"),
+            if neg {
+                out.push('-');
             }
+            group_into(&mut out, int, " ");
+            out.push(',');
+            two(&mut out);
+            out.push(' ');
+            out.push_str(symbol(currency).unwrap_or(currency));
         }
         _ => {
-            let n = format!("{}.{frac:02}", group(int, ","));
-            match symbol(currency) {
-                Some(s) => format!("{sign}{s}{n}"),
-                None => format!("{sign}{currency} {n}"),
+            if neg {
+                out.push('-');
             }
+            match symbol(currency) {
+                Some(s) => out.push_str(s),
+                None => {
+                    out.push_str(currency);
+                    out.push(' ');
+                }
+            }
+            group_into(&mut out, int, ",");
+            out.push('.');
+            two(&mut out);
         }
     }
+    out
 }
 
 const FR_MONTHS: [&str; 12] = [
@@ -89,12 +113,36 @@ const EN_MONTHS: [&str; 12] = [
 /// A date written out, as a reader of `lang` expects it.
 pub fn date(d: NaiveDate, lang: &str) -> String {
     let m = d.month0() as usize;
+    let mut out = String::with_capacity(24);
+    let mut n = itoa::Buffer::new();
+    let (day, year) = (d.day(), d.year());
     match lang {
-        "fr" if d.day() == 1 => format!("1er {} {}", FR_MONTHS[m], d.year()),
-        "fr" => format!("{} {} {}", d.day(), FR_MONTHS[m], d.year()),
-        "zh" => format!("{}年{}月{}日", d.year(), d.month(), d.day()),
-        _ => format!("{} {} {}", d.day(), EN_MONTHS[m], d.year()),
+        "zh" => {
+            out.push_str(n.format(year));
+            out.push('年');
+            out.push_str(n.format(d.month()));
+            out.push('月');
+            out.push_str(n.format(day));
+            out.push('日');
+        }
+        _ => {
+            let month = if lang == "fr" {
+                FR_MONTHS[m]
+            } else {
+                EN_MONTHS[m]
+            };
+            if lang == "fr" && day == 1 {
+                out.push_str("1er");
+            } else {
+                out.push_str(n.format(day));
+            }
+            out.push(' ');
+            out.push_str(month);
+            out.push(' ');
+            out.push_str(n.format(year));
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -115,6 +163,67 @@ mod tests {
         assert_eq!(money(99_999, "CHF", "fr"), "999,99 CHF");
         assert_eq!(money(99_999, "CHF", "en"), "CHF 999.99");
         assert_eq!(money(-1050, "GBP", "en"), "-£10.50");
+    }
+
+    /// The forms as first written, with `format!`: what `money` and
+    /// `date` must still write.
+    fn money_as_written(cents: Cents, currency: &str, lang: &str) -> String {
+        fn group(int: u64, sep: &str) -> String {
+            let digits = int.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push_str(sep);
+                }
+                out.push(c);
+            }
+            out
+        }
+        let sign = if cents < 0 { "-" } else { "" };
+        let abs = cents.unsigned_abs();
+        let (int, frac) = (abs / 100, abs % 100);
+        match lang {
+            "fr" => {
+                let n = format!("{sign}{},{frac:02}", group(int, " "));
+                match symbol(currency) {
+                    Some(s) => format!("{n} {s}"),
+                    None => format!("{n} {currency}"),
+                }
+            }
+            _ => {
+                let n = format!("{}.{frac:02}", group(int, ","));
+                match symbol(currency) {
+                    Some(s) => format!("{sign}{s}{n}"),
+                    None => format!("{sign}{currency} {n}"),
+                }
+            }
+        }
+    }
+
+    fn date_as_written(d: NaiveDate, lang: &str) -> String {
+        let m = d.month0() as usize;
+        match lang {
+            "fr" if d.day() == 1 => format!("1er {} {}", FR_MONTHS[m], d.year()),
+            "fr" => format!("{} {} {}", d.day(), FR_MONTHS[m], d.year()),
+            "zh" => format!("{}年{}月{}日", d.year(), d.month(), d.day()),
+            _ => format!("{} {} {}", d.day(), EN_MONTHS[m], d.year()),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn amounts_and_dates_read_as_first_written(
+            cents in proptest::prelude::any::<i64>(),
+            small in -1_000_000_000i64..1_000_000_000,
+            currency in "EUR|USD|GBP|CNY|JPY|CHF|XOF",
+            lang in "fr|en|zh|de",
+            days in -200_000i32..200_000,
+        ) {
+            proptest::prop_assert_eq!(money(cents, &currency, &lang), money_as_written(cents, &currency, &lang));
+            proptest::prop_assert_eq!(money(small, &currency, &lang), money_as_written(small, &currency, &lang));
+            let d = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap() + chrono::Duration::days(i64::from(days));
+            proptest::prop_assert_eq!(date(d, &lang), date_as_written(d, &lang));
+        }
     }
 
     #[test]

@@ -1779,6 +1779,7 @@ impl Builder {
             default_country: doc.default_country.clone(),
             default_tz,
             contact: doc.contact.clone(),
+            company: minijinja::Value::from(minijinja::value::Serde(&doc.contact)),
             email,
             max_segments,
             sms_window: None,
