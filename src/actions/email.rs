@@ -107,29 +107,23 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
     let days = crate::dates::to_days(as_of).max(0) as u64;
     let date = SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + DATE_HOUR_UTC * 3600);
 
-    let mut headers = Headers::new();
-    headers.set(header::From::from(Mailboxes::from(settings.from.clone())));
-    headers.set(header::To::from(Mailboxes::from(to.clone())));
-    headers.set(header::Subject::from(subject.clone()));
-    headers.set(header::Date::new(date));
-    headers.set(header::MessageId::from(message_id.clone()));
-    if let Some(r) = &settings.reply_to {
-        headers.set(header::ReplyTo::from(Mailboxes::from(r.clone())));
-    }
-    headers.set(header::MIME_VERSION_1_0);
-    let boundary = format!("dunning-{}", &hash[32..56]);
-    let alternative =
-        ContentType::parse(&format!("multipart/alternative; boundary=\"{boundary}\""))
-            .map_err(|e| fail(e.to_string()))?;
+    let headers = message_headers(
+        &settings.from,
+        &to,
+        &subject,
+        date,
+        &message_id,
+        settings.reply_to.as_ref(),
+    );
     let bytes = message(
         &headers,
-        &alternative,
-        &boundary,
+        &format!("dunning-{}", &hash[32..56]),
         [
             (ContentType::TEXT_PLAIN, text_body(text)),
             (ContentType::TEXT_HTML, text_body(html)),
         ],
-    );
+    )
+    .map_err(fail)?;
     Ok(Email {
         file: format!(
             "{}.eml",
@@ -146,24 +140,50 @@ pub fn build(job: &Job<'_>) -> Result<Email, ActionError> {
     })
 }
 
-/// The message as lettre's `MessageBuilder::multipart(..).formatted()`
-/// writes it, byte for byte (`tests::messages_are_lettres_byte_for_byte`):
-/// the headers (lettre encodes and folds them), the multipart's
-/// Content-Type, then each part between boundaries. Written at once into
-/// one buffer: lettre's builders parse the From, To and Content-Type
-/// headers back after writing them, make a random boundary before taking
-/// ours, and grow the output a copy at a time, a tenth of an e-mail's time.
+/// A message's headers, as lettre's `MessageBuilder` sets them for
+/// `multipart` (in this order, MIME-Version last).
+fn message_headers(
+    from: &Mailbox,
+    to: &Mailbox,
+    subject: &str,
+    date: SystemTime,
+    message_id: &str,
+    reply_to: Option<&Mailbox>,
+) -> Headers {
+    let mut headers = Headers::new();
+    headers.set(header::From::from(Mailboxes::from(from.clone())));
+    headers.set(header::To::from(Mailboxes::from(to.clone())));
+    headers.set(header::Subject::from(subject.to_owned()));
+    headers.set(header::Date::new(date));
+    headers.set(header::MessageId::from(message_id.to_owned()));
+    if let Some(r) = reply_to {
+        headers.set(header::ReplyTo::from(Mailboxes::from(r.clone())));
+    }
+    headers.set(header::MIME_VERSION_1_0);
+    headers
+}
+
+/// The multipart/alternative message as lettre's
+/// `MessageBuilder::multipart(..).formatted()` writes it, byte for byte
+/// (`tests::messages_are_lettres_byte_for_byte`): the headers (lettre
+/// encodes and folds them), the multipart's Content-Type, then each part
+/// between boundaries. Written at once into one buffer: lettre's builders
+/// parse the From, To and Content-Type headers back after writing them,
+/// make a random boundary before taking ours, and grow the output a copy
+/// at a time, a tenth of an e-mail's time.
 fn message<const N: usize>(
     headers: &Headers,
-    content_type: &ContentType,
     boundary: &str,
     parts: [(ContentType, Body); N],
-) -> Vec<u8> {
+) -> Result<Vec<u8>, String> {
     use std::io::Write as _;
+    let content_type =
+        ContentType::parse(&format!("multipart/alternative; boundary=\"{boundary}\""))
+            .map_err(|e| e.to_string())?;
     let size: usize = parts.iter().map(|(_, b)| b.as_ref().len() + 200).sum();
     let mut out = Vec::with_capacity(size + 1024);
     let mut multipart = Headers::new();
-    multipart.set(content_type.clone());
+    multipart.set(content_type);
     // Writing to a Vec cannot fail.
     let _ = write!(out, "{headers}{multipart}");
     out.extend_from_slice(b"\r\n");
@@ -182,7 +202,7 @@ fn message<const N: usize>(
     out.extend_from_slice(b"--");
     out.extend_from_slice(boundary.as_bytes());
     out.extend_from_slice(b"--\r\n");
-    out
+    Ok(out)
 }
 
 /// A text part's body, as lettre's `Body::new` makes it (the same
@@ -420,27 +440,16 @@ mod tests {
             )
             .unwrap()
             .formatted();
-        let mut headers = Headers::new();
-        headers.set(header::From::from(Mailboxes::from(from)));
-        headers.set(header::To::from(Mailboxes::from(to)));
-        headers.set(header::Subject::from(subject.to_owned()));
-        headers.set(header::Date::new(date));
-        headers.set(header::MessageId::from(id));
-        if reply_to {
-            headers.set(header::ReplyTo::from(Mailboxes::from(reply)));
-        }
-        headers.set(header::MIME_VERSION_1_0);
-        let content_type =
-            ContentType::parse(&format!("multipart/alternative; boundary=\"{boundary}\"")).unwrap();
+        let headers = message_headers(&from, &to, subject, date, &id, reply_to.then_some(&reply));
         let ours = message(
             &headers,
-            &content_type,
             boundary,
             [
                 (ContentType::TEXT_PLAIN, text_body(text.to_owned())),
                 (ContentType::TEXT_HTML, text_body(html.to_owned())),
             ],
-        );
+        )
+        .unwrap();
         (ours, theirs)
     }
 
