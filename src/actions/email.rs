@@ -321,13 +321,27 @@ fn quoted_printable(input: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Bytes quoted-printable writes as they are: tab and printable ASCII but
+/// `=`. A table, so that a run of them is found with one load a byte.
+const QP_PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8, b'\t' | b' '..=b'<' | b'>'..=b'~');
+        b += 1;
+    }
+    t
+};
+
+#[inline]
 fn qp_needs_encoding(b: u8) -> bool {
-    !matches!(b, b'\t' | b' '..=b'<' | b'>'..=b'~')
+    !QP_PLAIN[usize::from(b)]
 }
 
 /// Appends `what` to the last line, after a soft line break when it
 /// would not fit. On a line already full, the break goes before the last
 /// thing appended (the `=` would not fit either).
+#[inline]
 fn qp_append(out: &mut Vec<u8>, what: &[u8], on_line: &mut usize, backup: &mut usize) {
     if *on_line + what.len() > QP_LINE {
         if *on_line == QP_LINE {
