@@ -31,10 +31,9 @@ fn group_into(out: &mut String, int: u64, sep: &str) {
         n => n,
     };
     out.push_str(&digits[..first]);
-    for g in digits.as_bytes()[first..].chunks(3) {
+    for at in (first..digits.len()).step_by(3) {
         out.push_str(sep);
-        // Digits are ASCII.
-        out.push_str(std::str::from_utf8(g).unwrap_or_default());
+        out.push_str(&digits[at..at + 3]);
     }
 }
 
@@ -51,11 +50,11 @@ pub fn money(cents: Cents, currency: &str, lang: &str) -> String {
         out.push(char::from(b'0' + (frac / 10) as u8));
         out.push(char::from(b'0' + (frac % 10) as u8));
     };
+    if neg {
+        out.push('-');
+    }
     match lang {
         "fr" => {
-            if neg {
-                out.push('-');
-            }
             group_into(&mut out, int, " ");
             out.push(',');
             two(&mut out);
@@ -63,9 +62,6 @@ pub fn money(cents: Cents, currency: &str, lang: &str) -> String {
             out.push_str(symbol(currency).unwrap_or(currency));
         }
         _ => {
-            if neg {
-                out.push('-');
-            }
             match symbol(currency) {
                 Some(s) => out.push_str(s),
                 None => {

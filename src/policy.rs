@@ -1742,7 +1742,8 @@ impl Builder {
         // Templates render with strict variables: a name the context does
         // not have would fail the night at the first account. Found here,
         // before any night.
-        let sample = crate::render::sample_context(&doc.contact);
+        let company = minijinja::Value::from(minijinja::value::Serde(&doc.contact));
+        let sample = crate::render::sample_context(&company);
         for u in templates.unknown_variables(&sample) {
             let (file, line, column) = if u.template == crate::render::PAYMENT_REFERENCE {
                 let (l, c) = self.find(Some("payment_reference:"), &u.variable);
@@ -1779,7 +1780,7 @@ impl Builder {
             default_country: doc.default_country.clone(),
             default_tz,
             contact: doc.contact.clone(),
-            company: minijinja::Value::from(minijinja::value::Serde(&doc.contact)),
+            company,
             email,
             max_segments,
             sms_window: None,
