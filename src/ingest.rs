@@ -20,6 +20,8 @@ use std::io::Cursor;
 use std::path::Path;
 use std::str::FromStr;
 
+mod pages;
+
 /// A structural problem: the file as a whole cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -568,12 +570,15 @@ pub fn read(
     // any other file as one table of texts.
     let parquet_debtors = matches!(extension(debtors).as_deref(), Some("parquet" | "pq"));
     let read_apart = match parquet_debtors {
-        true => Some(read_debtors_parquet(
-            debtors,
-            &mut rejects,
-            default_country,
-            PARQUET_SLICE,
-        )?),
+        true => match read_debtors_pages(debtors, &mut rejects, default_country)? {
+            Some(read) => Some(read),
+            None => Some(read_debtors_parquet(
+                debtors,
+                &mut rejects,
+                default_country,
+                PARQUET_SLICE,
+            )?),
+        },
         false => read_debtors_plain(debtors, &mut rejects, default_country, PLAIN_CHUNK)?,
     };
     let debtor_map = if let Some((map, count)) = read_apart {
@@ -736,8 +741,7 @@ fn finish_table(
                 continue;
             }
             for (i, v) in values.iter().enumerate() {
-                if let Some(v) = v.filter(|v| v.len() > MAX_FIELD && v.chars().count() > MAX_FIELD)
-                {
+                if let Some(v) = v.filter(|v| too_long(v)) {
                     long.entry(i)
                         .or_default()
                         .push((c.name().to_string(), v.to_owned()));
@@ -751,6 +755,11 @@ fn finish_table(
         long,
         ..table
     })
+}
+
+/// Whether a value is longer than [`MAX_FIELD`] characters.
+fn too_long(v: &str) -> bool {
+    v.len() > MAX_FIELD && v.chars().count() > MAX_FIELD
 }
 
 /// A CSV ledger is read this many bytes at a time (each piece ends at a
@@ -2356,13 +2365,18 @@ impl<'a> RowCheck<'a> {
     fn lengths(&mut self, t: &Table, i: usize) {
         if let Some(cols) = t.long.get(&i) {
             for (c, v) in cols {
-                self.reject(
-                    c,
-                    v,
-                    format!("longer than {MAX_FIELD} characters ({})", v.chars().count()),
-                );
+                self.too_long(c, v);
             }
         }
+    }
+
+    /// Rejects a value [`too_long`].
+    fn too_long(&mut self, column: &str, v: &str) {
+        self.reject(
+            column,
+            v,
+            format!("longer than {MAX_FIELD} characters ({})", v.chars().count()),
+        );
     }
 
     fn reject(&mut self, column: &str, value: &str, reason: impl Into<String>) {
@@ -2903,12 +2917,147 @@ fn read_debtors_parquet(
     let t = std::time::Instant::now();
     let read = finish_debtors(parts, id_lists, again, None, rejects)?;
     tracing::debug!(
-        wait_ms = waited.as_millis() as u64,
+        wait_ms = ?waited,
         check_ms = checking.as_millis() as u64,
         finish_ms = t.elapsed().as_millis() as u64,
         "parquet debtors slices"
     );
     Ok(debtors_read(t0, file, name, read))
+}
+
+/// Reads a Parquet debtors file from its pages (see [`pages`]), a row
+/// group at a time, its rows checked in parallel slices: `None` when the
+/// file is not of the plain shape read that way, and nothing was checked
+/// (the caller then reads it through Polars, [`read_debtors_parquet`]).
+fn read_debtors_pages(
+    path: &Path,
+    rejects: &mut Vec<Reject>,
+    default_country: &str,
+) -> Result<Option<(Debtors, FileCount)>, IngestError> {
+    let t0 = std::time::Instant::now();
+    let Some(pages) = pages::PageFile::open(path, DEBTOR_COLUMNS, DEBTOR_OPTIONAL) else {
+        return Ok(None);
+    };
+    let file = display_path(path);
+    let name = path
+        .file_name()
+        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let none = HashMap::new();
+    let mut parts = Vec::new();
+    let mut ids = Vec::new();
+    // Each part's row group, first row in it, rows, and the group's first
+    // row in the file.
+    let mut bounds = Vec::new();
+    let mut first = 0;
+    let (mut waited, mut checking) = (Vec::new(), std::time::Duration::ZERO);
+    let groups = pages.groups();
+    // Each row group is decoded on a thread of its own while the one
+    // before is checked; the first on all threads, nothing to check yet.
+    let decoded = std::thread::scope(|scope| {
+        let pages = &pages;
+        let mut next = Some(scope.spawn(move || pages.group(0, true)));
+        for (g, &rows) in groups.iter().enumerate() {
+            let t = std::time::Instant::now();
+            let Some(Ok(Some(texts))) = next.take().map(|h| h.join()) else {
+                return false;
+            };
+            if g + 1 < groups.len() {
+                next = Some(scope.spawn(move || pages.group(g + 1, false)));
+            }
+            waited.push(t.elapsed().as_millis() as u64);
+            let t = std::time::Instant::now();
+            let starts: Vec<usize> = (0..rows).step_by(SLICE).collect();
+            let checked: Vec<(DebtorsPart, IdTexts)> = starts
+                .par_iter()
+                .map(|&start| {
+                    let len = SLICE.min(rows - start);
+                    let at = (1 + first + start, start, len);
+                    let (part, ids) = check_page_rows(&texts, &name, at, &none, default_country);
+                    (part, IdTexts::of(&ids))
+                })
+                .collect();
+            bounds.extend(
+                starts
+                    .iter()
+                    .map(|&start| (g, start, SLICE.min(rows - start), first)),
+            );
+            for (part, id_texts) in checked {
+                parts.push(part);
+                ids.push(id_texts);
+            }
+            first += rows;
+            checking += t.elapsed();
+        }
+        true
+    });
+    if !decoded {
+        return Ok(None);
+    }
+    // A repeated id (an unsound file) has the slices that hold it checked
+    // again knowing it, their row group decoded again.
+    let again = |i: usize, occurrences: &HashMap<&str, u32>| {
+        let (g, start, len, first) = bounds[i];
+        let texts = pages
+            .group(g, false)
+            .ok_or_else(|| IngestError::Unparseable {
+                file: file.clone(),
+                message: format!(
+                "row group {} could not be read again: an input must not change during the night",
+                g + 1
+            ),
+            })?;
+        let at = (1 + first + start, start, len);
+        Ok(check_page_rows(&texts, &name, at, occurrences, default_country).0)
+    };
+    let id_lists: Vec<Vec<&str>> = ids.iter().map(IdTexts::ids).collect();
+    let t = std::time::Instant::now();
+    let read = finish_debtors(parts, id_lists, again, None, rejects)?;
+    tracing::debug!(
+        wait_ms = ?waited,
+        check_ms = checking.as_millis() as u64,
+        finish_ms = t.elapsed().as_millis() as u64,
+        "parquet debtors pages"
+    );
+    Ok(Some(debtors_read(t0, file, name, read)))
+}
+
+/// Rows `start..start + len` of a row group's debtors checked, `row` the
+/// first one's number in the file (`at` is `(row, start, len)`): the
+/// part, and each row's id.
+fn check_page_rows<'t>(
+    texts: &'t pages::GroupTexts,
+    name: &str,
+    (row, start, len): (usize, usize, usize),
+    occurrences: &HashMap<&str, u32>,
+    default_country: &str,
+) -> (DebtorsPart, Vec<&'t str>) {
+    let cols: Vec<Option<&pages::TextColumn>> = texts.cols.iter().map(Option::as_ref).collect();
+    // The columns with a value too long in these rows: none, in a sound
+    // file, so that no row looks at every value's length.
+    let long: Vec<usize> = (0..cols.len())
+        .filter(|&k| cols[k].is_some_and(|c| c.any_longer(start, len, MAX_FIELD)))
+        .collect();
+    let mut out = Vec::with_capacity(len);
+    let mut rejects = Vec::new();
+    let mut ids = Vec::with_capacity(len);
+    for j in 0..len {
+        let value = |k: usize| cols[k].map_or("", |c| c.get(start + j));
+        ids.push(value(0));
+        let mut rc = RowCheck {
+            file: name,
+            row: row + j,
+            bad: false,
+            out: &mut rejects,
+        };
+        for &k in &long {
+            let v = value(k);
+            if too_long(v) {
+                rc.too_long(debtor_field(k), v);
+            }
+        }
+        out.push(check_debtor(rc, value, occurrences, default_country));
+    }
+    ((out, rejects), ids)
 }
 
 /// Rows `start..start + len` of a Parquet debtors file read again, as
@@ -4259,6 +4408,16 @@ mod pieces {
                 assert_eq!(count.name, "debtors.parquet");
                 assert_same_debtors(&sliced, &whole);
             }
+            let mut page_rejects = Vec::new();
+            let (paged, count) = read_debtors_pages(&pq, &mut page_rejects, "FR")
+                .unwrap()
+                .expect("a file Polars writes is read from its pages");
+            page_rejects.sort();
+            let at = format!("from pages, row groups of {group:?}");
+            assert_eq!(page_rejects, rejects, "{at}");
+            assert_eq!((count.rows, count.rejected), (3000, bad), "{at}");
+            assert_eq!(count.name, "debtors.parquet");
+            assert_same_debtors(&paged, &whole);
         }
         // No rows: no debtors. A column missing: the error of any reading.
         let header = text.lines().next().unwrap().to_owned() + "\n";
