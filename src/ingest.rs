@@ -867,18 +867,24 @@ struct Shape {
     typed: &'static [&'static str],
     required: &'static [&'static str],
     optional: &'static [&'static str],
+    /// Optional text columns of which the checks read only the values too
+    /// long (see [`ParquetRows::table`]).
+    lengths_only: &'static [&'static str],
 }
 
 const LEDGER_SHAPE: Shape = Shape {
     typed: &["issued_on", "due_on", "amount", "open_amount"],
     required: LEDGER_COLUMNS,
     optional: LEDGER_OPTIONAL,
+    // The documents read them again from the file (see [`LedgerTexts`]).
+    lengths_only: LEDGER_OPTIONAL,
 };
 
 const DEBTORS_SHAPE: Shape = Shape {
     typed: &[],
     required: DEBTOR_COLUMNS,
     optional: DEBTOR_OPTIONAL,
+    lengths_only: &[],
 };
 
 impl ParquetSlices {
@@ -903,17 +909,23 @@ impl ParquetSlices {
                 }
             };
             let bounds = parquet.slices(slice);
+            let lengths = (!shape.lengths_only.is_empty())
+                .then(|| pages::PageFile::open(&path, &[], shape.lengths_only))
+                .flatten();
             // A decoder that panics takes the scope, so this thread, with
             // it: `next` then reports the thread dead.
             std::thread::scope(|scope| {
                 for (w, tx) in senders.into_iter().enumerate() {
-                    let (parquet, bounds) = (&parquet, &bounds);
+                    let (parquet, bounds, lengths) = (&parquet, &bounds, lengths.as_ref());
                     scope.spawn(move || {
                         for &(start, len) in bounds.iter().skip(w).step_by(DECODERS) {
                             // Each slice is read from the file when it is
                             // wanted: the whole typed frame and the checked
                             // columns are never in memory together.
-                            let table = parquet.table(start, len, shape);
+                            let table = match lengths {
+                                Some(pages) => parquet.table_with_lengths(start, len, shape, pages),
+                                None => parquet.table(start, len, shape),
+                            };
                             let failed = table.is_err();
                             // Gone when the reader stopped (an error, or the
                             // debtors file refused): nothing more to read.
@@ -2138,6 +2150,43 @@ impl<'p> ParquetRows<'p> {
         let frame = self.slice(start, len, None)?;
         let part = as_text_but(frame, self.file, 1 + start, shape.typed)?;
         finish_table(part, self.path, shape.required, shape.optional)
+    }
+
+    /// [`ParquetRows::table`], the columns `shape.lengths_only` left out
+    /// of Polars' reading and their values too long found in `pages`
+    /// instead: decoded by Polars, a ledger's products and references were
+    /// 9 million views of 16 bytes, fresh pages read once for their
+    /// lengths. The slice is read as `table` reads it when a page of
+    /// theirs does not decode.
+    fn table_with_lengths(
+        &self,
+        start: usize,
+        len: usize,
+        shape: &Shape,
+        pages: &pages::PageFile,
+    ) -> Result<Table, IngestError> {
+        let Some(long) = pages.values_longer(start, len, MAX_FIELD, too_long) else {
+            return self.table(start, len, shape);
+        };
+        let columns: Vec<String> = self
+            .metadata
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().to_string())
+            .filter(|n| !shape.lengths_only.contains(&n.as_str()))
+            .collect();
+        let frame = self.slice(start, len, Some(columns))?;
+        let part = as_text_but(frame, self.file, 1 + start, shape.typed)?;
+        let mut table = finish_table(part, self.path, shape.required, shape.optional)?;
+        for (row, column, value) in long {
+            table
+                .long
+                .entry(row)
+                .or_default()
+                .push((column.to_owned(), value));
+        }
+        Ok(table)
     }
 
     /// Rows `start..start + len` (`columns` only, when given), read from
@@ -4055,8 +4104,14 @@ mod pieces {
             };
             let amount = if i % 13 == 7 { "1.234" } else { "10.00" };
             let debtor = if i % 19 == 11 { "D9" } else { "D1" };
+            // Some rows with a product too long as well as the reference.
+            let product = if i % 30 == 1 {
+                "é".repeat(1001)
+            } else {
+                "card".into()
+            };
             s.push_str(&format!(
-                "I{id},{debtor},EUR,{amount},5.00,2026-01-01,2026-02-{:02},card,{reference}\n",
+                "I{id},{debtor},EUR,{amount},5.00,2026-01-01,2026-02-{:02},{product},{reference}\n",
                 1 + i % 28
             ));
         }
@@ -4524,6 +4579,14 @@ mod pieces {
             let bad = whole_count.rejected;
             whole_rejects.sort();
             assert!(bad > 0 && whole.height() > 0);
+            // A row (the second: Parquet counts from 1) with its product
+            // and its reference too long.
+            let long = |c: &str| {
+                whole_rejects
+                    .iter()
+                    .any(|r| r.row == 2 && r.column == c && r.reason.contains("longer than"))
+            };
+            assert!(long("product") && long("reference"));
             for slice in [1, 7, 64, 299, 300, 1000] {
                 let (df, count, mut rejects, texts) =
                     read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, slice))
@@ -4537,6 +4600,34 @@ mod pieces {
                 assert_eq!(rejects, whole_rejects, "{at}");
             }
         }
+    }
+
+    /// A Parquet ledger whose reference is not UTF-8 (patched into a file
+    /// Polars wrote, uncompressed) is refused as Polars refuses it, though
+    /// its references are otherwise read from their pages.
+    #[test]
+    fn a_parquet_ledger_reference_not_utf8_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("ledger.csv");
+        std::fs::write(&csv, ledger(300)).unwrap();
+        let mut df = read_table(&csv, LEDGER_COLUMNS, LEDGER_OPTIONAL)
+            .unwrap()
+            .df;
+        let pq = dir.path().join("ledger.parquet");
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap())
+            .with_compression(ParquetCompression::Uncompressed)
+            .finish(&mut df)
+            .unwrap();
+        let mut bytes = std::fs::read(&pq).unwrap();
+        let at = memchr::memmem::find(&bytes, b"F-123").unwrap();
+        bytes[at + 1] = 0xFF;
+        std::fs::write(&pq, &bytes).unwrap();
+        let debtors = debtors_named(&["D1"]);
+        let Err(e) = read_ledger_parquet(&pq, &debtors, &mut ParquetSlices::start(&pq, 64)) else {
+            panic!("a reference not UTF-8 was read");
+        };
+        assert!(e.to_string().contains("ledger.parquet: "), "{e}");
+        assert!(e.to_string().contains("invalid UTF-8"), "{e}");
     }
 
     /// A file's slices are whole row groups, joined up to the size asked,

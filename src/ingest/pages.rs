@@ -157,6 +157,44 @@ impl PageFile {
     }
 }
 
+impl PageFile {
+    /// The values of rows `start..start + len` (of the file) that `long`
+    /// finds too long, their spans longer than `bytes`: (row from
+    /// `start`, column, value), by row and, within a row, in the order of
+    /// the wanted columns. `None` when a row group does not decode.
+    pub fn values_longer(
+        &self,
+        start: usize,
+        len: usize,
+        bytes: usize,
+        long: impl Fn(&str) -> bool,
+    ) -> Option<Vec<(usize, &'static str, String)>> {
+        let mut out = Vec::new();
+        let mut first = 0;
+        for (g, rows) in self.groups().into_iter().enumerate() {
+            let (lo, hi) = (start.max(first), (start + len).min(first + rows));
+            if lo < hi {
+                let texts = self.group(g, false)?;
+                for (k, c) in texts.cols.iter().enumerate() {
+                    let Some(c) = c else { continue };
+                    if !c.any_longer(lo - first, hi - lo, bytes) {
+                        continue;
+                    }
+                    for row in lo..hi {
+                        let v = c.get(row - first);
+                        if v.len() > bytes && long(v) {
+                            out.push((row - start, self.wanted[k], v.to_owned()));
+                        }
+                    }
+                }
+            }
+            first += rows;
+        }
+        out.sort_by_key(|&(row, column, _)| (row, self.wanted.iter().position(|w| *w == column)));
+        Some(out)
+    }
+}
+
 fn read(path: &Path) -> std::io::Result<Buffer<u8>> {
     let file = std::fs::File::open(path)?;
     // SAFETY: read-only and private; an input must not change during the
