@@ -525,6 +525,9 @@ struct Table {
     /// value). A ledger is not where 10 MB of text belongs; such a value
     /// would end up in letters, e-mails and agency files.
     long: HashMap<usize, Vec<(String, String)>>,
+    /// Text columns read from the file's pages instead of Polars (see
+    /// [`ParquetRows::table_from_pages`]), by name: not in `df`.
+    paged: Vec<(&'static str, pages::TextColumn)>,
 }
 
 impl Table {
@@ -534,6 +537,14 @@ impl Table {
 
     fn col(&self, name: &str) -> Option<&StringChunked> {
         self.df.column(name).ok().and_then(|c| c.str().ok())
+    }
+
+    /// Rows `start..start + len` of a text column, wherever it was read.
+    fn texts(&self, name: &str, start: usize, len: usize) -> SliceTexts<'_> {
+        match self.paged.iter().find(|(n, _)| *n == name) {
+            Some((_, c)) => SliceTexts::Paged(c, start),
+            None => SliceTexts::of(self.col(name), start, len),
+        }
     }
 
     /// The table with one chunk per column, for checks that read values
@@ -867,8 +878,11 @@ struct Shape {
     typed: &'static [&'static str],
     required: &'static [&'static str],
     optional: &'static [&'static str],
+    /// Required text columns read from a Parquet file's pages, not by
+    /// Polars (see [`ParquetRows::table_from_pages`]).
+    paged: &'static [&'static str],
     /// Optional text columns of which the checks read only the values too
-    /// long (see [`ParquetRows::table`]).
+    /// long, found in the pages too.
     lengths_only: &'static [&'static str],
 }
 
@@ -876,6 +890,7 @@ const LEDGER_SHAPE: Shape = Shape {
     typed: &["issued_on", "due_on", "amount", "open_amount"],
     required: LEDGER_COLUMNS,
     optional: LEDGER_OPTIONAL,
+    paged: &["item_id", "debtor_id", "currency"],
     // The documents read them again from the file (see [`LedgerTexts`]).
     lengths_only: LEDGER_OPTIONAL,
 };
@@ -884,6 +899,7 @@ const DEBTORS_SHAPE: Shape = Shape {
     typed: &[],
     required: DEBTOR_COLUMNS,
     optional: DEBTOR_OPTIONAL,
+    paged: &[],
     lengths_only: &[],
 };
 
@@ -909,8 +925,8 @@ impl ParquetSlices {
                 }
             };
             let bounds = parquet.slices(slice);
-            let lengths = (!shape.lengths_only.is_empty())
-                .then(|| pages::PageFile::open(&path, &[], shape.lengths_only))
+            let lengths = (!shape.paged.is_empty() || !shape.lengths_only.is_empty())
+                .then(|| pages::PageFile::open(&path, shape.paged, shape.lengths_only))
                 .flatten();
             // A decoder that panics takes the scope, so this thread, with
             // it: `next` then reports the thread dead.
@@ -923,7 +939,7 @@ impl ParquetSlices {
                             // wanted: the whole typed frame and the checked
                             // columns are never in memory together.
                             let table = match lengths {
-                                Some(pages) => parquet.table_with_lengths(start, len, shape, pages),
+                                Some(pages) => parquet.table_from_pages(start, len, shape, pages),
                                 None => parquet.table(start, len, shape),
                             };
                             let failed = table.is_err();
@@ -1143,6 +1159,7 @@ fn read_ledger_pieces(
                         df,
                         first_row: 2 + rows_done,
                         long: HashMap::new(),
+                        paged: Vec::new(),
                     },
                     path,
                     LEDGER_COLUMNS,
@@ -1989,6 +2006,7 @@ fn read_csv(path: &Path, file: &str, required: &[&str]) -> Result<Table, IngestE
         df,
         first_row: 2,
         long: HashMap::new(),
+        paged: Vec::new(),
     })
 }
 
@@ -2152,40 +2170,91 @@ impl<'p> ParquetRows<'p> {
         finish_table(part, self.path, shape.required, shape.optional)
     }
 
-    /// [`ParquetRows::table`], the columns `shape.lengths_only` left out
-    /// of Polars' reading and their values too long found in `pages`
-    /// instead: decoded by Polars, a ledger's products and references were
-    /// 9 million views of 16 bytes, fresh pages read once for their
-    /// lengths. The slice is read as `table` reads it when a page of
-    /// theirs does not decode.
-    fn table_with_lengths(
+    /// [`ParquetRows::table`], the columns `shape.paged` and
+    /// `shape.lengths_only` read from `pages` instead of by Polars: the
+    /// first kept as their pages and a span a value, the others only
+    /// looked at for values too long. Decoded by Polars, a ledger's five
+    /// text columns were 22 million views of 16 bytes, fresh pages read
+    /// once. The slice is read as `table` reads it when it is not made of
+    /// whole row groups (a group over twice the slice's size is cut) or a
+    /// page of these columns does not decode.
+    fn table_from_pages(
         &self,
         start: usize,
         len: usize,
         shape: &Shape,
         pages: &pages::PageFile,
     ) -> Result<Table, IngestError> {
-        let Some(long) = pages.values_longer(start, len, MAX_FIELD, too_long) else {
+        let Some(cols) = pages.rows(start, len) else {
             return self.table(start, len, shape);
         };
+        let names: Vec<&'static str> = shape
+            .paged
+            .iter()
+            .chain(shape.lengths_only)
+            .copied()
+            .collect();
+        // Values too long, by row: those of the paged columns come before
+        // Polars' columns, those of the optional ones after, as in a
+        // table read whole.
+        let mut before: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+        let mut after: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+        for (k, c) in cols.iter().enumerate() {
+            let Some(c) = c else { continue };
+            if !c.any_longer(0, len, MAX_FIELD) {
+                continue;
+            }
+            let into = if k < shape.paged.len() {
+                &mut before
+            } else {
+                &mut after
+            };
+            for row in 0..len {
+                let v = c.get(row);
+                if too_long(v) {
+                    into.entry(row)
+                        .or_default()
+                        .push((names[k].to_owned(), v.to_owned()));
+                }
+            }
+        }
         let columns: Vec<String> = self
             .metadata
             .schema()
             .fields()
             .iter()
             .map(|f| f.name().to_string())
-            .filter(|n| !shape.lengths_only.contains(&n.as_str()))
+            .filter(|n| !names.contains(&n.as_str()))
             .collect();
+        if columns.is_empty() {
+            return self.table(start, len, shape);
+        }
         let frame = self.slice(start, len, Some(columns))?;
         let part = as_text_but(frame, self.file, 1 + start, shape.typed)?;
-        let mut table = finish_table(part, self.path, shape.required, shape.optional)?;
-        for (row, column, value) in long {
-            table
-                .long
-                .entry(row)
-                .or_default()
-                .push((column.to_owned(), value));
+        let required: Vec<&str> = shape
+            .required
+            .iter()
+            .filter(|n| !shape.paged.contains(n))
+            .copied()
+            .collect();
+        let mut table = finish_table(part, self.path, &required, shape.optional)?;
+        if table.height() != len {
+            return self.table(start, len, shape);
         }
+        for (row, mut long) in before {
+            long.extend(table.long.remove(&row).unwrap_or_default());
+            table.long.insert(row, long);
+        }
+        for (row, long) in after {
+            table.long.entry(row).or_default().extend(long);
+        }
+        table.paged = shape
+            .paged
+            .iter()
+            .copied()
+            .zip(cols)
+            .filter_map(|(name, c)| Some((name, c?)))
+            .collect();
         Ok(table)
     }
 
@@ -2365,6 +2434,7 @@ fn as_text_but(
         df,
         first_row,
         long: HashMap::new(),
+        paged: Vec::new(),
     })
 }
 
@@ -2650,6 +2720,8 @@ enum SliceTexts<'t> {
     /// A column of several arrays: a value looked up by row number would
     /// search them first, sixteen times a row; read in order instead.
     Read(Vec<&'t str>),
+    /// A column read from a Parquet file's pages, from row `start`.
+    Paged(&'t pages::TextColumn, usize),
     Missing,
 }
 
@@ -2668,6 +2740,7 @@ impl<'t> SliceTexts<'t> {
         match self {
             SliceTexts::Array(a, start) => a.get(start + j).unwrap_or(""),
             SliceTexts::Read(texts) => texts[j],
+            SliceTexts::Paged(c, start) => c.get(start + j),
             SliceTexts::Missing => "",
         }
     }
@@ -3542,7 +3615,6 @@ fn check_ledger(
 ) -> Result<Checked, IngestError> {
     let n = t.height();
     let col = |name: &str| t.col(name).expect("required column");
-    let (item_id, debtor_id, currency) = (col("item_id"), col("debtor_id"), col("currency"));
     let amount_col = |name: &str| -> AmountColumn {
         let c = t.df.column(name).expect("required column");
         match c.dtype() {
@@ -3569,9 +3641,9 @@ fn check_ledger(
             // columns are one array each): seven iterators zipped, each
             // checking its chunk and validity, were a third of the check.
             let (item_id, debtor_id, currency) = (
-                SliceTexts::of(Some(item_id), start, len),
-                SliceTexts::of(Some(debtor_id), start, len),
-                SliceTexts::of(Some(currency), start, len),
+                t.texts("item_id", start, len),
+                t.texts("debtor_id", start, len),
+                t.texts("currency", start, len),
             );
             let (amount, open_amount) = (amount.slice(start, len), open_amount.slice(start, len));
             let cents = AmountColumn::cents(&amount, &open_amount);
@@ -3637,7 +3709,10 @@ fn check_ledger(
     };
     let optional = |name: &str| t.col(name).map_or_else(|| none(name), kept);
     let texts = [
-        kept(item_id),
+        match texts_in_file {
+            true => none("item_id"),
+            false => kept(col("item_id")),
+        },
         optional(LEDGER_OPTIONAL[0]),
         optional(LEDGER_OPTIONAL[1]),
     ];
@@ -4049,6 +4124,7 @@ mod pieces {
             df: DataFrame::empty(),
             first_row: 2,
             long: HashMap::new(),
+            paged: Vec::new(),
         };
         // Which decoder dies after sending how many slices (3, after its
         // last); every other one sends all of its own (3 each) and ends.
@@ -4600,6 +4676,33 @@ mod pieces {
                 assert_eq!(rejects, whole_rejects, "{at}");
             }
         }
+    }
+
+    /// A Parquet ledger's slices of whole row groups have their ids and
+    /// currencies read from the pages; a slice cut from a row group is
+    /// read by Polars alone.
+    #[test]
+    fn a_parquet_ledger_slice_of_whole_groups_is_read_from_its_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let pq = parquet_ledger_in_groups(dir.path(), &ledger(300), Some(64));
+        let rows = ParquetRows::open(&pq, "ledger.parquet").unwrap();
+        let pages = pages::PageFile::open(&pq, LEDGER_SHAPE.paged, LEDGER_SHAPE.lengths_only)
+            .expect("a ledger Polars wrote is read from its pages");
+        let groups = pages.groups();
+        let two = groups[0] + groups[1];
+        let t = rows
+            .table_from_pages(0, two, &LEDGER_SHAPE, &pages)
+            .unwrap();
+        assert_eq!(t.paged.len(), 3);
+        assert_eq!(t.height(), two);
+        assert!(t.col("item_id").is_none() && t.col("amount").is_some());
+        assert_eq!(t.texts("item_id", 0, two).get(5), "I5");
+        assert_eq!(
+            t.texts("item_id", 0, two).get(two - 1),
+            format!("I{}", two - 1)
+        );
+        let cut = rows.table_from_pages(0, 10, &LEDGER_SHAPE, &pages).unwrap();
+        assert!(cut.paged.is_empty() && cut.col("item_id").is_some());
     }
 
     /// A Parquet ledger whose reference is not UTF-8 (patched into a file

@@ -158,40 +158,38 @@ impl PageFile {
 }
 
 impl PageFile {
-    /// The values of rows `start..start + len` (of the file) that `long`
-    /// finds too long, their spans longer than `bytes`: (row from
-    /// `start`, column, value), by row and, within a row, in the order of
-    /// the wanted columns. `None` when a row group does not decode.
-    pub fn values_longer(
-        &self,
-        start: usize,
-        len: usize,
-        bytes: usize,
-        long: impl Fn(&str) -> bool,
-    ) -> Option<Vec<(usize, &'static str, String)>> {
-        let mut out = Vec::new();
+    /// The wanted columns at rows `start..start + len` of the file, when
+    /// these are whole row groups that decode (their columns joined);
+    /// `None` otherwise.
+    pub fn rows(&self, start: usize, len: usize) -> Option<Vec<Option<TextColumn>>> {
+        let mut out: Option<Vec<Option<TextColumn>>> = None;
         let mut first = 0;
         for (g, rows) in self.groups().into_iter().enumerate() {
-            let (lo, hi) = (start.max(first), (start + len).min(first + rows));
-            if lo < hi {
-                let texts = self.group(g, false)?;
-                for (k, c) in texts.cols.iter().enumerate() {
-                    let Some(c) = c else { continue };
-                    if !c.any_longer(lo - first, hi - lo, bytes) {
-                        continue;
-                    }
-                    for row in lo..hi {
-                        let v = c.get(row - first);
-                        if v.len() > bytes && long(v) {
-                            out.push((row - start, self.wanted[k], v.to_owned()));
+            let end = first + rows;
+            if end <= start || rows == 0 {
+                first = end;
+                continue;
+            }
+            if first >= start + len {
+                break;
+            }
+            if first < start || end > start + len {
+                return None;
+            }
+            let texts = self.group(g, false)?;
+            match &mut out {
+                None => out = Some(texts.cols),
+                Some(cols) => {
+                    for (c, more) in cols.iter_mut().zip(texts.cols) {
+                        if let (Some(c), Some(more)) = (c, more) {
+                            c.append(more)?;
                         }
                     }
                 }
             }
-            first += rows;
+            first = end;
         }
-        out.sort_by_key(|&(row, column, _)| (row, self.wanted.iter().position(|w| *w == column)));
-        Some(out)
+        out.filter(|cols| cols.iter().flatten().all(|c| c.spans.len() == len))
     }
 }
 
@@ -217,6 +215,16 @@ impl TextColumn {
         // SAFETY: every value was checked to be UTF-8 when its page was
         // read (in `column`).
         unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// `more`'s values after these; `None` past 4 GiB.
+    fn append(&mut self, more: TextColumn) -> Option<()> {
+        let base = u32::try_from(self.bytes.len()).ok()?;
+        u32::try_from(self.bytes.len() + more.bytes.len()).ok()?;
+        self.bytes.extend_from_slice(&more.bytes);
+        self.spans
+            .extend(more.spans.iter().map(|&(s, e)| (s + base, e + base)));
+        Some(())
     }
 
     /// Whether any of rows `start..start + len` is longer than `bytes`.
