@@ -2116,8 +2116,22 @@ fn read_parquet(path: &Path, file: &str) -> Result<Table, IngestError> {
 /// A Parquet file as stored (typed), its column types checked.
 fn read_parquet_frame(path: &Path, file: &str) -> Result<DataFrame, IngestError> {
     let reader = ParquetReader::new(open_parquet(path, file)?);
-    let df = reader.finish().map_err(|e| unparseable(file, e))?;
+    let df = unpanicked(file, || reader.finish())?.map_err(|e| unparseable(file, e))?;
     checked_parquet_frame(df, file)
+}
+
+/// `read()`, a panic of the Parquet reader made an error naming the file:
+/// some damaged footers make its thrift decoder panic (a field of the
+/// wrong type) where others give an error.
+fn unpanicked<T>(file: &str, read: impl FnOnce() -> T) -> Result<T, IngestError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).map_err(|_| {
+        IngestError::Unparseable {
+            file: file.to_owned(),
+            message:
+                "the Parquet reader failed on this file (damaged, or not written to the format)"
+                    .into(),
+        }
+    })
 }
 
 /// A Parquet file read a slice of rows at a time, its footer read once.
@@ -2131,10 +2145,8 @@ struct ParquetRows<'p> {
 impl<'p> ParquetRows<'p> {
     fn open(path: &'p Path, file: &'p str) -> Result<ParquetRows<'p>, IngestError> {
         let mut reader = ParquetReader::new(open_parquet(path, file)?);
-        let metadata = reader
-            .get_metadata()
-            .map_err(|e| unparseable(file, e))?
-            .clone();
+        let metadata = unpanicked(file, || reader.get_metadata().cloned())?
+            .map_err(|e| unparseable(file, e))?;
         Ok(ParquetRows {
             path,
             file,
@@ -4703,6 +4715,35 @@ mod pieces {
         );
         let cut = rows.table_from_pages(0, 10, &LEDGER_SHAPE, &pages).unwrap();
         assert!(cut.paged.is_empty() && cut.col("item_id").is_some());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// A Parquet file with its footer damaged is read, or refused with
+        /// an error naming it: never a panic of the reader.
+        #[test]
+        fn a_damaged_parquet_footer_is_an_error_never_a_panic(
+            changes in proptest::collection::vec((0.0f64..1.0, any::<u8>()), 1..6),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let pq = parquet_ledger(dir.path(), &ledger(50));
+            let mut bytes = std::fs::read(&pq).unwrap();
+            let n = bytes.len();
+            let footer = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+            for (at, byte) in changes {
+                let i = n - 8 - footer + ((footer - 1) as f64 * at) as usize;
+                bytes[i] = byte;
+            }
+            std::fs::write(&pq, &bytes).unwrap();
+            for read in [
+                ParquetRows::open(&pq, "ledger.parquet").map(|_| ()),
+                read_parquet_frame(&pq, "ledger.parquet").map(|_| ()),
+            ] {
+                if let Err(e) = read {
+                    prop_assert!(e.to_string().starts_with("ledger.parquet: "), "{}", e);
+                }
+            }
+        }
     }
 
     /// A Parquet ledger whose reference is not UTF-8 (patched into a file

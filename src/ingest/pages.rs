@@ -22,9 +22,8 @@ use polars::io::parquet::read::infer_schema;
 use polars::prelude::ArrowDataType;
 use polars_buffer::Buffer;
 use polars_parquet::parquet::encoding::hybrid_rle::HybridRleDecoder;
-use polars_parquet::parquet::encoding::Encoding;
 use polars_parquet::parquet::metadata::{ColumnChunkMetadata, FileMetadata};
-use polars_parquet::parquet::page::{split_buffer, DataPageHeader};
+use polars_parquet::parquet::page::{split_buffer, DataPageHeader, FormatEncoding};
 use polars_parquet::parquet::read::{get_page_iterator, read_metadata, BasicDecompressor};
 use polars_parquet::parquet::schema::types::PhysicalType;
 use rayon::prelude::*;
@@ -62,6 +61,18 @@ impl PageFile {
     /// column it has is flat text; `None` otherwise (and for a file with
     /// no rows, whose checks Polars' reading makes).
     pub fn open(
+        path: &Path,
+        required: &[&'static str],
+        optional: &[&'static str],
+    ) -> Option<PageFile> {
+        // A damaged footer can make the thrift decoder panic (a field of
+        // the wrong type): that file is Polars' to report.
+        std::panic::catch_unwind(|| Self::open_unguarded(path, required, optional))
+            .ok()
+            .flatten()
+    }
+
+    fn open_unguarded(
         path: &Path,
         required: &[&'static str],
         optional: &[&'static str],
@@ -135,6 +146,16 @@ impl PageFile {
     /// `parallel`, on Rayon's; `None` when one of them is not of the plain
     /// shape this reads.
     pub fn group(&self, g: usize, parallel: bool) -> Option<GroupTexts> {
+        // A damaged page header can make the reader panic (an encoding the
+        // format does not define, read where this does not look first).
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.group_unguarded(g, parallel)
+        }))
+        .ok()
+        .flatten()
+    }
+
+    fn group_unguarded(&self, g: usize, parallel: bool) -> Option<GroupTexts> {
         let group = self.metadata.row_groups.get(g)?;
         let rows = group.num_rows();
         let one = |(name, &present): (&&str, &bool)| {
@@ -273,11 +294,15 @@ fn column(bytes: &Buffer<u8>, chunk: &ColumnChunkMetadata, rows: usize) -> Optio
             return None;
         }
         let split = split_buffer(&page).ok()?;
+        // Read from the header as stored: `DataPage::encoding` panics on a
+        // value the format does not define (a damaged file).
+        let (encoding, levels) = match page.header() {
+            DataPageHeader::V1(h) => (h.encoding, Some(h.definition_level_encoding)),
+            DataPageHeader::V2(h) => (h.encoding, None),
+        };
         let present = if optional {
-            if let DataPageHeader::V1(_) = page.header() {
-                if page.definition_level_encoding() != Encoding::Rle {
-                    return None;
-                }
+            if levels.is_some_and(|l| l != FormatEncoding::RLE) {
+                return None;
             }
             defined = HybridRleDecoder::new(split.def, 1, n).collect().ok()?;
             let present = defined.iter().filter(|&&d| d == 1).count();
@@ -290,13 +315,10 @@ fn column(bytes: &Buffer<u8>, chunk: &ColumnChunkMetadata, rows: usize) -> Optio
             n
         };
         #[cfg(test)]
-        tests::SEEN
-            .lock()
-            .unwrap()
-            .insert(format!("{:?}", page.encoding()));
+        tests::SEEN.lock().unwrap().insert(encoding.0);
         // Each present value as (start, end) in `out.bytes`.
-        match page.encoding() {
-            Encoding::Plain => {
+        match encoding {
+            FormatEncoding::PLAIN => {
                 plain(split.values, present, &mut values)?;
                 let base = u32::try_from(out.bytes.len()).ok()?;
                 u32::try_from(out.bytes.len() + split.values.len()).ok()?;
@@ -311,7 +333,7 @@ fn column(bytes: &Buffer<u8>, chunk: &ColumnChunkMetadata, rows: usize) -> Optio
                     *span = (span.0 + base, span.1 + base);
                 }
             }
-            Encoding::PlainDictionary | Encoding::RleDictionary => {
+            FormatEncoding::PLAIN_DICTIONARY | FormatEncoding::RLE_DICTIONARY => {
                 let dict = dict.as_ref()?;
                 let (&width, indices) = split.values.split_first()?;
                 if width > 32 {
@@ -369,7 +391,7 @@ mod tests {
     use polars::prelude::*;
 
     /// The value encodings of the pages read.
-    pub static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    pub static SEEN: std::sync::Mutex<std::collections::BTreeSet<i32>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
 
     fn write(df: &mut DataFrame, group: usize, path: &Path) {
@@ -411,8 +433,9 @@ mod tests {
         assert_eq!(got_a, want_a);
         assert_eq!(got_b, b);
         let seen = SEEN.lock().unwrap();
+        let (plain, dictionary) = (FormatEncoding::PLAIN.0, FormatEncoding::RLE_DICTIONARY.0);
         assert!(
-            seen.contains("Plain") && seen.contains("RleDictionary"),
+            seen.contains(&plain) && seen.contains(&dictionary),
             "{seen:?}"
         );
     }
@@ -470,6 +493,50 @@ mod tests {
                 got.extend(texts(&file.group(g, g % 2 == 1).unwrap(), 0));
             }
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// A file with bytes changed anywhere (a disk, a transfer, a hostile
+        /// feed) reads as something or as `None`, never as a panic: the
+        /// night then reads it through Polars, which reports it.
+        #[test]
+        fn a_damaged_file_is_read_or_refused_never_a_panic(
+            changes in proptest::collection::vec((0.0f64..1.0, proptest::num::u8::ANY), 1..8),
+            codec in 0usize..2,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.parquet");
+            let a: Vec<Option<String>> = (0..600)
+                .map(|i| (i % 11 != 4).then(|| format!("v{}-é", i % 40)))
+                .collect();
+            let b: Vec<String> = (0..600).map(|i| format!("unique value {i}")).collect();
+            let mut df = df!("a" => a, "b" => b).unwrap();
+            let compression = [ParquetCompression::Uncompressed, ParquetCompression::Snappy][codec];
+            ParquetWriter::new(std::fs::File::create(&path).unwrap())
+                .with_row_group_size(Some(200))
+                .with_compression(compression)
+                .finish(&mut df)
+                .unwrap();
+            let mut bytes = std::fs::read(&path).unwrap();
+            for (at, byte) in changes {
+                let i = ((bytes.len() - 1) as f64 * at) as usize;
+                bytes[i] = byte;
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            if let Some(file) = PageFile::open(&path, &["a", "b"], &[]) {
+                for g in 0..file.groups().len() {
+                    if let Some(t) = file.group(g, g % 2 == 0) {
+                        for c in t.cols.iter().flatten() {
+                            for i in 0..c.len() {
+                                proptest::prop_assert!(std::str::from_utf8(c.get(i).as_bytes()).is_ok());
+                            }
+                        }
+                    }
+                }
+                let _ = file.rows(0, 400);
+            }
         }
     }
 
