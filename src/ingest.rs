@@ -3051,7 +3051,7 @@ fn read_debtors_parquet(
     let t = std::time::Instant::now();
     let read = finish_debtors(parts, id_lists, again, None, rejects)?;
     tracing::debug!(
-        wait_ms = ?waited,
+        wait_ms = waited.as_millis() as u64,
         check_ms = checking.as_millis() as u64,
         finish_ms = t.elapsed().as_millis() as u64,
         "parquet debtors slices"
