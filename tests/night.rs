@@ -529,6 +529,24 @@ fn parquet_inputs_give_the_same_decisions_as_csv() {
     };
     assert_eq!(strip(&a), strip(&b));
     assert!(a.contains("(events row 5)") && b.contains("(events row 4)"));
+    // A damaged debtors file (cut short; its footer overwritten) stops the
+    // night with an error naming it, and nothing is written.
+    let good = std::fs::read(&pq.debtors).unwrap();
+    let n = good.len();
+    let mut cut = good[..n / 2].to_vec();
+    cut.extend_from_slice(&good[n - 8..]);
+    let mut footer = good.clone();
+    footer[n - 60..n - 8].fill(0x19);
+    for (k, bytes) in [cut, footer].into_iter().enumerate() {
+        std::fs::write(&pq.debtors, &bytes).unwrap();
+        let out = t.path().join(format!("damaged-{k}"));
+        let o = run_night(&pq, &policy(), &t.path().join(format!("s-{k}")), &out, &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("debtors.parquet: "), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists());
+    }
 }
 
 #[test]
