@@ -78,7 +78,8 @@ impl PageFile {
         required: &[&'static str],
         optional: &[&'static str],
     ) -> Option<PageFile> {
-        let bytes = read(path).ok()?;
+        // Mapped as the CSV inputs are (read, when small).
+        let bytes = Buffer::from_owner(crate::FileBytes::open(path).ok()?);
         let metadata = read_metadata(&mut Cursor::new(bytes.as_slice())).ok()?;
         if metadata.num_rows == 0
             || metadata
@@ -213,14 +214,6 @@ impl PageFile {
         }
         out.filter(|cols| cols.iter().flatten().all(|c| c.spans.len() == len))
     }
-}
-
-fn read(path: &Path) -> std::io::Result<Buffer<u8>> {
-    let file = std::fs::File::open(path)?;
-    // SAFETY: read-only and private; an input must not change during the
-    // night (the CSV inputs are mapped the same way).
-    let map = unsafe { memmap2::Mmap::map(&file)? };
-    Ok(Buffer::from_owner(map))
 }
 
 impl TextColumn {
