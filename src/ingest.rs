@@ -932,16 +932,18 @@ impl ParquetSlices {
             // it: `next` then reports the thread dead.
             std::thread::scope(|scope| {
                 for (w, tx) in senders.into_iter().enumerate() {
-                    let (parquet, bounds, lengths) = (&parquet, &bounds, lengths.as_ref());
+                    let (parquet, bounds, lengths, file) =
+                        (&parquet, &bounds, lengths.as_ref(), file.as_str());
                     scope.spawn(move || {
                         for &(start, len) in bounds.iter().skip(w).step_by(DECODERS) {
                             // Each slice is read from the file when it is
                             // wanted: the whole typed frame and the checked
                             // columns are never in memory together.
-                            let table = match lengths {
+                            let table = unpanicked(file, || match lengths {
                                 Some(pages) => parquet.table_from_pages(start, len, shape, pages),
                                 None => parquet.table(start, len, shape),
-                            };
+                            })
+                            .and_then(|table| table);
                             let failed = table.is_err();
                             // Gone when the reader stopped (an error, or the
                             // debtors file refused): nothing more to read.
@@ -2122,15 +2124,13 @@ fn read_parquet_frame(path: &Path, file: &str) -> Result<DataFrame, IngestError>
 
 /// `read()`, a panic of the Parquet reader made an error naming the file:
 /// some damaged footers make its thrift decoder panic (a field of the
-/// wrong type) where others give an error.
+/// wrong type) where others give an error. Nothing of the panic is
+/// printed ([`crate::expected_panic`]).
 fn unpanicked<T>(file: &str, read: impl FnOnce() -> T) -> Result<T, IngestError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).map_err(|_| {
-        IngestError::Unparseable {
-            file: file.to_owned(),
-            message:
-                "the Parquet reader failed on this file (damaged, or not written to the format)"
-                    .into(),
-        }
+    crate::expected_panic(read).map_err(|_| IngestError::Unparseable {
+        file: file.to_owned(),
+        message: "the Parquet reader failed on this file (damaged, or not written to the format)"
+            .into(),
     })
 }
 

@@ -225,6 +225,48 @@ pub fn rss_mib() -> u64 {
         })
 }
 
+/// Runs `read`, a third-party reader given a file that may be damaged,
+/// and catches its panic, as `catch_unwind` does. Some damaged Parquet
+/// footers and page headers make `polars-parquet` panic where others give
+/// an error; that is bad input, reported as an error naming the file, not
+/// a crash. The panic hook stays silent for it: a scheduler reading
+/// stderr would otherwise find "thread panicked" above the error of a
+/// night that failed cleanly with exit 2. (The panic's own message is not
+/// kept: it may quote the file's bytes, and personal data stays out of
+/// logs.) The hook is silent only on this thread and only while `read`
+/// runs; any other panic prints as before.
+pub fn expected_panic<T>(read: impl FnOnce() -> T) -> std::thread::Result<T> {
+    quiet_hook();
+    struct Expecting;
+    impl Drop for Expecting {
+        fn drop(&mut self) {
+            EXPECTING.with(|e| e.set(e.get() - 1));
+        }
+    }
+    EXPECTING.with(|e| e.set(e.get() + 1));
+    let _expecting = Expecting;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+}
+
+std::thread_local! {
+    /// How many [`expected_panic`] calls this thread is inside.
+    static EXPECTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Installs, once, a panic hook that defers to the one before it unless
+/// the panicking thread is inside [`expected_panic`].
+fn quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if EXPECTING.with(std::cell::Cell::get) == 0 {
+                before(info);
+            }
+        }));
+    });
+}
+
 /// A test-only crash point: when `DUNNING_FAILPOINT` names this point, the
 /// process kills itself with SIGKILL here, as a power cut or the OOM killer
 /// would: no destructor, no flush, no unwinding. Crash-safety tests use it
@@ -289,4 +331,22 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
     }
     1
+}
+
+#[cfg(test)]
+mod tests {
+    /// A panic inside [`super::expected_panic`] is its `Err`, nested calls
+    /// each catch their own, and the thread is silent for no panic after.
+    #[test]
+    fn an_expected_panic_is_caught_and_the_hook_is_quiet_only_inside() {
+        assert_eq!(super::expected_panic(|| 7).ok(), Some(7));
+        let nested = super::expected_panic(|| {
+            let inner = super::expected_panic(|| -> u8 { panic!("a damaged footer") });
+            assert_eq!(super::EXPECTING.with(std::cell::Cell::get), 1);
+            inner
+        });
+        assert!(matches!(nested, Ok(Err(_))));
+        assert!(super::expected_panic(|| -> u8 { panic!("again") }).is_err());
+        assert_eq!(super::EXPECTING.with(std::cell::Cell::get), 0);
+    }
 }

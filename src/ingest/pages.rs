@@ -68,7 +68,7 @@ impl PageFile {
     ) -> Option<PageFile> {
         // A damaged footer can make the thrift decoder panic (a field of
         // the wrong type): that file is Polars' to report.
-        std::panic::catch_unwind(|| Self::open_unguarded(path, required, optional))
+        crate::expected_panic(|| Self::open_unguarded(path, required, optional))
             .ok()
             .flatten()
     }
@@ -150,11 +150,9 @@ impl PageFile {
     pub fn group(&self, g: usize, parallel: bool) -> Option<GroupTexts> {
         // A damaged page header can make the reader panic (an encoding the
         // format does not define, read where this does not look first).
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.group_unguarded(g, parallel)
-        }))
-        .ok()
-        .flatten()
+        crate::expected_panic(|| self.group_unguarded(g, parallel))
+            .ok()
+            .flatten()
     }
 
     fn group_unguarded(&self, g: usize, parallel: bool) -> Option<GroupTexts> {
@@ -165,7 +163,11 @@ impl PageFile {
                 return Some(None);
             }
             let chunk = group.columns_under_root_iter(name)?.next()?;
-            column(&self.bytes, chunk, rows).map(Some)
+            // On one of Rayon's threads, whose panic hook is its own.
+            crate::expected_panic(|| column(&self.bytes, chunk, rows))
+                .ok()
+                .flatten()
+                .map(Some)
         };
         let cols: Option<Vec<Option<TextColumn>>> = match parallel {
             true => self
