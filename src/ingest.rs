@@ -4540,27 +4540,30 @@ mod pieces {
             rejects.sort();
             assert!(rejects.iter().any(|r| r.reason.contains("more than once")));
             assert!(rejects.iter().any(|r| r.reason.contains("longer than")));
+            // Another reading gives the debtors, counts and rejects of the
+            // file read whole.
+            let same_as_whole =
+                |(read, count): (Debtors, FileCount), mut found: Vec<Reject>, at: String| {
+                    found.sort();
+                    assert_eq!(found, rejects, "{at}");
+                    assert_eq!((count.rows, count.rejected), (3000, bad), "{at}");
+                    assert_eq!(count.name, "debtors.parquet");
+                    assert_same_debtors(&read, &whole);
+                };
             for slice in [7, 700, 1 << 20] {
-                let mut sliced_rejects = Vec::new();
-                let (sliced, count) =
-                    read_debtors_parquet(&pq, &mut sliced_rejects, "FR", slice).unwrap();
-                sliced_rejects.sort();
-                let at = format!("slice {slice}, row groups of {group:?}");
-                assert_eq!(sliced_rejects, rejects, "{at}");
-                assert_eq!((count.rows, count.rejected), (3000, bad), "{at}");
-                assert_eq!(count.name, "debtors.parquet");
-                assert_same_debtors(&sliced, &whole);
+                let mut found = Vec::new();
+                let read = read_debtors_parquet(&pq, &mut found, "FR", slice).unwrap();
+                same_as_whole(
+                    read,
+                    found,
+                    format!("slice {slice}, row groups of {group:?}"),
+                );
             }
-            let mut page_rejects = Vec::new();
-            let (paged, count) = read_debtors_pages(&pq, &mut page_rejects, "FR")
+            let mut found = Vec::new();
+            let read = read_debtors_pages(&pq, &mut found, "FR")
                 .unwrap()
                 .expect("a file Polars writes is read from its pages");
-            page_rejects.sort();
-            let at = format!("from pages, row groups of {group:?}");
-            assert_eq!(page_rejects, rejects, "{at}");
-            assert_eq!((count.rows, count.rejected), (3000, bad), "{at}");
-            assert_eq!(count.name, "debtors.parquet");
-            assert_same_debtors(&paged, &whole);
+            same_as_whole(read, found, format!("from pages, row groups of {group:?}"));
         }
         // No rows: no debtors. A column missing: the error of any reading.
         let header = text.lines().next().unwrap().to_owned() + "\n";
