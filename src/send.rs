@@ -16,9 +16,10 @@
 use crate::policy::display_path;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::SmtpTransport;
-use lettre::{Address, Transport};
+use lettre::transport::smtp::client::{SmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::Address;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -539,56 +540,210 @@ fn header_address(eml: &[u8], name: &str) -> Option<Address> {
     addr.trim().parse().ok()
 }
 
-fn transport(
-    server: &Server,
+/// How a delivery thread reaches the relay. Each thread keeps one
+/// connection of its own and drives the exchange command by command, so
+/// that when something breaks it knows whether the message's data had
+/// begun to go: before that the relay cannot have the message and it is
+/// simply tried again; after, it is in doubt. (lettre's transport sends
+/// the whole exchange as one call, and every broken connection looked
+/// the same.)
+struct Relay {
+    host: String,
+    port: u16,
     timeout: Duration,
-    ca: Option<&Path>,
-    connections: usize,
-) -> Result<SmtpTransport, SendError> {
-    let mut b = SmtpTransport::builder_dangerous(server.host.clone())
-        .port(server.port)
-        .timeout(Some(timeout))
-        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(connections as u32));
-    let ca = match ca {
-        None => None,
-        Some(path) => {
-            let pem = fs::read(path).map_err(|e| SendError::Output {
-                file: display_path(path),
-                message: e.to_string(),
-            })?;
-            Some(
-                lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|e| {
-                    SendError::Output {
-                        file: display_path(path),
-                        message: format!("not a PEM certificate: {e}"),
-                    }
-                })?,
-            )
-        }
-    };
-    let tls = |host: &str| {
-        let mut p = TlsParameters::builder(host.to_owned());
-        if let Some(c) = &ca {
-            p = p.add_root_certificate(c.clone());
-        }
-        p.build().map_err(|e| SendError::Url {
-            url: format!("{}:{}", server.host, server.port),
-            message: format!("TLS: {e}"),
+    tls: TlsMode,
+    params: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+}
+
+impl Relay {
+    fn new(server: &Server, timeout: Duration, ca: Option<&Path>) -> Result<Relay, SendError> {
+        let ca = match ca {
+            None => None,
+            Some(path) => {
+                let pem = fs::read(path).map_err(|e| SendError::Output {
+                    file: display_path(path),
+                    message: e.to_string(),
+                })?;
+                Some(
+                    lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|e| {
+                        SendError::Output {
+                            file: display_path(path),
+                            message: format!("not a PEM certificate: {e}"),
+                        }
+                    })?,
+                )
+            }
+        };
+        let params = match server.tls {
+            TlsMode::Plain => None,
+            TlsMode::StartTls | TlsMode::Wrapper => {
+                let mut p = TlsParameters::builder(server.host.clone());
+                if let Some(c) = ca {
+                    p = p.add_root_certificate(c);
+                }
+                Some(p.build().map_err(|e| SendError::Url {
+                    url: format!("{}:{}", server.host, server.port),
+                    message: format!("TLS: {e}"),
+                })?)
+            }
+        };
+        // PLAIN only (see `connect`).
+        let credentials = match (std::env::var(USER_VAR), std::env::var(PASSWORD_VAR)) {
+            (Ok(user), Ok(password)) => Some(Credentials::new(user, password)),
+            _ => None,
+        };
+        Ok(Relay {
+            host: server.host.clone(),
+            port: server.port,
+            timeout,
+            tls: server.tls,
+            params,
+            credentials,
+            hello: ClientId::default(),
         })
-    };
-    b = match server.tls {
-        TlsMode::Plain => b.tls(Tls::None),
-        TlsMode::StartTls => b.tls(Tls::Required(tls(&server.host)?)),
-        TlsMode::Wrapper => b.tls(Tls::Wrapper(tls(&server.host)?)),
-    };
-    if let (Ok(user), Ok(password)) = (std::env::var(USER_VAR), std::env::var(PASSWORD_VAR)) {
-        // PLAIN only: every relay offers it, and a refused PLAIN must end
-        // the run rather than drift into another mechanism's dialogue.
-        b = b
-            .credentials(Credentials::new(user, password))
-            .authentication(vec![Mechanism::Plain]);
     }
-    Ok(b.build())
+
+    /// A new connection, encrypted and authenticated as `--smtp` and the
+    /// environment say: what lettre's transport does for each connection
+    /// of its pool.
+    fn connect(&self) -> Result<SmtpConnection, lettre::transport::smtp::Error> {
+        let wrapper = match self.tls {
+            TlsMode::Wrapper => self.params.as_ref(),
+            _ => None,
+        };
+        let mut c = SmtpConnection::connect(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            wrapper,
+            None,
+        )?;
+        if let (TlsMode::StartTls, Some(params)) = (self.tls, &self.params) {
+            c.starttls(params, &self.hello)?;
+        }
+        if let Some(credentials) = &self.credentials {
+            // PLAIN only: every relay offers it, and a refused PLAIN must
+            // end the run rather than drift into another mechanism's
+            // dialogue.
+            c.auth(&[Mechanism::Plain], credentials)?;
+        }
+        Ok(c)
+    }
+}
+
+/// How one message's exchange with the relay ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Taken: the relay's reply.
+    Sent(String),
+    /// A refusal of the client rather than of the message (the greeting,
+    /// encryption, credentials, the sender): the run stops before every
+    /// debtor is marked failed.
+    RefusesClient(String),
+    /// Refused for good (5xx) for this message: its recipient or content.
+    Refused(String),
+    /// Certainly not taken: a 4xx reply, or a connection that failed
+    /// before the message's data began to go. Tried again.
+    NotTaken(String),
+    /// The connection broke once the data was under way: the relay may
+    /// have kept the message.
+    InDoubt(String),
+}
+
+/// The step of an exchange a failure came at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Connecting: greeting, EHLO, STARTTLS, AUTH.
+    Connect,
+    Mail,
+    Rcpt,
+    /// The DATA command, before any of the message is sent.
+    Data,
+    /// The message itself, its final dot and the reply to it.
+    Content,
+}
+
+impl Outcome {
+    fn of(step: Step, e: &lettre::transport::smtp::Error) -> Outcome {
+        let line = crate::error_line(e);
+        let permanent = e.is_permanent();
+        match step {
+            // A 5xx before any message, or to the sender: the same for
+            // every message of the night.
+            Step::Connect | Step::Mail if permanent => Outcome::RefusesClient(line),
+            _ if permanent && refuses_client(e) => Outcome::RefusesClient(line),
+            _ if permanent => Outcome::Refused(line),
+            Step::Content if !e.is_transient() => Outcome::InDoubt(line),
+            _ => Outcome::NotTaken(line),
+        }
+    }
+}
+
+impl Outcome {
+    /// This outcome of a new connection, made because the kept one
+    /// answered `first`: both in the log.
+    fn after(self, first: Option<String>) -> Outcome {
+        let Some(first) = first else {
+            return self;
+        };
+        let both = |then: String| format!("{first}; then, on a new connection: {then}");
+        match self {
+            Outcome::Sent(r) => Outcome::Sent(r),
+            Outcome::RefusesClient(r) => Outcome::RefusesClient(both(r)),
+            Outcome::Refused(r) => Outcome::Refused(both(r)),
+            Outcome::NotTaken(r) => Outcome::NotTaken(both(r)),
+            Outcome::InDoubt(r) => Outcome::InDoubt(both(r)),
+        }
+    }
+}
+
+/// Sends one message on `c`, step by step (what `SmtpConnection::send`
+/// does, with the step that failed kept).
+fn exchange(
+    c: &mut SmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<String, (Step, lettre::transport::smtp::Error)> {
+    let mut options = Vec::new();
+    if !ascii_addresses(envelope) {
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    c.command(Mail::new(envelope.from().cloned(), options))
+        .map_err(|e| (Step::Mail, e))?;
+    for to in envelope.to() {
+        c.command(Rcpt::new(to.clone(), vec![]))
+            .map_err(|e| (Step::Rcpt, e))?;
+    }
+    c.command(Data).map_err(|e| (Step::Data, e))?;
+    let resp = c.message(bytes).map_err(|e| (Step::Content, e))?;
+    Ok(format!(
+        "{} {}",
+        resp.code(),
+        resp.message().collect::<Vec<_>>().join(" ")
+    ))
+}
+
+fn ascii_addresses(envelope: &Envelope) -> bool {
+    let text = |a: &Address| AsRef::<str>::as_ref(a).is_ascii();
+    envelope.from().is_none_or(text) && envelope.to().iter().all(text)
+}
+
+/// What a message needs of the relay that it does not announce: sent
+/// anyway, the message would be refused or mangled.
+fn unsupported(c: &SmtpConnection, envelope: &Envelope, bytes: &[u8]) -> Option<&'static str> {
+    let info = c.server_info();
+    if !ascii_addresses(envelope) && !info.supports_feature(Extension::SmtpUtfEight) {
+        return Some("the relay does not announce SMTPUTF8, and an address is not ASCII");
+    }
+    if !bytes.is_ascii() && !info.supports_feature(Extension::EightBitMime) {
+        return Some("the relay does not announce 8BITMIME, and the message is not 7-bit");
+    }
+    None
 }
 
 /// What every delivery thread shares.
@@ -596,7 +751,7 @@ struct Delivery<'a> {
     args: &'a SendArgs,
     hashes: &'a HashMap<String, String>,
     history: &'a [LogRow],
-    transport: &'a SmtpTransport,
+    relay: &'a Relay,
     log: &'a Mutex<Log>,
     report: Mutex<SendReport>,
     /// When the next message may go, under `--rate`.
@@ -626,7 +781,7 @@ impl Delivery<'_> {
     /// One message, from its file to a final line in the log. An error
     /// stops the whole run (a changed file, refused credentials, a log
     /// that cannot be written).
-    fn deliver(&self, m: &Message) -> anyhow::Result<()> {
+    fn deliver(&self, m: &Message, conn: &mut Option<SmtpConnection>) -> anyhow::Result<()> {
         let args = self.args;
         let file = args.out.join("emails").join(&m.file);
         let bytes = fs::read(&file).map_err(|e| SendError::Output {
@@ -679,71 +834,115 @@ impl Delivery<'_> {
             }
             self.record(m, &to_sha, "sending", n, "")?;
             crate::failpoint("send-before-data");
-            match self.transport.send_raw(&envelope, &bytes) {
-                Ok(resp) => {
-                    let reply = format!(
-                        "{} {}",
-                        resp.code(),
-                        resp.message().collect::<Vec<_>>().join(" ")
-                    );
+            match self.transmit(conn, &envelope, &bytes) {
+                Outcome::Sent(reply) => {
                     crate::failpoint("send-after-reply");
                     self.record(m, &to_sha, "sent", n, &reply)?;
                     self.with_report(|r| r.sent += 1);
                     return Ok(());
                 }
-                Err(e) if e.is_permanent() && refuses_client(&e) => {
+                Outcome::RefusesClient(reply) => {
                     // About us, not this message: stop before every debtor
                     // is marked failed.
-                    self.record(m, &to_sha, "deferred", n, &crate::error_line(&e))?;
-                    return Err(SendError::Refused {
-                        reply: crate::error_line(&e),
-                    }
-                    .into());
+                    self.record(m, &to_sha, "deferred", n, &reply)?;
+                    return Err(SendError::Refused { reply }.into());
                 }
-                Err(e) if e.is_permanent() => {
-                    self.record(m, &to_sha, "failed", n, &crate::error_line(&e))?;
+                Outcome::Refused(reply) => {
+                    self.record(m, &to_sha, "failed", n, &reply)?;
                     self.with_report(|r| {
                         r.failed.push(Failure {
                             file: m.file.clone(),
                             debtor_id: m.debtor_id.clone(),
                             currency: m.currency.clone(),
-                            reply: crate::error_line(&e),
+                            reply,
                         })
                     });
                     return Ok(());
                 }
-                Err(e) if !safe_to_retry(&e) => {
-                    // The connection broke in the middle of the exchange:
-                    // the server may have kept the message.
-                    self.record(m, &to_sha, "in_doubt", n, &crate::error_line(&e))?;
+                Outcome::InDoubt(reply) => {
+                    // The connection broke in the middle of the data: the
+                    // server may have kept the message.
+                    self.record(m, &to_sha, "in_doubt", n, &reply)?;
                     self.with_report(|r| r.in_doubt.push(m.file.clone()));
                     return Ok(());
                 }
-                Err(e) => {
-                    // 4xx, or no connection at all: the server did not take
-                    // the message; try again later.
+                Outcome::NotTaken(reply) => {
+                    // 4xx, or no data sent: the server did not take the
+                    // message; try again later.
                     if attempt >= args.max_attempts {
-                        self.record(m, &to_sha, "deferred", n, &crate::error_line(&e))?;
+                        self.record(m, &to_sha, "deferred", n, &reply)?;
                         self.with_report(|r| r.deferred.push(m.file.clone()));
                         return Ok(());
                     }
-                    self.record(m, &to_sha, "retry", n, &crate::error_line(&e))?;
+                    self.record(m, &to_sha, "retry", n, &reply)?;
                     self.with_report(|r| r.retried += 1);
                     std::thread::sleep(args.backoff * 2u32.saturating_pow(attempt - 1));
                 }
             }
         }
     }
+
+    /// One exchange for one message, on the thread's connection (made
+    /// when there is none). A failed exchange closes the connection, and
+    /// the next message opens another.
+    fn transmit(
+        &self,
+        conn: &mut Option<SmtpConnection>,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Outcome {
+        // A connection kept from the last message may have been closed by
+        // the relay since (an idle timeout, a restart). That shows at
+        // MAIL, before anything of this message is sent, as no reply or
+        // the 421 the relay left when it closed: a new connection is made
+        // at once.
+        let mut kept = conn.is_some();
+        // What the kept connection answered, for the log.
+        let mut closed_with: Option<String> = None;
+        loop {
+            let c = match conn {
+                Some(c) => c,
+                None => match self.relay.connect() {
+                    Ok(c) => conn.insert(c),
+                    Err(e) => return Outcome::of(Step::Connect, &e).after(closed_with),
+                },
+            };
+            if let Some(why) = unsupported(c, envelope, bytes) {
+                return Outcome::Refused(why.to_owned());
+            }
+            match exchange(c, envelope, bytes) {
+                Ok(reply) => return Outcome::Sent(reply),
+                Err((step, e)) => {
+                    if let Some(mut c) = conn.take() {
+                        c.abort();
+                    }
+                    let closed = e.status().is_none_or(|c| c.to_string() == "421");
+                    if kept && step == Step::Mail && closed {
+                        kept = false;
+                        closed_with = Some(crate::error_line(&e));
+                        continue;
+                    }
+                    return Outcome::of(step, &e).after(closed_with);
+                }
+            }
+        }
+    }
 }
 
-fn preflight(transport: &SmtpTransport, server: &Server, args: &SendArgs) -> Result<(), SendError> {
+fn preflight(relay: &Relay, server: &Server, args: &SendArgs) -> Result<(), SendError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let err = match transport.test_connection() {
-            Ok(true) => return Ok(()),
-            Ok(false) => "the server did not answer NOOP".to_owned(),
-            Err(e) if refuses_client(&e) => {
+        let err = match relay.connect() {
+            Ok(mut c) => {
+                let noop = c.command(Noop);
+                let _ = c.quit();
+                match noop {
+                    Ok(_) => return Ok(()),
+                    Err(e) => crate::error_line(&e),
+                }
+            }
+            Err(e) if e.is_permanent() => {
                 return Err(SendError::Refused {
                     reply: crate::error_line(&e),
                 })
@@ -765,29 +964,6 @@ fn preflight(transport: &SmtpTransport, server: &Server, args: &SendArgs) -> Res
 fn refuses_client(e: &lettre::transport::smtp::Error) -> bool {
     e.status()
         .is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538"))
-}
-
-/// Whether a failure leaves the message certainly not taken: a 4xx reply,
-/// or a connection that was never made (refused, unreachable, timed out
-/// while connecting). A connection that breaks later may have carried the
-/// message.
-fn safe_to_retry(e: &lettre::transport::smtp::Error) -> bool {
-    // A TLS failure happens before any command is sent.
-    if e.is_transient() || e.is_tls() {
-        return true;
-    }
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(inner) = src {
-        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return matches!(
-                io.kind(),
-                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
-            );
-        }
-        src = inner.source();
-    }
-    false
 }
 
 pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
@@ -876,16 +1052,11 @@ pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
         report.pending = todo.len();
         return Ok(report);
     }
-    let transport = transport(
-        &server,
-        args.timeout,
-        args.ca.as_deref(),
-        args.connections.max(1),
-    )?;
+    let relay = Relay::new(&server, args.timeout, args.ca.as_deref())?;
     // Reach the relay once before taking any message: a wrong host, an
     // untrusted certificate or refused credentials stop the run here, with
     // nothing marked.
-    preflight(&transport, &server, args)?;
+    preflight(&relay, &server, args)?;
     let log = Mutex::new(Log::open(&path)?);
     let started = Instant::now();
     let limit = args.max.map_or(todo.len(), |m| m.min(todo.len()));
@@ -894,7 +1065,7 @@ pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
         args,
         hashes: &hashes,
         history: &history,
-        transport: &transport,
+        relay: &relay,
         log: &log,
         report: Mutex::new(report),
         pace: Mutex::new(Instant::now()),
@@ -910,17 +1081,25 @@ pub fn send(args: &SendArgs) -> anyhow::Result<SendReport> {
     let workers = args.connections.clamp(1, limit.max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| loop {
-                if stop.lock().expect("not poisoned").is_some() {
-                    break;
+            scope.spawn(|| {
+                // This thread's connection, kept from one message to the
+                // next, and closed politely at the end.
+                let mut conn: Option<SmtpConnection> = None;
+                loop {
+                    if stop.lock().expect("not poisoned").is_some() {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= limit {
+                        break;
+                    }
+                    if let Err(e) = ctx.deliver(todo[i], &mut conn) {
+                        stop.lock().expect("not poisoned").get_or_insert(e);
+                        break;
+                    }
                 }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= limit {
-                    break;
-                }
-                if let Err(e) = ctx.deliver(todo[i]) {
-                    stop.lock().expect("not poisoned").get_or_insert(e);
-                    break;
+                if let Some(mut c) = conn {
+                    let _ = c.quit();
                 }
             });
         }

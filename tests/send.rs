@@ -322,6 +322,72 @@ fn a_lost_reply_leaves_the_message_in_doubt_and_nothing_is_sent_twice() {
     assert_exactly_once(&out, &server.received());
 }
 
+/// A connection cut before the message's data began to go (at MAIL, RCPT
+/// or the DATA command): the relay cannot have the message, so it is
+/// sent again, not left in doubt for the operator. At MAIL, on a
+/// connection kept from the message before, that is a relay closing an
+/// idle connection: a new one is made at once, with no retry counted.
+#[test]
+fn a_connection_cut_before_the_data_is_tried_again_not_left_in_doubt() {
+    for (step, retried) in [("mail", 0), ("rcpt", 1), ("data", 1)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, out) = night(tmp.path());
+        let server = Server::start(
+            &tmp.path().join("smtp"),
+            0,
+            &["--drop-at", &format!("{step}:4")],
+        );
+        let o = send(&out, &state, &server.url(), &["--connections", "1"]);
+        let text = stdout(&o);
+        assert!(o.status.success(), "{step}: {text}{}", stderr(&o));
+        assert!(
+            text.contains(&format!(
+                "sent 13 now, 0 before; {retried} retried; 0 failed; 0 deferred; 0 in doubt"
+            )),
+            "{step}: {text}"
+        );
+        assert_exactly_once(&out, &server.received());
+        let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
+        assert_eq!(log.matches(",retry,").count(), retried, "{step}: {log}");
+        assert!(!log.contains(",in_doubt,"), "{step}: {log}");
+    }
+}
+
+/// A relay that refuses the night's sender would refuse every message:
+/// the run stops at the first, with nothing marked failed (which would
+/// send every debtor a letter the next night and mark every address
+/// bounced), and a later run against a relay that takes the sender
+/// delivers everything once.
+#[test]
+fn a_relay_refusing_the_sender_stops_the_run_with_nothing_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, out) = night(tmp.path());
+    let dir = tmp.path().join("smtp");
+    let port = {
+        let server = Server::start(&dir, 0, &["--refuse-sender"]);
+        let o = send(&out, &state, &server.url(), &[]);
+        assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("refuses this client") && err.contains("(550)"),
+            "{err}"
+        );
+        assert!(server.received().is_empty());
+        let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
+        assert!(!log.contains(",failed,"), "{log}");
+        server.port
+    };
+    let server = Server::start(&dir, port, &[]);
+    let o = send(&out, &state, &server.url(), &[]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("sent 13 now, 0 before; 0 retried; 0 failed"),
+        "{}",
+        stdout(&o)
+    );
+    assert_exactly_once(&out, &server.received());
+}
+
 #[test]
 fn a_killed_send_resumes_without_duplicates() {
     let tmp = tempfile::tempdir().unwrap();

@@ -13,6 +13,12 @@ DATA bytes), and its envelope to OUT/<n>.json. Behaviours for the tests:
   --drop-after N       keep the Nth message but exit before replying (the
                        reply is lost: the sender cannot know)
   --delay-ms N         wait N ms after keeping a message, before the 250
+  --drop-at STEP:N     close the connection at once, with no reply, when the
+                       Nth MAIL, RCPT or DATA command of the run arrives
+                       (STEP is mail, rcpt or data): the message cannot have
+                       been kept
+  --refuse-sender      answer 550 to every MAIL FROM (a relay that does not
+                       take the night's sender address)
   --cert C --key K     TLS certificate: with --starttls, STARTTLS is required
                        before MAIL; with --implicit-tls, TLS from the first byte
   --auth USER:PASS     require AUTH (PLAIN/LOGIN) with these credentials
@@ -42,11 +48,22 @@ class Handler:
         self.drop_after = args.drop_after
         self.delay = args.delay_ms / 1000.0
         self.seen_ids = set()
+        self.drop_at = None
+        if args.drop_at:
+            step, n = args.drop_at.split(":")
+            self.drop_at = (step, int(n))
+        self.refuse_sender = args.refuse_sender
+        self.commands = {}
         os.makedirs(self.out, exist_ok=True)
         self.count = len([f for f in os.listdir(self.out) if f.endswith(".eml")])
         self.accepted = 0
         self.stopping = False
         self.open = 0
+
+    def drop_now(self, step):
+        """Counts a command; whether the connection is to be cut at it."""
+        self.commands[step] = self.commands.get(step, 0) + 1
+        return self.drop_at == (step, self.commands[step])
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         # A relay shutting down says so before a new message starts, and
@@ -59,6 +76,8 @@ class Handler:
             # 421 closes the channel (RFC 5321, 4.2.2), once the reply is out.
             asyncio.get_running_loop().call_soon(server.transport.close)
             return "421 4.3.2 shutting down"
+        if self.refuse_sender:
+            return "550 5.7.1 <%s>: sender not allowed" % address
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -111,6 +130,21 @@ class Connection(SMTP):
         self.event_handler.open += 1
         super().connection_made(transport)
 
+    async def cut_or(self, step, command, arg):
+        if self.event_handler.drop_now(step):
+            self.transport.abort()
+            return
+        await command(arg)
+
+    async def smtp_MAIL(self, arg):
+        await self.cut_or("mail", super().smtp_MAIL, arg)
+
+    async def smtp_RCPT(self, arg):
+        await self.cut_or("rcpt", super().smtp_RCPT, arg)
+
+    async def smtp_DATA(self, arg):
+        await self.cut_or("data", super().smtp_DATA, arg)
+
     def connection_lost(self, exc):
         super().connection_lost(exc)
         h = self.event_handler
@@ -128,6 +162,8 @@ async def main():
     p.add_argument("--stop-after", type=int, default=0)
     p.add_argument("--drop-after", type=int, default=0)
     p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--drop-at")
+    p.add_argument("--refuse-sender", action="store_true")
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--starttls", action="store_true")
