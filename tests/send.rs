@@ -73,14 +73,47 @@ impl Drop for Server {
     }
 }
 
-/// The first night of the holds scenario: 13 e-mails.
-fn night(tmp: &Path) -> (PathBuf, PathBuf) {
-    let n = &nights(&root().join("fixtures/holds"))[0];
-    let state = tmp.join("state");
-    let out = tmp.join("out");
-    let o = run_night(n, &policy(), &state, &out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    (state, out)
+/// The first night of the holds scenario (13 e-mails) in a folder of its
+/// own, and where a test relay keeps what it receives.
+struct Scene {
+    tmp: tempfile::TempDir,
+    state: PathBuf,
+    out: PathBuf,
+    smtp: PathBuf,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let tmp = tempfile::tempdir().unwrap();
+        let n = &nights(&root().join("fixtures/holds"))[0];
+        let state = tmp.path().join("state");
+        let out = tmp.path().join("out");
+        let o = run_night(n, &policy(), &state, &out, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let smtp = tmp.path().join("smtp");
+        Scene {
+            tmp,
+            state,
+            out,
+            smtp,
+        }
+    }
+
+    /// A relay on `port` (0: any free one) behaving as `extra` says.
+    fn relay(&self, port: u16, extra: &[&str]) -> Server {
+        Server::start(&self.smtp, port, extra)
+    }
+
+    fn send(&self, server: &Server, extra: &[&str]) -> std::process::Output {
+        send(&self.out, &self.state, &server.url(), extra)
+    }
+
+    /// A well-behaved relay on `port` (where a misbehaving one was), and
+    /// the night sent to it again.
+    fn resume(&self, port: u16) -> (std::process::Output, Server) {
+        let server = self.relay(port, &[]);
+        (self.send(&server, &[]), server)
+    }
 }
 
 /// index.csv rows: message_id -> (file, to).
@@ -100,6 +133,11 @@ fn send(out: &Path, state: &Path, url: &str, extra: &[&str]) -> std::process::Ou
     args.extend(["--backoff-ms", "20", "--timeout-s", "5"]);
     args.extend(extra);
     run(&args)
+}
+
+/// The night's delivery log (`STATE/deliveries/<as-of>.csv`).
+fn delivery_log(state: &Path) -> String {
+    std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap()
 }
 
 fn stdout(o: &std::process::Output) -> String {
@@ -124,9 +162,9 @@ fn assert_exactly_once(out: &Path, got: &BTreeMap<String, Vec<Vec<u8>>>) {
 
 #[test]
 fn delivers_every_message_once_byte_for_byte() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
-    let server = Server::start(&tmp.path().join("smtp"), 0, &[]);
+    let scene = Scene::new();
+    let (tmp, state, out) = (scene.tmp.path(), scene.state.clone(), scene.out.clone());
+    let server = scene.relay(0, &[]);
 
     let o = send(&out, &state, &server.url(), &["--dry-run"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -148,7 +186,7 @@ fn delivers_every_message_once_byte_for_byte() {
     let got = server.received();
     assert_exactly_once(&out, &got);
     // The envelope goes to the address of the index.
-    for j in std::fs::read_dir(tmp.path().join("smtp")).unwrap() {
+    for j in std::fs::read_dir(tmp.join("smtp")).unwrap() {
         let p = j.unwrap().path();
         if p.extension().is_some_and(|x| x == "json") {
             let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
@@ -167,58 +205,46 @@ fn delivers_every_message_once_byte_for_byte() {
     );
     assert_exactly_once(&out, &server.received());
     // The log holds no address, only its hash.
-    let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
+    let log = delivery_log(&state);
     assert!(!log.contains("@example.fr"), "{log}");
 }
 
 #[test]
 fn a_server_stopped_mid_batch_then_restarted_gets_each_message_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
-    let dir = tmp.path().join("smtp");
-    let port;
-    let first = {
-        let mut server = Server::start(&dir, 0, &["--stop-after", "5"]);
-        port = server.port;
-        // One connection: the relay stops between two messages. (With
-        // several, the messages under way when it stops are in doubt; see
-        // the killed-sender test for how those are settled.)
-        let o = send(
-            &out,
-            &state,
-            &server.url(),
-            &["--max-attempts", "2", "--connections", "1"],
-        );
-        assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
-        let text = stdout(&o);
-        let sent = server.received().len();
-        assert_eq!(sent, 5, "{text}");
-        assert!(text.contains(&format!("sent {sent} now")), "{text}");
-        assert!(text.contains("deferred: "), "{text}");
-        // The relay said it was stopping before the next message began:
-        // nothing is in doubt.
-        assert!(text.contains("; 0 in doubt;"), "{text}");
-        let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
-        assert!(log.contains("(421): 4.3.2 shutting down"), "{log}");
-        let _ = server.child.wait();
-        sent
-    };
-    let server = Server::start(&dir, port, &[]);
-    let o = send(&out, &state, &server.url(), &[]);
+    let scene = Scene::new();
+    let mut server = scene.relay(0, &["--stop-after", "5"]);
+    // One connection: the relay stops between two messages. (With several,
+    // the messages under way when it stops are in doubt; see the
+    // killed-sender test for how those are settled.)
+    let o = scene.send(&server, &["--max-attempts", "2", "--connections", "1"]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    let first = server.received().len();
+    assert_eq!(first, 5, "{text}");
+    assert!(text.contains(&format!("sent {first} now")), "{text}");
+    assert!(text.contains("deferred: "), "{text}");
+    // The relay said it was stopping before the next message began:
+    // nothing is in doubt.
+    assert!(text.contains("; 0 in doubt;"), "{text}");
+    let log = delivery_log(&scene.state);
+    assert!(log.contains("(421): 4.3.2 shutting down"), "{log}");
+    let _ = server.child.wait();
+
+    let (o, server) = scene.resume(server.port);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(
         stdout(&o).contains(&format!("sent {} now, {first} before", 13 - first)),
         "{}",
         stdout(&o)
     );
-    assert_exactly_once(&out, &server.received());
+    assert_exactly_once(&scene.out, &server.received());
 }
 
 #[test]
 fn a_451_is_retried_and_delivered_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
-    let server = Server::start(&tmp.path().join("smtp"), 0, &["--tempfail-first"]);
+    let scene = Scene::new();
+    let (state, out) = (scene.state.clone(), scene.out.clone());
+    let server = scene.relay(0, &["--tempfail-first"]);
     let o = send(&out, &state, &server.url(), &[]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(
@@ -227,19 +253,19 @@ fn a_451_is_retried_and_delivered_once() {
         stdout(&o)
     );
     assert_exactly_once(&out, &server.received());
-    let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
+    let log = delivery_log(&state);
     assert_eq!(log.matches(",retry,").count(), 13, "{log}");
     assert!(log.contains("(451): 4.3.0 try again later"), "{log}");
 }
 
 #[test]
 fn a_550_is_failed_reported_and_sent_as_a_letter_the_next_night() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
+    let scene = Scene::new();
+    let (tmp, state, out) = (scene.tmp.path(), scene.state.clone(), scene.out.clone());
     let idx = index(&out);
     let (file, to) = idx.values().next().unwrap().clone();
     let debtor = file.split('-').next().unwrap().to_owned();
-    let server = Server::start(&tmp.path().join("smtp"), 0, &["--reject", &to]);
+    let server = scene.relay(0, &["--reject", &to]);
     let o = send(&out, &state, &server.url(), &[]);
     assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
     let text = stdout(&o);
@@ -266,7 +292,7 @@ fn a_550_is_failed_reported_and_sent_as_a_letter_the_next_night() {
     // The next night: the reminder goes by letter, and the address is not
     // used again.
     let n = &nights(&root().join("fixtures/holds"))[1];
-    let out2 = tmp.path().join("out2");
+    let out2 = tmp.join("out2");
     let o = run_night(n, &policy(), &state, &out2, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let decisions = std::fs::read_to_string(out2.join("decisions.csv")).unwrap();
@@ -288,7 +314,7 @@ fn a_550_is_failed_reported_and_sent_as_a_letter_the_next_night() {
     );
     // The deliveries log is an input of that night, in its manifest... and
     // a re-run of the night reads the same log and gives the same files.
-    let again = tmp.path().join("out2-again");
+    let again = tmp.join("out2-again");
     let o = run_night(n, &policy(), &state, &again, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(tree(&out2), tree(&again));
@@ -296,30 +322,19 @@ fn a_550_is_failed_reported_and_sent_as_a_letter_the_next_night() {
 
 #[test]
 fn a_lost_reply_leaves_the_message_in_doubt_and_nothing_is_sent_twice() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
-    let dir = tmp.path().join("smtp");
-    let port;
-    {
-        // The server keeps the 4th message and dies before replying.
-        let mut server = Server::start(&dir, 0, &["--drop-after", "4"]);
-        port = server.port;
-        let o = send(
-            &out,
-            &state,
-            &server.url(),
-            &["--max-attempts", "2", "--connections", "1"],
-        );
-        assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
-        assert!(stdout(&o).contains("in doubt: "), "{}", stdout(&o));
-        let _ = server.child.wait();
-    }
-    let server = Server::start(&dir, port, &[]);
-    let o = send(&out, &state, &server.url(), &[]);
+    let scene = Scene::new();
+    // The server keeps the 4th message and dies before replying.
+    let mut server = scene.relay(0, &["--drop-after", "4"]);
+    let o = scene.send(&server, &["--max-attempts", "2", "--connections", "1"]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("in doubt: "), "{}", stdout(&o));
+    let _ = server.child.wait();
+
+    let (o, server) = scene.resume(server.port);
     assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
     assert!(stdout(&o).contains("1 in doubt"), "{}", stdout(&o));
     // The server did keep it: every message arrived, once.
-    assert_exactly_once(&out, &server.received());
+    assert_exactly_once(&scene.out, &server.received());
 }
 
 /// A connection cut before the message's data began to go (at MAIL, RCPT
@@ -330,14 +345,9 @@ fn a_lost_reply_leaves_the_message_in_doubt_and_nothing_is_sent_twice() {
 #[test]
 fn a_connection_cut_before_the_data_is_tried_again_not_left_in_doubt() {
     for (step, retried) in [("mail", 0), ("rcpt", 1), ("data", 1)] {
-        let tmp = tempfile::tempdir().unwrap();
-        let (state, out) = night(tmp.path());
-        let server = Server::start(
-            &tmp.path().join("smtp"),
-            0,
-            &["--drop-at", &format!("{step}:4")],
-        );
-        let o = send(&out, &state, &server.url(), &["--connections", "1"]);
+        let scene = Scene::new();
+        let server = scene.relay(0, &["--drop-at", &format!("{step}:4")]);
+        let o = scene.send(&server, &["--connections", "1"]);
         let text = stdout(&o);
         assert!(o.status.success(), "{step}: {text}{}", stderr(&o));
         assert!(
@@ -346,8 +356,8 @@ fn a_connection_cut_before_the_data_is_tried_again_not_left_in_doubt() {
             )),
             "{step}: {text}"
         );
-        assert_exactly_once(&out, &server.received());
-        let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
+        assert_exactly_once(&scene.out, &server.received());
+        let log = delivery_log(&scene.state);
         assert_eq!(log.matches(",retry,").count(), retried, "{step}: {log}");
         assert!(!log.contains(",in_doubt,"), "{step}: {log}");
     }
@@ -360,39 +370,36 @@ fn a_connection_cut_before_the_data_is_tried_again_not_left_in_doubt() {
 /// delivers everything once.
 #[test]
 fn a_relay_refusing_the_sender_stops_the_run_with_nothing_failed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
-    let dir = tmp.path().join("smtp");
-    let port = {
-        let server = Server::start(&dir, 0, &["--refuse-sender"]);
-        let o = send(&out, &state, &server.url(), &[]);
-        assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
-        let err = stderr(&o);
-        assert!(
-            err.contains("refuses this client") && err.contains("(550)"),
-            "{err}"
-        );
-        assert!(server.received().is_empty());
-        let log = std::fs::read_to_string(state.join("deliveries/2026-01-05.csv")).unwrap();
-        assert!(!log.contains(",failed,"), "{log}");
-        server.port
-    };
-    let server = Server::start(&dir, port, &[]);
-    let o = send(&out, &state, &server.url(), &[]);
+    let scene = Scene::new();
+    let server = scene.relay(0, &["--refuse-sender"]);
+    let o = scene.send(&server, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("refuses this client") && err.contains("(550)"),
+        "{err}"
+    );
+    assert!(server.received().is_empty());
+    let log = delivery_log(&scene.state);
+    assert!(!log.contains(",failed,"), "{log}");
+    let port = server.port;
+    drop(server);
+
+    let (o, server) = scene.resume(port);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(
         stdout(&o).contains("sent 13 now, 0 before; 0 retried; 0 failed"),
         "{}",
         stdout(&o)
     );
-    assert_exactly_once(&out, &server.received());
+    assert_exactly_once(&scene.out, &server.received());
 }
 
 #[test]
 fn a_killed_send_resumes_without_duplicates() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
-    let server = Server::start(&tmp.path().join("smtp"), 0, &["--delay-ms", "150"]);
+    let scene = Scene::new();
+    let (state, out) = (scene.state.clone(), scene.out.clone());
+    let server = scene.relay(0, &["--delay-ms", "150"]);
     let mut child = Command::new(bin())
         .args(["-q", "send", out.to_str().unwrap(), "--smtp", &server.url()])
         .args(["--state", state.to_str().unwrap()])
@@ -451,8 +458,8 @@ fn a_killed_send_resumes_without_duplicates() {
 
 #[test]
 fn credentials_never_in_the_url() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
+    let scene = Scene::new();
+    let (state, out) = (scene.state.clone(), scene.out.clone());
     let o = send(&out, &state, "smtp://bob:hunter2@127.0.0.1:1", &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
@@ -465,9 +472,9 @@ fn credentials_never_in_the_url() {
 
 #[test]
 fn max_and_rate_hold_back_and_space_the_messages() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
-    let server = Server::start(&tmp.path().join("smtp"), 0, &[]);
+    let scene = Scene::new();
+    let (state, out) = (scene.state.clone(), scene.out.clone());
+    let server = scene.relay(0, &[]);
     let o = send(&out, &state, &server.url(), &["--max", "4"]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(
@@ -587,9 +594,9 @@ fn send_env(
 
 #[test]
 fn starttls_and_smtps_with_a_private_ca_and_credentials_from_the_environment() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, out) = night(tmp.path());
-    let (ca, cert, key) = certificates(tmp.path());
+    let scene = Scene::new();
+    let (tmp, state, out) = (scene.tmp.path(), scene.state.clone(), scene.out.clone());
+    let (ca, cert, key) = certificates(tmp);
     let (cert, key, ca) = (
         cert.to_str().unwrap(),
         key.to_str().unwrap(),
@@ -602,7 +609,7 @@ fn starttls_and_smtps_with_a_private_ca_and_credentials_from_the_environment() {
 
     // STARTTLS required by the server, AUTH required too.
     let server = Server::start(
-        &tmp.path().join("smtp-starttls"),
+        &tmp.join("smtp-starttls"),
         0,
         &[
             "--cert",
@@ -641,11 +648,11 @@ fn starttls_and_smtps_with_a_private_ca_and_credentials_from_the_environment() {
     assert_exactly_once(&out, &server.received());
 
     // smtps://: TLS from the first byte, on another night's state.
-    let state2 = tmp.path().join("state2");
+    let state2 = tmp.join("state2");
     copy_tree(&state, &state2);
     std::fs::remove_dir_all(state2.join("deliveries")).unwrap();
     let server = Server::start(
-        &tmp.path().join("smtp-smtps"),
+        &tmp.join("smtp-smtps"),
         0,
         &["--cert", cert, "--key", key, "--implicit-tls"],
     );
