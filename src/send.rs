@@ -634,7 +634,6 @@ impl Relay {
 }
 
 /// How one message's exchange with the relay ended.
-#[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     /// Taken: the relay's reply.
     Sent(String),
@@ -679,9 +678,7 @@ impl Outcome {
             _ => Outcome::NotTaken(line),
         }
     }
-}
 
-impl Outcome {
     /// This outcome of a new connection, made because the kept one
     /// answered `first`: both in the log.
     fn after(self, first: Option<String>) -> Outcome {
