@@ -11,6 +11,9 @@
 //!   DUNNING_BENCH_LOG=debug ...                     # the nights' log level (info)
 //!   DUNNING_BENCH_PARTS=emails cargo bench --bench night
 //!                                                   # the e-mails-only nights alone
+//!   DUNNING_BENCH_PARTS=send cargo bench --bench night
+//!                                                   # `dunning send` to a loopback relay,
+//!                                                   # against lettre's pooled transport
 //!   DUNNING_BENCH_PARTS=hash DUNNING_BENCH_DEBTORS=1000000 cargo bench --bench night
 //!                                                   # the inputs' hashing alone
 //!
@@ -373,6 +376,138 @@ fn settled() {
     }
 }
 
+/// The delivery tests' relay (tests/smtp/server.py: aiosmtpd, which
+/// scripts/setup.sh installs) on a free loopback port, keeping what it
+/// receives in `dir`.
+struct Relay {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Relay {
+    fn start(dir: &Path) -> Relay {
+        use std::io::BufRead;
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/server.py"))
+            .args(["--port", "0", "--out"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd (scripts/setup.sh installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+        Relay { child, port }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `dunning send` of the first [`SENT`] e-mails of an e-mails-only night
+/// to a relay on loopback, over its default 4 connections, against the
+/// same messages handed to lettre's pooled `SmtpTransport` by 4 threads
+/// (how `send` delivered before it drove its own connections), nothing
+/// logged. Alternated, best of 2 each; each run against a fresh relay,
+/// `send` from a copy of the night's state.
+fn sending(csv: &Path, work: &Path) {
+    const SENT: usize = 3_000;
+    let policy = emails_only(work);
+    let night_dir = work.with_extension("send");
+    night_with(csv, "csv", &night_dir, &[], &policy);
+    let out = night_dir.join("out");
+    let mut index = csv::Reader::from_path(out.join("emails/index.csv")).unwrap();
+    let messages: Vec<(PathBuf, String)> = index
+        .records()
+        .take(SENT)
+        .map(|r| {
+            let r = r.unwrap();
+            (out.join("emails").join(&r[0]), r[3].to_owned())
+        })
+        .collect();
+    assert_eq!(messages.len(), SENT, "the night has fewer e-mails");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        let state = night_dir.join(format!("state-{round}"));
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(night_dir.join("state"))
+            .arg(&state)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        let relay = Relay::start(&night_dir.join(format!("relay-{round}")));
+        let t = Instant::now();
+        let o = Command::new(env!("CARGO_BIN_EXE_dunning"))
+            .args(["-q", "send"])
+            .arg(&out)
+            .args(["--smtp", &format!("smtp://127.0.0.1:{}", relay.port)])
+            .arg("--state")
+            .arg(&state)
+            .args(["--max", &SENT.to_string()])
+            .output()
+            .unwrap();
+        ours.push(t.elapsed().as_secs_f64());
+        assert!(
+            o.status.success(),
+            "send failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        drop(relay);
+        let relay = Relay::start(&night_dir.join(format!("lettre-{round}")));
+        theirs.push(lettre_pool(&messages, relay.port));
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (a, b) = (best(&ours), best(&theirs));
+    println!(
+        "  dunning send, {SENT} e-mails to a loopback relay (best of 2: {}): {a:.2} s = {:.0} e-mails/s; \
+         lettre's pooled transport, the same messages, nothing logged (best of 2: {}): {b:.2} s = {:.0} e-mails/s; \
+         send took {:.2}x lettre's",
+        ours.iter().map(|s| format!("{s:.2} s")).collect::<Vec<_>>().join(", "),
+        SENT as f64 / a,
+        theirs.iter().map(|s| format!("{s:.2} s")).collect::<Vec<_>>().join(", "),
+        SENT as f64 / b,
+        a / b
+    );
+    delete_all(&[night_dir]);
+}
+
+/// `messages` sent by 4 threads through one lettre `SmtpTransport` with a
+/// pool of 4 connections: seconds.
+fn lettre_pool(messages: &[(PathBuf, String)], port: u16) -> f64 {
+    use lettre::Transport;
+    let transport = lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(port)
+        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(4))
+        .build();
+    let from: lettre::Address = "relances@banque-exemple.fr".parse().unwrap();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((file, to)) = messages.get(i) else {
+                    break;
+                };
+                let bytes = std::fs::read(file).unwrap();
+                let envelope =
+                    lettre::address::Envelope::new(Some(from.clone()), vec![to.parse().unwrap()])
+                        .unwrap();
+                transport.send_raw(&envelope, &bytes).unwrap();
+            });
+        }
+    });
+    t.elapsed().as_secs_f64()
+}
+
 /// Removes the nights' folders, once nothing more is measured, and notes
 /// when for [`settled`].
 fn delete_all(dirs: &[PathBuf]) {
@@ -723,6 +858,10 @@ fn main() {
             continue;
         }
         let work = data_dir(n, "work");
+        if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("send") {
+            sending(&csv, &work);
+            continue;
+        }
         if std::env::var("DUNNING_BENCH_PARTS").as_deref() == Ok("emails") {
             delete_all(&emails(&csv, &work));
             continue;
