@@ -25,6 +25,11 @@
 //! second and the peak RSS of the night's process (getrusage). Figures are
 //! ratios against the baseline of the same run: these machines are shared.
 
+#[path = "../tests/common.rs"]
+mod common;
+#[path = "../tests/smtp/relay.rs"]
+mod relay;
+
 use polars::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -376,41 +381,6 @@ fn settled() {
     }
 }
 
-/// The delivery tests' relay (tests/smtp/server.py: aiosmtpd, which
-/// scripts/setup.sh installs) on a free loopback port, keeping what it
-/// receives in `dir`.
-struct Relay {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Relay {
-    fn start(dir: &Path) -> Relay {
-        use std::io::BufRead;
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/server.py"))
-            .args(["--port", "0", "--out"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with aiosmtpd (scripts/setup.sh installs it)");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
-        Relay { child, port }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `dunning send` of the first [`SENT`] e-mails of an e-mails-only night
 /// to a relay on loopback, over its default 4 connections, against the
 /// same messages handed to lettre's pooled `SmtpTransport` by 4 threads
@@ -436,19 +406,13 @@ fn sending(csv: &Path, work: &Path) {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..2 {
         let state = night_dir.join(format!("state-{round}"));
-        let copied = Command::new("cp")
-            .arg("-r")
-            .arg(night_dir.join("state"))
-            .arg(&state)
-            .status()
-            .unwrap();
-        assert!(copied.success());
-        let relay = Relay::start(&night_dir.join(format!("relay-{round}")));
+        common::copy_tree(&night_dir.join("state"), &state);
+        let relay = relay::Server::start(&night_dir.join(format!("relay-{round}")), 0, &[]);
         let t = Instant::now();
         let o = Command::new(env!("CARGO_BIN_EXE_dunning"))
             .args(["-q", "send"])
             .arg(&out)
-            .args(["--smtp", &format!("smtp://127.0.0.1:{}", relay.port)])
+            .args(["--smtp", &relay.url()])
             .arg("--state")
             .arg(&state)
             .args(["--max", &SENT.to_string()])
@@ -461,7 +425,7 @@ fn sending(csv: &Path, work: &Path) {
             String::from_utf8_lossy(&o.stderr)
         );
         drop(relay);
-        let relay = Relay::start(&night_dir.join(format!("lettre-{round}")));
+        let relay = relay::Server::start(&night_dir.join(format!("lettre-{round}")), 0, &[]);
         theirs.push(lettre_pool(&messages, relay.port));
     }
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);

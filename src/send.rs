@@ -722,6 +722,8 @@ fn exchange(
     // waited for the relay to acknowledge the message (Nagle's algorithm),
     // which it delays by up to 40 ms when nothing else comes: that wait
     // was most of each message's time.
+    // The night's e-mails are 7-bit; bytes that are not UTF-8 (a file
+    // no night writes) go lettre's way, slow but right.
     let resp = match std::str::from_utf8(bytes) {
         Ok(text) => c.command(with_final_dot(text)),
         Err(_) => c.message(bytes),
@@ -953,7 +955,7 @@ impl Delivery<'_> {
                     if let Some(mut c) = conn.take() {
                         c.abort();
                     }
-                    let closed = e.status().is_none_or(|c| c.to_string() == "421");
+                    let closed = e.status().is_none_or(|code| code.to_string() == "421");
                     if kept && step == Step::Mail && closed {
                         kept = false;
                         closed_with = Some(crate::error_line(&e));

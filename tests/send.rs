@@ -3,75 +3,13 @@
 //! server receives is compared with the night's `.eml` files byte for byte.
 
 mod common;
+#[path = "smtp/relay.rs"]
+mod relay;
 use common::*;
+use relay::Server;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path, port: u16, extra: &[&str]) -> Server {
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(root().join("tests/smtp/server.py"))
-            .args(["--port", &port.to_string(), "--out"])
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 with aiosmtpd (scripts/setup.sh installs it)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .unwrap_or_else(|| panic!("server said `{line}`"))
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            port,
-            dir: dir.to_owned(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Message-ID -> every copy received.
-    fn received(&self) -> BTreeMap<String, Vec<Vec<u8>>> {
-        let mut out: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for j in files {
-            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
-            let eml = std::fs::read(j.with_extension("eml")).unwrap();
-            out.entry(v["message_id"].as_str().unwrap().to_owned())
-                .or_default()
-                .push(eml);
-        }
-        out
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Stdio};
 
 /// The first night of the holds scenario (13 e-mails) in a folder of its
 /// own, and where a test relay keeps what it receives.
